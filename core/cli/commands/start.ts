@@ -1,0 +1,26 @@
+import { loadConfigFile } from '../../config/load.js';
+import { Petrel } from '../../petrel.js';
+import type { CliContext } from '../petrel.js';
+
+/**
+ * Runs the MTA until SIGTERM or SIGINT, then shuts down gracefully: no new
+ * connections, messages being received may finish, plugins close, exit 0.
+ */
+export async function startCommand(context: CliContext): Promise<number> {
+  const loaded = await loadConfigFile(context.configFile);
+  const petrel = await Petrel.start({ config: loaded });
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: NodeJS.Signals) => {
+      petrel.logger.info({ signal }, `${signal}: shutting down`);
+      petrel.stop().then(
+        () => resolve(0),
+        (error: unknown) => {
+          petrel.logger.error({ err: error }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/config-error.js';
+import { PetrelError } from '../errors.js';
+import { checkConfigCommand } from './commands/check-config.js';
+import { queueCommand } from './commands/queue.js';
+import { startCommand } from './commands/start.js';
+
+const USAGE = `usage: petrel <command> [options]
+
+commands:
+  start                  run the MTA
+  check-config           validate the config (and plugin options); exit 1 on problems
+  queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--json]
+  queue show ID          one message: envelope, recipients, attempts [--json]
+  queue stats            counts by state [--json]
+
+options:
+  -c, --config FILE      config file (default: $PETREL_CONFIG or ./mta.config.yaml)
+  -h, --help             this text
+`;
+
+export interface CliContext {
+  readonly configFile: string;
+  readonly args: string[];
+  readonly flags: Record<string, string | boolean | undefined>;
+  readonly out: (line: string) => void;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      json: { type: 'boolean' },
+      state: { type: 'string' },
+      domain: { type: 'string' },
+      sender: { type: 'string' },
+    },
+  });
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const context: CliContext = {
+    configFile: values.config ?? process.env.PETREL_CONFIG ?? 'mta.config.yaml',
+    args,
+    flags: values,
+    out: (line) => process.stdout.write(`${line}\n`),
+  };
+  switch (command) {
+    case 'start':
+      return startCommand(context);
+    case 'check-config':
+      return checkConfigCommand(context);
+    case 'queue':
+      return queueCommand(context);
+    default:
+      process.stderr.write(`petrel: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`petrel: ${error.message}\n`);
+    } else if (error instanceof PetrelError) {
+      process.stderr.write(`petrel: ${error.message} [${error.code}]\n`);
+    } else if ((error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      process.stderr.write(`petrel: ${(error as Error).message}\n\n${USAGE}`);
+    } else {
+      process.stderr.write(`petrel: ${(error as Error)?.stack ?? String(error)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,135 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { duration, port, size } from './units.js';
+import { HOOK_NAMES, type HookName } from '../hooks/catalogue.js';
+
+/**
+ * The schema of mta.config.yaml. Every object is strict: an unknown key is an
+ * error, so a typo never passes silently. Defaults are the values an operator
+ * would want on an Internet-facing server; docs/configuration.md lists them.
+ */
+
+const certificateFiles = z.strictObject({
+  cert: z.string().min(1).describe('PEM certificate chain file'),
+  key: z.string().min(1).describe('PEM private key file'),
+});
+
+const sniEntry = certificateFiles.extend({
+  names: z.array(z.string().min(1)).min(1).describe('server names (SNI) this certificate serves; *.example.org allowed'),
+});
+
+const tlsSchema = z
+  .strictObject({
+    cert: z.string().min(1).optional().describe('PEM certificate chain file for the default name'),
+    key: z.string().min(1).optional().describe('PEM private key file for the default name'),
+    sni: z.array(sniEntry).default([]).describe('further certificates chosen by the name the client asks for'),
+    selfSigned: z
+      .boolean()
+      .default(false)
+      .describe('generate a self-signed certificate under dataDir when cert/key are not set (development only)'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  })
+  .refine((tls) => (tls.cert === undefined) === (tls.key === undefined), {
+    message: 'cert and key must be given together',
+  });
+
+const listenerSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'a name of letters, digits, - and _').describe('used in logs and by plugins'),
+  host: z.string().min(1).default('0.0.0.0'),
+  port: port(),
+  tls: z
+    .enum(['none', 'starttls', 'starttls-required', 'implicit'])
+    .default('starttls')
+    .describe('none, STARTTLS offered, STARTTLS required before MAIL, or TLS from the first byte (port 465)'),
+  auth: z.boolean().default(false).describe('offer AUTH on this listener (needs an auth plugin)'),
+  submission: z.boolean().default(false).describe('a submission port: relaying needs AUTH'),
+  insecureAuth: z
+    .boolean()
+    .default(false)
+    .describe('allow AUTH without TLS; only honoured for clients on loopback (development)'),
+  greetingDelay: duration()
+    .default(0)
+    .describe('pause before the 220 greeting; a client that talks first is dropped (anti-spam, MX only)'),
+  reverseDns: z.boolean().optional().describe('override dns.reverseLookup for this listener'),
+});
+
+const hookTimeouts = z.strictObject(
+  Object.fromEntries(HOOK_NAMES.map((name) => [name, duration().optional()])) as Record<
+    HookName,
+    z.ZodOptional<ReturnType<typeof duration>>
+  >,
+);
+
+const pluginEntry = z
+  .strictObject({
+    name: z.string().min(1).optional().describe('a built-in plugin (plugins/<name>/)'),
+    path: z.string().min(1).optional().describe('a plugin file, relative to this config file'),
+    package: z.string().min(1).optional().describe('an npm package exporting a plugin class'),
+    enabled: z.boolean().default(true),
+    priority: z.number().int().optional().describe("higher runs earlier within a hook; overrides the plugin's own; ties keep config order"),
+    timeout: duration().optional().describe('handler timeout for every hook of this plugin'),
+    timeouts: hookTimeouts.optional().describe('handler timeout per hook for this plugin'),
+    options: z.record(z.string(), z.unknown()).default({}),
+  })
+  .refine((entry) => [entry.name, entry.path, entry.package].filter((v) => v !== undefined).length === 1, {
+    message: 'give exactly one of name, path or package',
+  });
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      hostname: z.string().min(1).default(hostname()).describe('our name in the greeting, Received and Authentication-Results'),
+      dataDir: z.string().min(1).default('./data').describe('all state lives here, relative to the config file'),
+      localDomains: z
+        .array(z.string().min(1))
+        .default([])
+        .describe('domains this server receives mail for (final destination)'),
+      shutdownTimeout: duration().prefault('30s').describe('how long open transactions may finish on SIGTERM'),
+    })
+    .prefault({}),
+  listeners: z.array(listenerSchema).min(1),
+  tls: tlsSchema.optional(),
+  limits: z
+    .strictObject({
+      messageSize: size().prefault('25MiB').describe('SIZE advertised; larger messages get 552'),
+      headerSize: size().prefault('1MiB').describe('largest header block'),
+      recipients: z.number().int().min(1).default(100).describe('recipients per message'),
+      clients: z.number().int().min(1).default(1000).describe('simultaneous connections per listener'),
+      commandLength: z.number().int().min(512).default(4096).describe('longest command line in bytes'),
+      unauthenticatedCommands: z.number().int().min(1).default(20),
+      socketTimeout: duration().prefault('5m').describe('idle time before a connection is closed'),
+    })
+    .prefault({}),
+  dns: z
+    .strictObject({
+      reverseLookup: z.boolean().default(true).describe('look up the client name (PTR, forward-confirmed)'),
+      timeout: duration().prefault('3s'),
+      cacheTtl: duration().prefault('5m'),
+    })
+    .prefault({}),
+  hooks: z
+    .strictObject({
+      timeouts: hookTimeouts.prefault({}),
+    })
+    .prefault({}),
+  redis: z
+    .strictObject({
+      url: z.string().min(1).default('redis://127.0.0.1:6379'),
+      keyPrefix: z.string().default('petrel:'),
+    })
+    .optional()
+    .describe('only when a plugin needs it; absent means no Redis connection is made'),
+  logging: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+  plugins: z.array(pluginEntry).default([]),
+});
+
+export type PetrelConfig = z.output<typeof configSchema>;
+export type ListenerConfig = PetrelConfig['listeners'][number];
+export type PluginEntryConfig = PetrelConfig['plugins'][number];
+export type HookTimeoutsConfig = z.output<typeof hookTimeouts>;
+export type TlsConfig = NonNullable<PetrelConfig['tls']>;
+

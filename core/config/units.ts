@@ -1,0 +1,57 @@
+import { z } from 'zod';
+
+/**
+ * Durations and sizes as operators write them ("30s", "5m", "25MiB"). A bare
+ * number is milliseconds or bytes. Parsed once at load time, so the rest of
+ * the code only ever sees numbers.
+ */
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const SIZE_UNITS: Record<string, number> = {
+  b: 1, k: 1_000, kb: 1_000, m: 1_000_000, mb: 1_000_000, g: 1_000_000_000, gb: 1_000_000_000,
+  kib: 1_024, mib: 1_048_576, gib: 1_073_741_824,
+};
+
+const DURATION_TEXT = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/i;
+const SIZE_TEXT = /^(\d+(?:\.\d+)?)\s*(b|k|kb|m|mb|g|gb|kib|mib|gib)$/i;
+
+export function parseDuration(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
+  const match = DURATION_TEXT.exec(value.trim());
+  return match ? Math.round(Number(match[1]) * DURATION_UNITS[match[2].toLowerCase()]) : undefined;
+}
+
+export function parseSize(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value : undefined;
+  const match = SIZE_TEXT.exec(value.trim());
+  return match ? Math.round(Number(match[1]) * SIZE_UNITS[match[2].toLowerCase()]) : undefined;
+}
+
+/** A duration option: `30s`, `5m`, `100ms`, `4h`, `5d`, or a number of milliseconds. */
+export const duration = () =>
+  z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const parsed = parseDuration(value);
+    if (parsed === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration like 100ms, 30s, 5m, 4h or 5d', input: value });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+
+/** A size option: `25MiB`, `10MB`, `512KiB`, or a number of bytes. */
+export const size = () =>
+  z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const parsed = parseSize(value);
+    if (parsed === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected a size like 512KiB, 25MiB or a number of bytes', input: value });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+
+/** A TCP port; numeric strings are accepted because `${PORT}` interpolation yields text. */
+export const port = () =>
+  z
+    .union([z.number(), z.string().regex(/^\d+$/, 'a port number')])
+    .transform(Number)
+    .pipe(z.number().int().min(0).max(65535));

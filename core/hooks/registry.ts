@@ -1,0 +1,80 @@
+import { PetrelError } from '../errors.js';
+import type { HookHandler, HookName } from './catalogue.js';
+
+export interface HandlerOptions {
+  /** Higher runs earlier; ties keep config order. A priority set in the config overrides this. */
+  readonly priority?: number;
+}
+
+/** What a plugin's `register()` gets: adds handlers on behalf of that plugin. */
+export interface HookRegistrar {
+  on<H extends HookName>(hook: H, handler: HookHandler<H>, options?: HandlerOptions): void;
+}
+
+export interface RegisteredHandler<H extends HookName = HookName> {
+  readonly plugin: string;
+  readonly hook: H;
+  readonly handler: HookHandler<H>;
+  readonly priority: number;
+  readonly timeoutMs: number;
+  /** Registration order, the tie-breaker after priority. */
+  readonly sequence: number;
+}
+
+export interface PluginHookSettings {
+  /** From the config entry; undefined when the operator did not set one. */
+  readonly priority: number | undefined;
+  /** The handler timeout for each hook, already merged from defaults and config. */
+  readonly timeoutFor: (hook: HookName) => number;
+}
+
+/**
+ * One list of handlers per hook name (as in fastify's lib/hooks.js). Filled
+ * while plugins register, then sealed: after boot nothing can be added, so
+ * the pipeline a session runs is the one that was checked at start.
+ */
+export class HookRegistry {
+  readonly #handlers = new Map<HookName, RegisteredHandler[]>();
+  #sealed = false;
+  #sequence = 0;
+
+  forPlugin(plugin: string, settings: PluginHookSettings): HookRegistrar {
+    return {
+      on: (hook, handler, options) => {
+        if (this.#sealed) {
+          throw new PetrelError('PETREL_HOOKS_SEALED', `plugin ${plugin} tried to add a ${hook} handler after start; register hooks in register()`);
+        }
+        if (typeof handler !== 'function') {
+          throw new PetrelError('PETREL_HOOK_HANDLER', `plugin ${plugin}: the ${hook} handler must be a function`);
+        }
+        const list = this.#handlers.get(hook) ?? [];
+        list.push({
+          plugin,
+          hook,
+          handler: handler as HookHandler<HookName>,
+          priority: settings.priority ?? options?.priority ?? 0,
+          timeoutMs: settings.timeoutFor(hook),
+          sequence: this.#sequence++,
+        });
+        list.sort((a, b) => b.priority - a.priority || a.sequence - b.sequence);
+        this.#handlers.set(hook, list);
+      },
+    };
+  }
+
+  seal(): void {
+    this.#sealed = true;
+  }
+
+  get sealed(): boolean {
+    return this.#sealed;
+  }
+
+  handlers<H extends HookName>(hook: H): readonly RegisteredHandler<H>[] {
+    return (this.#handlers.get(hook) ?? []) as unknown as RegisteredHandler<H>[];
+  }
+
+  has(hook: HookName): boolean {
+    return (this.#handlers.get(hook)?.length ?? 0) > 0;
+  }
+}

@@ -1,0 +1,95 @@
+import type { Logger } from '../log/logger.js';
+import type { HookArgs, HookName } from './catalogue.js';
+import type { HookRegistry, RegisteredHandler } from './registry.js';
+import { defer, isDecisive, next, type HookResult } from './results.js';
+
+/** The result of running one hook, and which plugin decided it. */
+export interface HookRun {
+  readonly result: HookResult;
+  /** Undefined when every handler said next(). */
+  readonly decidedBy?: string;
+}
+
+/**
+ * The reply a client gets when a handler throws or runs out of time. The
+ * details go to the log, not to the client.
+ */
+export const HANDLER_FAILED = defer(451, '4.3.0', 'Temporary local problem, please try again later');
+
+const UNDECIDED: HookRun = Object.freeze({ result: next() });
+
+class HandlerTimeout extends Error {
+  constructor(ms: number) {
+    super(`did not answer within ${ms} ms`);
+    this.name = 'HandlerTimeout';
+  }
+}
+
+/**
+ * Runs the handlers of one hook in order until one decides. A handler that
+ * throws, rejects, returns something that is not a result, or runs past its
+ * timeout counts as a temporary failure (451 4.3.0) with a log line naming
+ * the plugin; it never crashes the process or ends the session.
+ */
+export class HookRunner {
+  constructor(private readonly registry: HookRegistry) {}
+
+  async run<H extends HookName>(hook: H, log: Logger, ...args: HookArgs<H>): Promise<HookRun> {
+    const handlers = this.registry.handlers(hook);
+    for (const entry of handlers) {
+      let result: HookResult;
+      try {
+        result = await this.#call(entry, args);
+      } catch (error) {
+        log.error(
+          { plugin: entry.plugin, hook, err: error, code: 'PETREL_HOOK_FAILED' },
+          `plugin ${entry.plugin} failed in ${hook} hook: ${(error as Error)?.message ?? String(error)}`,
+        );
+        return { result: HANDLER_FAILED, decidedBy: entry.plugin };
+      }
+      if (isDecisive(result)) return { result, decidedBy: entry.plugin };
+    }
+    return UNDECIDED;
+  }
+
+  async #call<H extends HookName>(entry: RegisteredHandler<H>, args: HookArgs<H>): Promise<HookResult> {
+    const outcome = (entry.handler as (...a: HookArgs<H>) => HookResult | Promise<HookResult>)(...args);
+    const result = isPromiseLike(outcome) ? await withTimeout(outcome, entry.timeoutMs) : outcome;
+    if (!isHookResult(result)) {
+      throw new TypeError(`returned ${describe(result)} instead of next(), accept(), reject(), defer() or disconnect()`);
+    }
+    return result;
+  }
+}
+
+function withTimeout<T>(promise: PromiseLike<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new HandlerTimeout(ms)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<HookResult> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
+}
+
+const KINDS = new Set(['next', 'accept', 'reject', 'defer', 'disconnect']);
+
+function isHookResult(value: unknown): value is HookResult {
+  return typeof value === 'object' && value !== null && KINDS.has((value as { kind?: string }).kind ?? '');
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}

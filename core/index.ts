@@ -1,0 +1,48 @@
+/**
+ * Petrel's public API for plugin authors: `import { ... } from 'petrel'`.
+ * Everything here is covered by semver; anything imported from deeper paths
+ * is internal.
+ */
+import 'reflect-metadata';
+
+export { inject, injectable } from 'tsyringe';
+export { z } from 'zod';
+
+export { accept, defer, disconnect, next, reject } from './hooks/results.js';
+export type {
+  AcceptResult,
+  DecisiveResult,
+  DeferResult,
+  DisconnectResult,
+  EnhancedCode,
+  HookResult,
+  NextResult,
+  PermanentCode,
+  PermanentEnhancedCode,
+  RejectResult,
+  SmtpReply,
+  TransientCode,
+  TransientEnhancedCode,
+} from './hooks/results.js';
+export type { HookArgs, HookHandler, HookMap, HookName, HookOutcome } from './hooks/catalogue.js';
+export { HOOK_NAMES, DEFAULT_HOOK_TIMEOUTS } from './hooks/catalogue.js';
+export type { HandlerOptions, HookRegistrar } from './hooks/registry.js';
+export type { OptionsOf, Plugin, PluginClass, PluginMeta } from './plugins/contract.js';
+export type { Address, Credentials, HeloInfo, ListenerInfo, Notes, Session, TlsInfo, Transaction } from './session.js';
+export { IncomingMessage } from './spool/incoming-message.js';
+export type { HeaderField, MessageHeaders } from './spool/message-headers.js';
+export { TOKENS } from './di/tokens.js';
+export type { Clock } from './clock.js';
+export type { DnsResolver, RecordType } from './dns/resolver.js';
+export type { Logger } from './log/logger.js';
+export type { Paths } from './paths.js';
+export type * from './queue/contract.js';
+export { stateOf } from './queue/contract.js';
+export type { PetrelConfig } from './config/schema.js';
+export { ConfigError } from './config/config-error.js';
+export type { ConfigIssue } from './config/config-error.js';
+export { configFromObject, loadConfigFile, parseConfigText } from './config/load.js';
+export { Petrel } from './petrel.js';
+export type { PetrelOptions } from './petrel.js';
+export { PetrelError, ERROR_CODES } from './errors.js';
+export type { ErrorCode } from './errors.js';

@@ -1,0 +1,62 @@
+import { format } from 'node:util';
+import { pino, type Logger as PinoLogger, type DestinationStream, type LevelWithSilent } from 'pino';
+
+/** Petrel's logger: pino, one JSON object a line. */
+export type Logger = PinoLogger;
+
+export interface LoggerOptions {
+  readonly level: LevelWithSilent;
+  /** Where lines go; stdout when omitted. Tests pass a stream to read them. */
+  readonly destination?: DestinationStream;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    options.destination ?? pino.destination({ sync: false }),
+  );
+}
+
+/** The bunyan-style logger smtp-server calls: `logger.info(fields, 'format %s', arg)`. */
+export interface BunyanStyleLogger {
+  trace(...args: unknown[]): void;
+  debug(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+  fatal(...args: unknown[]): void;
+}
+
+/**
+ * Wraps pino for smtp-server. smtp-server formats with util.format-style
+ * placeholders, which pino only partly understands, so the text is formatted
+ * here and the fields object is kept as structured fields. Its chatty
+ * connection and protocol lines go one level down (info → debug) because
+ * Petrel logs its own line per transaction.
+ */
+export function bunyanAdapter(logger: Logger): BunyanStyleLogger {
+  const write = (level: 'trace' | 'debug' | 'info' | 'warn' | 'error') =>
+    (...args: unknown[]): void => {
+      if (!logger.isLevelEnabled(level)) return;
+      const [first, ...rest] = args;
+      if (first !== null && typeof first === 'object' && !(first instanceof Error)) {
+        const { tnx, cid, ...fields } = first as Record<string, unknown>;
+        logger[level]({ ...fields, tnx, sid: cid, component: 'smtp-server' }, format(...(rest as [unknown, ...unknown[]])));
+      } else {
+        logger[level]({ component: 'smtp-server' }, format(...(args as [unknown, ...unknown[]])));
+      }
+    };
+  return {
+    trace: write('trace'),
+    debug: write('trace'),
+    info: write('debug'),
+    warn: write('warn'),
+    error: write('warn'),
+    fatal: write('error'),
+  };
+}

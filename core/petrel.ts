@@ -1,0 +1,161 @@
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import { container as globalContainer, type DependencyContainer } from 'tsyringe';
+import { systemClock, type Clock } from './clock.js';
+import type { LoadedConfig } from './config/load.js';
+import type { PetrelConfig } from './config/schema.js';
+import { TOKENS } from './di/tokens.js';
+import { ReverseLookup } from './dns/reverse-lookup.js';
+import { systemResolver, type DnsResolver } from './dns/resolver.js';
+import { HookRegistry } from './hooks/registry.js';
+import { HookRunner } from './hooks/runner.js';
+import { createLogger, type Logger } from './log/logger.js';
+import { makePaths, type Paths } from './paths.js';
+import { PluginHost } from './plugins/plugin-host.js';
+import type { Queue } from './queue/contract.js';
+import { SmtpListener } from './smtp/smtp-listener.js';
+import { loadTlsMaterial, type TlsMaterial } from './smtp/tls-material.js';
+import { Spool } from './spool/spool.js';
+
+export interface PetrelOptions {
+  readonly config: LoadedConfig;
+  /** Defaults to a pino logger at the configured level on stdout. */
+  readonly logger?: Logger;
+  /** Defaults to the system resolver. Tests inject test/harness/fake-dns.ts. */
+  readonly dns?: DnsResolver;
+  readonly clock?: Clock;
+  /**
+   * Replace a service before plugins are built, keeping everything else real
+   * (like NestJS's overrideProvider): `c => c.registerInstance(TOKENS.Dns, fake)`.
+   */
+  readonly override?: (container: DependencyContainer) => void;
+}
+
+/**
+ * A running Petrel: the container, the plugins, the listeners. `Petrel.start`
+ * brings it up in the order the lifecycle promises (plugins constructed,
+ * registered and started before any port opens), `stop` takes it down
+ * gracefully.
+ */
+export class Petrel {
+  readonly listeners: SmtpListener[] = [];
+  readonly config: PetrelConfig;
+  readonly paths: Paths;
+  #redis: Redis | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly container: DependencyContainer,
+    private readonly registry: HookRegistry,
+    readonly plugins: PluginHost,
+    readonly logger: Logger,
+    loaded: LoadedConfig,
+  ) {
+    this.config = loaded.config;
+    this.paths = makePaths(loaded.baseDir, loaded.config.server.dataDir);
+  }
+
+  /** Builds the container and constructs and registers the plugins, without starting anything. */
+  static async build(options: PetrelOptions): Promise<Petrel> {
+    const { config } = options.config;
+    const logger = options.logger ?? createLogger({ level: config.logging.level });
+    const root = globalContainer.createChildContainer();
+    const registry = new HookRegistry();
+    const petrel = new Petrel(root, registry, new PluginHost(root, registry, logger), logger, options.config);
+    const clock = options.clock ?? systemClock;
+    root.registerInstance(TOKENS.Config, config);
+    root.registerInstance(TOKENS.Paths, petrel.paths);
+    root.registerInstance(TOKENS.Clock, clock);
+    root.registerInstance(TOKENS.Dns, options.dns ?? systemResolver(config.dns.timeout));
+    root.registerInstance(TOKENS.Spool, new Spool(petrel.paths.dataDir));
+    root.registerInstance(TOKENS.Logger, logger);
+    if (config.redis) {
+      petrel.#redis = new Redis(config.redis.url, { keyPrefix: config.redis.keyPrefix, lazyConnect: true });
+      petrel.#redis.on('error', (error: Error) => logger.warn({ err: error }, `redis: ${error.message}`));
+      root.registerInstance(TOKENS.Redis, petrel.#redis);
+    }
+    options.override?.(root);
+    await petrel.plugins.load(options.config);
+    return petrel;
+  }
+
+  /** Builds, starts plugins, opens listeners. On any failure, what was started is closed again. */
+  static async start(options: PetrelOptions): Promise<Petrel> {
+    const petrel = await Petrel.build(options);
+    try {
+      await petrel.#start();
+    } catch (error) {
+      await petrel.stop();
+      throw error;
+    }
+    return petrel;
+  }
+
+  get queue(): Queue {
+    return this.plugins.queue;
+  }
+
+  /** The bound address of a listener (useful with port 0). */
+  address(listenerName: string): AddressInfo {
+    const listener = this.listeners.find((l) => l.config.name === listenerName);
+    if (!listener) throw new Error(`no listener named ${listenerName}`);
+    return listener.address();
+  }
+
+  async #start(): Promise<void> {
+    const spool = this.container.resolve<Spool>(TOKENS.Spool);
+    await spool.init();
+    if (this.#redis) await this.#redis.connect();
+    if (!this.registry.has('rcpt')) {
+      this.logger.warn('no plugin handles the rcpt hook: every recipient will be refused (enable relay-access)');
+    }
+    await this.plugins.start();
+    const tls = await this.#tlsMaterial();
+    const dns = this.container.resolve<DnsResolver>(TOKENS.Dns);
+    const clock = this.container.resolve<Clock>(TOKENS.Clock);
+    const reverseLookup = this.config.dns.reverseLookup || this.config.listeners.some((l) => l.reverseDns)
+      ? new ReverseLookup(dns, clock, this.config.dns.cacheTtl)
+      : undefined;
+    const runner = new HookRunner(this.registry);
+    for (const listenerConfig of this.config.listeners) {
+      const listener = new SmtpListener(listenerConfig, this.config, {
+        config: this.config,
+        runner,
+        spool,
+        queue: () => this.plugins.queue,
+        logger: this.logger,
+        clock,
+        tls,
+        reverseLookup,
+      });
+      await listener.listen();
+      this.listeners.push(listener);
+    }
+  }
+
+  async #tlsMaterial(): Promise<TlsMaterial | undefined> {
+    const needed = this.config.listeners.some((l) => l.tls !== 'none');
+    if (!needed || !this.config.tls) return undefined;
+    return loadTlsMaterial(this.config.tls, this.paths, this.config.server.hostname);
+  }
+
+  /**
+   * Stops accepting, lets messages being received finish (up to
+   * server.shutdownTimeout), then closes plugins in reverse order. Safe to
+   * call more than once.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const deadline = Date.now() + this.config.server.shutdownTimeout;
+    await Promise.all(this.listeners.map((listener) => listener.close(deadline)));
+    await this.plugins.close();
+    if (this.#redis) this.#redis.disconnect();
+    this.logger.info('stopped');
+    this.logger.flush();
+  }
+}

@@ -1,0 +1,74 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { PluginEntryConfig } from '../config/schema.js';
+import type { PluginClass } from './contract.js';
+
+/** Built-in plugins are compiled next to the core: dist/plugins/<name>/index.js. */
+export const BUILTIN_PLUGIN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'plugins');
+
+export function builtinPluginNames(): string[] {
+  if (!existsSync(BUILTIN_PLUGIN_DIR)) return [];
+  return readdirSync(BUILTIN_PLUGIN_DIR, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(BUILTIN_PLUGIN_DIR, entry.name, 'index.js')))
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/** How a config entry names its plugin, for messages: `relay-access`, `./x.js`, `npm:petrel-foo`. */
+export function entryLabel(entry: PluginEntryConfig): string {
+  if (entry.name !== undefined) return entry.name;
+  if (entry.path !== undefined) return entry.path;
+  return `npm:${entry.package}`;
+}
+
+/**
+ * Finds and imports the module of a plugin entry and returns its class.
+ * Throws an Error whose message says what to fix; the loader turns it into a
+ * config issue at the entry's line.
+ */
+export async function importPluginClass(entry: PluginEntryConfig, configDir: string): Promise<PluginClass> {
+  const url = locateModule(entry, configDir);
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    throw new Error(`cannot import ${entryLabel(entry)}: ${(error as Error).message}`, { cause: error });
+  }
+  const candidate = module.default ?? module.plugin;
+  if (!isPluginClass(candidate)) {
+    throw new Error(
+      `${entryLabel(entry)} does not export a plugin class (export default a class with static meta = { name, version })`,
+    );
+  }
+  return candidate;
+}
+
+function locateModule(entry: PluginEntryConfig, configDir: string): string {
+  if (entry.name !== undefined) {
+    const file = join(BUILTIN_PLUGIN_DIR, entry.name, 'index.js');
+    if (!/^[a-z0-9-]+$/.test(entry.name) || !existsSync(file)) {
+      const known = builtinPluginNames();
+      throw new Error(`unknown built-in plugin "${entry.name}" (built-ins: ${known.join(', ') || 'none'}; use path: for a file)`);
+    }
+    return pathToFileURL(file).href;
+  }
+  if (entry.path !== undefined) {
+    const file = resolve(configDir, entry.path);
+    if (!existsSync(file)) throw new Error(`plugin file not found: ${file}`);
+    return pathToFileURL(file).href;
+  }
+  const require = createRequire(join(configDir, 'noop.js'));
+  try {
+    return pathToFileURL(require.resolve(entry.package as string)).href;
+  } catch {
+    throw new Error(`npm package "${entry.package}" is not installed (npm install ${entry.package})`);
+  }
+}
+
+function isPluginClass(value: unknown): value is PluginClass {
+  if (typeof value !== 'function') return false;
+  const meta = (value as { meta?: { name?: unknown; version?: unknown } }).meta;
+  return typeof meta === 'object' && meta !== null && typeof meta.name === 'string' && typeof meta.version === 'string';
+}

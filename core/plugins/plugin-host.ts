@@ -1,0 +1,214 @@
+import { injectable, inject, type DependencyContainer } from 'tsyringe';
+import { ConfigError, type ConfigIssue } from '../config/config-error.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { PluginEntryConfig } from '../config/schema.js';
+import { issueAt, type ConfigLocator } from '../config/yaml-source.js';
+import { toConfigIssues } from '../config/zod-issues.js';
+import { TOKENS } from '../di/tokens.js';
+import { PetrelError } from '../errors.js';
+import { DEFAULT_HOOK_TIMEOUTS, type HookName } from '../hooks/catalogue.js';
+import type { HookRegistry } from '../hooks/registry.js';
+import type { Logger } from '../log/logger.js';
+import type { Queue } from '../queue/contract.js';
+import type { Plugin, PluginClass } from './contract.js';
+import { entryLabel, importPluginClass } from './module-resolver.js';
+
+/** A plugin that has been found and whose options are valid, not yet constructed. */
+interface ResolvedPlugin {
+  readonly index: number;
+  readonly entry: PluginEntryConfig;
+  readonly pluginClass: PluginClass;
+  readonly options: unknown;
+}
+
+/** A constructed plugin with what the server reports about it. */
+export interface LoadedPlugin {
+  readonly name: string;
+  readonly version: string;
+  readonly instance: Plugin;
+  readonly options: unknown;
+}
+
+/**
+ * Loads the plugins a config lists and runs their lifecycle:
+ * import → validate options → check dependsOn → construct (queue providers
+ * first, so others can inject the queue) → register → seal → start, and
+ * close in reverse order. Every problem found before construction is
+ * reported at once, each at its config line.
+ */
+export class PluginHost {
+  readonly plugins: LoadedPlugin[] = [];
+  #started: LoadedPlugin[] = [];
+  #queue: Queue | undefined;
+
+  constructor(
+    private readonly root: DependencyContainer,
+    private readonly registry: HookRegistry,
+    private readonly logger: Logger,
+  ) {}
+
+  get queue(): Queue {
+    if (this.#queue === undefined) throw new PetrelError('PETREL_NO_QUEUE', 'no queue plugin is loaded');
+    return this.#queue;
+  }
+
+  async load(loaded: LoadedConfig): Promise<void> {
+    const resolved = await this.#resolveAll(loaded);
+    const providers = resolved.filter((p) => p.pluginClass.meta.provides?.includes('queue'));
+    const others = resolved.filter((p) => !providers.includes(p));
+    const constructed = new Map<ResolvedPlugin, LoadedPlugin>();
+    for (const plugin of [...providers, ...others]) {
+      const instance = this.#construct(plugin, loaded.locator);
+      constructed.set(plugin, {
+        name: plugin.pluginClass.meta.name,
+        version: plugin.pluginClass.meta.version,
+        instance,
+        options: plugin.options,
+      });
+      if (providers.includes(plugin)) {
+        this.#queue = instance as unknown as Queue;
+        this.root.registerInstance(TOKENS.Queue, instance);
+      }
+    }
+    // Register in config order, so config order is the hook order.
+    for (const plugin of resolved) {
+      const loadedPlugin = constructed.get(plugin) as LoadedPlugin;
+      this.plugins.push(loadedPlugin);
+      const timeouts = loaded.config.hooks.timeouts;
+      loadedPlugin.instance.register?.(
+        this.registry.forPlugin(loadedPlugin.name, {
+          priority: plugin.entry.priority,
+          timeoutFor: (hook: HookName) =>
+            plugin.entry.timeouts?.[hook] ?? plugin.entry.timeout ?? timeouts[hook] ?? DEFAULT_HOOK_TIMEOUTS[hook],
+        }),
+      );
+    }
+    this.registry.seal();
+  }
+
+  async start(): Promise<void> {
+    for (const plugin of this.plugins) {
+      try {
+        await plugin.instance.start?.();
+      } catch (error) {
+        throw new PetrelError('PETREL_PLUGIN_START', `plugin ${plugin.name} failed to start: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      this.#started.push(plugin);
+    }
+  }
+
+  /** Closes started plugins in reverse order; a failing close is logged and the rest still close. */
+  async close(): Promise<void> {
+    for (const plugin of this.#started.reverse()) {
+      try {
+        await plugin.instance.close?.();
+      } catch (error) {
+        this.logger.error({ plugin: plugin.name, err: error }, `plugin ${plugin.name} failed to close`);
+      }
+    }
+    this.#started = [];
+  }
+
+  async #resolveAll(loaded: LoadedConfig): Promise<ResolvedPlugin[]> {
+    const { config, locator } = loaded;
+    const issues: ConfigIssue[] = [];
+    const resolved: ResolvedPlugin[] = [];
+    for (const [index, entry] of config.plugins.entries()) {
+      if (!entry.enabled) continue;
+      let pluginClass: PluginClass;
+      try {
+        pluginClass = await importPluginClass(entry, loaded.baseDir);
+      } catch (error) {
+        issues.push(issueAt(locator, ['plugins', index], (error as Error).message));
+        continue;
+      }
+      const options = this.#parseOptions(pluginClass, entry, index, locator, issues);
+      resolved.push({ index, entry, pluginClass, options });
+    }
+    const names = new Map<string, number>();
+    for (const plugin of resolved) {
+      const name = plugin.pluginClass.meta.name;
+      if (names.has(name)) {
+        issues.push(issueAt(locator, ['plugins', plugin.index], `plugin "${name}" is listed twice (also at plugins[${names.get(name)}])`));
+      }
+      names.set(name, plugin.index);
+    }
+    for (const plugin of resolved) {
+      for (const dependency of plugin.pluginClass.meta.dependsOn ?? []) {
+        if (!names.has(dependency)) {
+          issues.push(
+            issueAt(
+              locator,
+              ['plugins', plugin.index],
+              `plugin "${plugin.pluginClass.meta.name}" depends on "${dependency}", which is not enabled (add - name: ${dependency})`,
+            ),
+          );
+        }
+      }
+    }
+    const queues = resolved.filter((p) => p.pluginClass.meta.provides?.includes('queue'));
+    if (queues.length === 0 && issues.length === 0) {
+      issues.push(
+        issueAt(locator, ['plugins'], 'no queue plugin is enabled: accepted mail needs somewhere durable to go (add - name: queue-spool)'),
+      );
+    } else if (queues.length > 1) {
+      issues.push(
+        issueAt(locator, ['plugins', queues[1].index], `only one queue plugin may be enabled (found ${queues.map((q) => q.pluginClass.meta.name).join(' and ')})`),
+      );
+    }
+    if (issues.length > 0) throw new ConfigError(issues);
+    return resolved;
+  }
+
+  #parseOptions(
+    pluginClass: PluginClass,
+    entry: PluginEntryConfig,
+    index: number,
+    locator: ConfigLocator,
+    issues: ConfigIssue[],
+  ): unknown {
+    const name = pluginClass.meta.name;
+    if (pluginClass.options === undefined) {
+      if (Object.keys(entry.options).length > 0) {
+        issues.push(issueAt(locator, ['plugins', index, 'options'], `plugin ${name} takes no options`));
+      }
+      return {};
+    }
+    const parsed = pluginClass.options.safeParse(entry.options, { reportInput: true });
+    if (parsed.success) return parsed.data;
+    issues.push(...toConfigIssues(parsed.error, locator, ['plugins', index, 'options'], `plugin ${name}: `));
+    return undefined;
+  }
+
+  #construct(plugin: ResolvedPlugin, locator: ConfigLocator): Plugin {
+    const { pluginClass } = plugin;
+    const name = pluginClass.meta.name;
+    const child = this.root.createChildContainer();
+    child.registerInstance(TOKENS.PluginOptions, plugin.options);
+    child.registerInstance(TOKENS.Logger, this.logger.child({ plugin: name }));
+    applyStaticInjections(pluginClass);
+    try {
+      return child.resolve(pluginClass as unknown as new () => Plugin);
+    } catch (error) {
+      const message = (error as Error).message;
+      const redis = message.includes(String(TOKENS.Redis));
+      const hint = redis
+        ? `plugin ${name} needs Redis: add a redis: section (url) to the config`
+        : message.includes('TypeInfo not known')
+          ? `plugin ${name}: its constructor parameters need @inject(TOKEN) decorators and @injectable(), or a static inject = [TOKENS...] list`
+          : `plugin ${name} could not be constructed: ${message}`;
+      throw new ConfigError([issueAt(locator, ['plugins', plugin.index], hint)]);
+    }
+  }
+}
+
+/** Turns a class's static `inject` list into the metadata tsyringe reads from decorators. */
+function applyStaticInjections(pluginClass: PluginClass): void {
+  if (!pluginClass.inject) return;
+  pluginClass.inject.forEach((token, position) => inject(token)(pluginClass, undefined, position));
+  injectable()(pluginClass as unknown as new (...args: unknown[]) => unknown);
+}
+
+export { entryLabel };

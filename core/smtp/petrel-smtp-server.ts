@@ -1,0 +1,129 @@
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { PetrelError } from '../errors.js';
+
+/**
+ * The two places where Petrel must behave differently from stock smtp-server,
+ * done by subclassing rather than patching its prototype (so other users of
+ * smtp-server in the same process are unaffected):
+ *
+ * 1. The greeting pause. smtp-server waits a fixed 100 ms before every 220
+ *    (an early-talker check with no option to turn it off). That caps a
+ *    client at ten new connections a second. Petrel makes the pause its own
+ *    setting, 0 by default; a client that talks during a configured pause
+ *    still gets "421 You talk too soon".
+ * 2. Enhanced status codes. With ENHANCEDSTATUSCODES on, smtp-server puts its
+ *    own guess in front of every reply, so a plugin's `550 5.1.1 ...` would go
+ *    out as `550 5.1.1 5.1.1 ...` or worse `550 5.1.1 5.7.1 ...`. A reply text
+ *    that already starts with an enhanced code is sent as is.
+ *
+ * It also runs the `helo` hook (smtp-server has no HELO callback) and closes
+ * the connection after a reply when a plugin answered `disconnect()`.
+ *
+ * The methods relied on are checked at load time, and test/greeting.test.ts
+ * fails if an upgrade brings the pause back.
+ */
+
+/** Set on an smtp-server session to close the connection after the next error reply. */
+export const CLOSE_AFTER_REPLY = Symbol('petrel.closeAfterReply');
+
+export interface HeloRequest {
+  readonly command: 'HELO' | 'EHLO';
+  readonly hostname: string;
+}
+
+export interface PetrelServerExtensions {
+  readonly greetingDelayMs: number;
+  /** Runs the helo hook; an error carrying responseCode refuses the command. */
+  readonly onHelo: (request: HeloRequest, session: SMTPServerSession, done: (error?: Error | null) => void) => void;
+}
+
+interface ConnectionInternals {
+  _server: PetrelSmtpServer;
+  session: SMTPServerSession & { [CLOSE_AFTER_REPLY]?: boolean };
+  _setListeners(callback: () => void): void;
+  connectionReady(next?: () => void): void;
+  send(code: number, data?: string | string[] | null, context?: string | false): void;
+  close(): void;
+  name: string;
+}
+
+const REQUIRED_METHODS = ['_setListeners', 'connectionReady', 'send', 'close', 'handler_HELO', 'handler_EHLO', '_getEnhancedStatusCode'];
+for (const method of REQUIRED_METHODS) {
+  if (typeof (SMTPConnection.prototype as unknown as Record<string, unknown>)[method] !== 'function') {
+    throw new PetrelError(
+      'PETREL_GREETING_PATCH',
+      `smtp-server's SMTPConnection has no ${method}(); this smtp-server release is not supported (pin smtp-server to 3.21.x)`,
+    );
+  }
+}
+
+const STARTS_WITH_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+class PetrelConnection extends SMTPConnection {
+  override init(): void {
+    const self = this as unknown as ConnectionInternals;
+    self._setListeners(() => {
+      const server = self._server;
+      if (server.options.maxClients && server.connections.size > server.options.maxClients) {
+        self.send(421, `${self.name} Too many connected clients, try again in a moment`, false);
+        return;
+      }
+      const delay = server.petrel.greetingDelayMs;
+      if (delay <= 0) {
+        self.connectionReady();
+        return;
+      }
+      setTimeout(() => self.connectionReady(), delay).unref();
+    });
+  }
+
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    const hasOwnCode = typeof data === 'string' && STARTS_WITH_ENHANCED_CODE.test(data);
+    super.send(code, data, hasOwnCode ? false : context);
+    const session = (this as unknown as ConnectionInternals).session;
+    if (code >= 400 && session[CLOSE_AFTER_REPLY] && code !== 421) this.close();
+  }
+
+  override handler_HELO(command: Buffer, callback: () => void): void {
+    this.#runHelo('HELO', command, () => super.handler_HELO(command, callback), callback);
+  }
+
+  override handler_EHLO(command: Buffer, callback: () => void): void {
+    this.#runHelo('EHLO', command, () => super.handler_EHLO(command, callback), callback);
+  }
+
+  #runHelo(name: 'HELO' | 'EHLO', command: Buffer, proceed: () => void, callback: () => void): void {
+    const parts = command.toString().trim().split(/\s+/);
+    // Malformed commands are answered by smtp-server's own syntax checks.
+    if (parts.length !== 2) return proceed();
+    const self = this as unknown as ConnectionInternals;
+    self._server.petrel.onHelo({ command: name, hostname: parts[1] }, self.session, (error) => {
+      if (!error) return proceed();
+      self.send((error as Error & { responseCode?: number }).responseCode ?? 550, error.message, false);
+      callback();
+    });
+  }
+}
+
+export class PetrelSmtpServer extends SMTPServer {
+  constructor(
+    options: SMTPServerOptions,
+    readonly petrel: PetrelServerExtensions,
+  ) {
+    super(options);
+  }
+
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
+    // Mirrors SMTPServer.connect, with Petrel's connection class.
+    const connection = new PetrelConnection(this, socket, socketOptions);
+    this.connections.add(connection);
+    connection.on('error', (error: Error) => (this as unknown as { _onError(e: Error): void })._onError(error));
+    connection.on('connect', (data: unknown) =>
+      (this as unknown as { _onClientConnect(d: unknown): void })._onClientConnect(data),
+    );
+    connection.init();
+  }
+}

@@ -1,0 +1,153 @@
+import { isIP } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { SMTPServerOptions } from 'smtp-server';
+import type { ListenerConfig, PetrelConfig } from '../config/schema.js';
+import type { ReverseLookup } from '../dns/reverse-lookup.js';
+import { bunyanAdapter, type Logger } from '../log/logger.js';
+import type { ListenerInfo } from '../session.js';
+import { PetrelSmtpServer } from './petrel-smtp-server.js';
+import { SmtpSessionHandlers, type SessionHandlerDeps } from './smtp-session-handlers.js';
+import type { TlsMaterial } from './tls-material.js';
+
+/** Commands no client gets: sendmail's joke commands, and VRFY/EXPN which only help harvesters. */
+const ALWAYS_DISABLED = ['WIZ', 'SHELL', 'KILL', 'VRFY', 'EXPN'];
+
+export interface ListenerDeps extends Omit<SessionHandlerDeps, 'listener' | 'insecureAuthAllowed' | 'disabledCommands'> {
+  readonly tls?: TlsMaterial;
+  readonly reverseLookup?: ReverseLookup;
+}
+
+/** One configured listener: an smtp-server instance with Petrel's handlers. */
+export class SmtpListener {
+  readonly info: ListenerInfo;
+  readonly #server: PetrelSmtpServer;
+  readonly #handlers: SmtpSessionHandlers;
+  readonly #log: Logger;
+
+  constructor(
+    readonly config: ListenerConfig,
+    serverConfig: PetrelConfig,
+    deps: ListenerDeps,
+  ) {
+    this.info = {
+      name: config.name,
+      host: config.host,
+      port: config.port,
+      tls: config.tls === 'starttls-required' ? 'starttls' : config.tls,
+      requireTls: config.tls === 'starttls-required',
+      auth: config.auth,
+      submission: config.submission,
+    };
+    this.#log = deps.logger.child({ listener: config.name });
+    this.#handlers = new SmtpSessionHandlers({
+      ...deps,
+      logger: this.#log,
+      listener: this.info,
+      insecureAuthAllowed: (address) => config.insecureAuth && isLoopback(address),
+      disabledCommands: ALWAYS_DISABLED,
+    });
+    this.#server = new PetrelSmtpServer(this.#options(serverConfig, deps), {
+      greetingDelayMs: config.greetingDelay,
+      onHelo: this.#handlers.onHelo,
+    });
+    this.#server.on('error', (error: Error) => this.#log.warn({ err: error }, `listener error: ${error.message}`));
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const server = this.#server.server;
+      const onError = (error: Error) => reject(error);
+      server.once('error', onError);
+      this.#server.listen(this.config.port, this.config.host, () => {
+        server.off('error', onError);
+        const address = server.address() as AddressInfo;
+        this.#log.info({ host: address.address, port: address.port, tls: this.config.tls }, `listening on ${address.address}:${address.port}`);
+        resolve(address);
+      });
+    });
+  }
+
+  /** The bound address; port 0 in the config becomes the real port here. */
+  address(): AddressInfo {
+    return this.#server.server.address() as AddressInfo;
+  }
+
+  /**
+   * Graceful stop: no new connections; connections not in the middle of a
+   * message get 421 now; a message being received may finish (and get its 250
+   * once queued) until `deadline`, after which what is left is closed.
+   */
+  async close(deadline: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const inFlight = new Set([...this.#handlers.inFlight].map((state) => state.id));
+    for (const connection of this.#server.connections) {
+      if (!inFlight.has(connection.session.id)) {
+        connection.send(421, '4.3.2 Server shutting down, try again later');
+        connection.close();
+      }
+    }
+    while (this.#handlers.inFlight.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    for (const connection of this.#server.connections) {
+      connection.send(421, '4.3.2 Server shutting down, try again later');
+      connection.close();
+    }
+    await closed;
+  }
+
+  #options(serverConfig: PetrelConfig, deps: ListenerDeps): SMTPServerOptions {
+    const { limits } = serverConfig;
+    const config = this.config;
+    const tls = deps.tls;
+    const reverse = config.reverseDns ?? serverConfig.dns.reverseLookup;
+    const reverseLookup = deps.reverseLookup;
+    return {
+      name: serverConfig.server.hostname,
+      secure: config.tls === 'implicit',
+      hideSTARTTLS: config.tls === 'none' || config.tls === 'implicit',
+      ...(tls ? { key: tls.key, cert: tls.cert, minVersion: tls.minVersion, SNICallback: tls.SNICallback } : {}),
+      size: limits.messageSize,
+      rejectOversized: true,
+      authMethods: ['PLAIN', 'LOGIN'],
+      authOptional: true,
+      allowInsecureAuth: config.insecureAuth,
+      disabledCommands: config.auth ? ALWAYS_DISABLED : [...ALWAYS_DISABLED, 'AUTH'],
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: false,
+      hidePIPELINING: false,
+      // Advertised once outbound delivery can honour it end to end.
+      hideREQUIRETLS: true,
+      maxClients: limits.clients,
+      maxRecipients: limits.recipients,
+      maxCommandLength: limits.commandLength,
+      socketTimeout: limits.socketTimeout,
+      closeTimeout: serverConfig.server.shutdownTimeout,
+      disableReverseLookup: !reverse || reverseLookup === undefined,
+      resolver: reverseLookup
+        ? {
+            reverse: (ip, callback) => {
+              reverseLookup.hostnameOf(ip).then(
+                (name) => callback(null, name ? [name] : []),
+                (error: Error) => callback(error),
+              );
+            },
+          }
+        : undefined,
+      logger: bunyanAdapter(this.#log) as unknown as SMTPServerOptions['logger'],
+      onConnect: this.#handlers.onConnect,
+      onSecure: this.#handlers.onSecure as SMTPServerOptions['onSecure'],
+      onAuth: this.#handlers.onAuth,
+      onMailFrom: this.#handlers.onMailFrom,
+      onRcptTo: this.#handlers.onRcptTo,
+      onData: this.#handlers.onData,
+      onClose: this.#handlers.onClose,
+    };
+  }
+}
+
+export function isLoopback(address: string): boolean {
+  const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIP(plain) === 4) return plain.startsWith('127.');
+  return plain === '::1';
+}

@@ -1,0 +1,340 @@
+import type { Readable } from 'node:stream';
+import type {
+  SMTPServerAddress,
+  SMTPServerAuthentication,
+  SMTPServerAuthenticationResponse,
+  SMTPServerDataStream,
+  SMTPServerSession,
+} from 'smtp-server';
+import type { Clock } from '../clock.js';
+import type { PetrelConfig } from '../config/schema.js';
+import type { HookRunner } from '../hooks/runner.js';
+import { defer, reject, type DecisiveResult, type HookResult, type SmtpReply } from '../hooks/results.js';
+import type { Logger } from '../log/logger.js';
+import type { NewMessage, Queue } from '../queue/contract.js';
+import { newQueueId } from '../queue/queue-id.js';
+import type { Address, ListenerInfo } from '../session.js';
+import type { IncomingMessage } from '../spool/incoming-message.js';
+import type { Spool } from '../spool/spool.js';
+import { CLOSE_AFTER_REPLY, type HeloRequest } from './petrel-smtp-server.js';
+import { receivedHeader } from './received-header.js';
+import { SessionState, TransactionState } from './session-state.js';
+
+type Done = (error?: Error | null) => void;
+
+/** An error smtp-server turns into the reply `code enhanced text`. */
+export function replyError(reply: SmtpReply): Error & { responseCode: number } {
+  return Object.assign(new Error(`${reply.enhanced} ${reply.text}`), { responseCode: reply.code });
+}
+
+const REPLIES = {
+  authRequired: reject(530, '5.7.0', 'Authentication required'),
+  tlsRequired: reject(530, '5.7.0', 'Must issue a STARTTLS command first'),
+  authFailed: reject(535, '5.7.8', 'Authentication credentials invalid'),
+  recipientNotAccepted: reject(550, '5.7.1', 'Recipient address rejected: no policy accepted it'),
+  bareLineEnding: reject(554, '5.6.0', 'Message contains bare CR or LF line endings (RFC 5321 2.3.8); lines must end with CRLF'),
+  headerTooLarge: reject(552, '5.3.4', 'Message header too large'),
+  oversize: reject(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
+  queueFailed: defer(451, '4.3.0', 'Requested action aborted: local error in processing, please try again later'),
+  receiveFailed: defer(451, '4.3.0', 'Requested action aborted: error while receiving the message'),
+} as const;
+
+export interface SessionHandlerDeps {
+  readonly listener: ListenerInfo;
+  readonly config: PetrelConfig;
+  readonly runner: HookRunner;
+  readonly spool: Spool;
+  readonly queue: () => Queue;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Whether the client may AUTH without TLS (insecureAuth on a loopback client). */
+  readonly insecureAuthAllowed: (remoteAddress: string) => boolean;
+  /** Commands never offered (the server-wide disabled list). */
+  readonly disabledCommands: readonly string[];
+}
+
+/**
+ * Turns smtp-server's callbacks into hook runs. This is the whole inbound
+ * path: connect → helo → auth → mail → rcpt → data → message → queue, each
+ * hook's result becoming the SMTP reply, and the 250 for a message sent only
+ * after the queue has made it durable.
+ */
+export class SmtpSessionHandlers {
+  readonly #sessions = new WeakMap<SMTPServerSession, SessionState>();
+
+  constructor(private readonly deps: SessionHandlerDeps) {}
+
+  /** Sessions with a transaction in flight (used by graceful shutdown). */
+  readonly inFlight = new Set<SessionState>();
+
+  onConnect = (session: SMTPServerSession, done: Done): void => {
+    const hostname = session.clientHostname && !session.clientHostname.startsWith('[') ? session.clientHostname : undefined;
+    const state = new SessionState(
+      session.id,
+      this.deps.listener,
+      { address: session.remoteAddress, port: session.remotePort, hostname },
+      { address: session.localAddress, port: session.localPort },
+      session.secure,
+      this.deps.logger.child({ sid: session.id }),
+    );
+    this.#sessions.set(session, state);
+    this.#restrictAuth(session, state);
+    if (session.secure) state.tls = tlsInfoOf(undefined, session);
+    state.log.debug({ remote: session.remoteAddress, hostname, listener: this.deps.listener.name }, 'connection');
+    this.#run(session, state.log, this.deps.runner.run('connect', state.log, state), done, () => done());
+  };
+
+  onSecure = (socket: unknown, session: SMTPServerSession, done: Done): void => {
+    const state = this.#sessions.get(session);
+    if (state) {
+      state.tls = tlsInfoOf(socket, session);
+      this.#restrictAuth(session, state);
+    }
+    done();
+  };
+
+  onHelo = (request: HeloRequest, session: SMTPServerSession, done: Done): void => {
+    const state = this.#state(session);
+    const helo = { command: request.command, hostname: request.hostname };
+    this.#run(session, state.log, this.deps.runner.run('helo', state.log, state, helo), done, () => {
+      state.helo = request.hostname;
+      done();
+    });
+  };
+
+  onAuth = (
+    auth: SMTPServerAuthentication,
+    session: SMTPServerSession,
+    done: (error: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
+  ): void => {
+    const state = this.#state(session);
+    if (auth.method === 'XCLIENT') return done(null, {});
+    const credentials = {
+      method: auth.method,
+      username: auth.username ?? '',
+      password: auth.password ?? undefined,
+      validatePassword: auth.method === 'CRAM-MD5' ? (secret: string) => auth.validatePassword(secret) : undefined,
+    };
+    this.deps.runner.run('auth', state.log, state, credentials).then(({ result, decidedBy }) => {
+      if (result.kind === 'accept') {
+        state.user = credentials.username;
+        state.log.info({ user: state.user, method: auth.method, plugin: decidedBy }, 'authenticated');
+        return done(null, { user: state.user });
+      }
+      const refusal = result.kind === 'next' ? REPLIES.authFailed : result;
+      state.log.info({ user: credentials.username, method: auth.method, plugin: decidedBy, code: refusal.reply.code }, 'authentication failed');
+      this.#markDisconnect(session, refusal);
+      done(replyError(refusal.reply));
+    }, (error: unknown) => done(error as Error));
+  };
+
+  onMailFrom = (address: SMTPServerAddress, session: SMTPServerSession, done: Done): void => {
+    const state = this.#state(session);
+    const listener = this.deps.listener;
+    if (listener.requireTls && !state.tls.secure) return done(replyError(REPLIES.tlsRequired.reply));
+    if (listener.submission && state.user === undefined) return done(replyError(REPLIES.authRequired.reply));
+    const id = newQueueId(this.deps.clock.now());
+    const from = toAddress(address);
+    const transaction = new TransactionState(id, from, state.log.child({ qid: id }));
+    state.transaction = transaction;
+    this.#run(session, transaction.log, this.deps.runner.run('mail', transaction.log, state, transaction, from), (error) => {
+      state.transaction = undefined;
+      done(error);
+    }, () => done());
+  };
+
+  onRcptTo = (address: SMTPServerAddress, session: SMTPServerSession, done: Done): void => {
+    const state = this.#state(session);
+    const transaction = state.transaction;
+    if (!transaction) return done(replyError(reject(503, '5.5.1', 'Error: need MAIL command').reply));
+    const recipient = toAddress(address);
+    this.deps.runner.run('rcpt', transaction.log, state, transaction, recipient).then(({ result, decidedBy }) => {
+      if (result.kind === 'accept') {
+        transaction.to.push(recipient);
+        return done();
+      }
+      const refusal = result.kind === 'next' ? REPLIES.recipientNotAccepted : result;
+      transaction.log.info({ rcpt: recipient.address, plugin: decidedBy, reply: replyText(refusal.reply) }, 'recipient refused');
+      this.#markDisconnect(session, refusal);
+      done(replyError(refusal.reply));
+    }, (error: unknown) => done(error as Error));
+  };
+
+  onData = (stream: SMTPServerDataStream, session: SMTPServerSession, done: (error?: Error | null, message?: string) => void): void => {
+    const state = this.#state(session);
+    const transaction = state.transaction;
+    if (!transaction) return done(replyError(reject(503, '5.5.1', 'Error: need MAIL command').reply));
+    this.inFlight.add(state);
+    this.#receive(stream, session, state, transaction)
+      .then(
+        (reply) => done(null, reply),
+        (error: Error) => done(error),
+      )
+      .finally(() => {
+        this.inFlight.delete(state);
+        state.transaction = undefined;
+      });
+  };
+
+  onClose = (session: SMTPServerSession): void => {
+    const state = this.#sessions.get(session);
+    if (!state) return;
+    this.#sessions.delete(session);
+    this.deps.runner.run('disconnect', state.log, state).catch(() => undefined);
+    state.log.debug({ accepted: state.accepted, ms: Date.now() - state.startedAt }, 'disconnected');
+  };
+
+  async #receive(stream: SMTPServerDataStream, session: SMTPServerSession, state: SessionState, transaction: TransactionState): Promise<string> {
+    const log = transaction.log;
+    const started = Date.now();
+    const dataRun = await this.deps.runner.run('data', log, state, transaction);
+    if (dataRun.result.kind !== 'next' && dataRun.result.kind !== 'accept') {
+      return this.#refuse(session, log, dataRun.result, dataRun.decidedBy, transaction, 0);
+    }
+    const { limits } = this.deps.config;
+    const outcome = await this.deps.spool
+      .receive(transaction.id, stream as Readable, { maxBytes: limits.messageSize, maxHeaderBytes: limits.headerSize })
+      .catch((error: unknown) => {
+        log.error({ err: error }, 'failed to write the message to the spool');
+        return undefined;
+      });
+    if (outcome === undefined) return this.#refuse(session, log, REPLIES.receiveFailed, 'core', transaction, 0);
+    if (outcome.kind !== 'received') {
+      const refusal = outcome.kind === 'bare-line-ending' ? REPLIES.bareLineEnding : outcome.kind === 'oversize' ? REPLIES.oversize : REPLIES.headerTooLarge;
+      return this.#refuse(session, log, refusal, 'core', transaction, outcome.bytes);
+    }
+    const message = outcome.message;
+    try {
+      message.headers.prepend(
+        'Received',
+        receivedHeader({
+          session: state,
+          protocol: session.transmissionType || 'ESMTP',
+          byHost: this.deps.config.server.hostname,
+          queueId: transaction.id,
+          recipients: transaction.to.map((to) => to.address),
+          date: new Date(this.deps.clock.now()),
+        }),
+      );
+      for (const hook of ['message', 'queue'] as const) {
+        const run = await this.deps.runner.run(hook, log, state, transaction, message);
+        if (run.result.kind === 'accept' && hook === 'queue') {
+          return this.#accepted(state, transaction, message, run.decidedBy, started, run.result.text);
+        }
+        if (run.result.kind !== 'next' && run.result.kind !== 'accept') {
+          return this.#refuse(session, log, run.result, run.decidedBy, transaction, message.size);
+        }
+      }
+      try {
+        await this.deps.queue().enqueue(newMessageOf(state, transaction, message, this.deps.clock.now()));
+      } catch (error) {
+        log.error({ err: error, code: 'PETREL_QUEUE_UNAVAILABLE' }, 'queue failed to store the message');
+        return this.#refuse(session, log, REPLIES.queueFailed, 'core', transaction, message.size);
+      }
+      return this.#accepted(state, transaction, message, undefined, started);
+    } finally {
+      // The queue moved or copied the file; whatever is left is not ours to keep.
+      await this.deps.spool.discard(message.file.path);
+    }
+  }
+
+  #accepted(state: SessionState, transaction: TransactionState, message: IncomingMessage, plugin: string | undefined, started: number, text?: string): string {
+    state.accepted++;
+    transaction.log.info(
+      {
+        result: 'queued',
+        from: transaction.from.address,
+        to: transaction.to.map((to) => to.address),
+        size: message.size,
+        msgid: message.headers.getFirst('message-id'),
+        plugin,
+        ms: Date.now() - started,
+      },
+      'message accepted',
+    );
+    return text ? `2.0.0 ${text}` : `2.0.0 Ok: queued as ${transaction.id}`;
+  }
+
+  #refuse(session: SMTPServerSession, log: Logger, refusal: DecisiveResult, plugin: string | undefined, transaction: TransactionState, size: number): never {
+    const reply = refusal.kind === 'accept' ? REPLIES.queueFailed.reply : refusal.reply;
+    log.info(
+      { result: refusal.kind, from: transaction.from.address, to: transaction.to.map((to) => to.address), size, plugin, reply: replyText(reply) },
+      'message refused',
+    );
+    this.#markDisconnect(session, refusal);
+    throw replyError(reply);
+  }
+
+  /** Calls `proceed` when the hook did not refuse, else answers with the refusal. */
+  #run(session: SMTPServerSession, log: Logger, run: Promise<{ result: HookResult; decidedBy?: string }>, done: Done, proceed: () => void): void {
+    run.then(({ result, decidedBy }) => {
+      if (result.kind === 'next' || result.kind === 'accept') return proceed();
+      log.info({ plugin: decidedBy, reply: replyText(result.reply) }, 'refused');
+      this.#markDisconnect(session, result);
+      done(replyError(result.reply));
+    }, (error: unknown) => done(error as Error));
+  }
+
+  #markDisconnect(session: SMTPServerSession, result: DecisiveResult | HookResult): void {
+    if (result.kind === 'disconnect') (session as SMTPServerSession & { [CLOSE_AFTER_REPLY]?: boolean })[CLOSE_AFTER_REPLY] = true;
+  }
+
+  #state(session: SMTPServerSession): SessionState {
+    const state = this.#sessions.get(session);
+    if (!state) throw new Error(`no state for session ${session.id}`);
+    return state;
+  }
+
+  /** AUTH is offered only over TLS, unless insecureAuth is on and the client is on loopback. */
+  #restrictAuth(session: SMTPServerSession, state: SessionState): void {
+    const offerAuth = this.deps.listener.auth && (state.tls.secure || this.deps.insecureAuthAllowed(state.remote.address));
+    session.disabledCommands = offerAuth ? [...this.deps.disabledCommands] : [...this.deps.disabledCommands, 'AUTH'];
+  }
+
+}
+
+function tlsInfoOf(socket: unknown, session: SMTPServerSession): { secure: boolean; servername?: string; cipher?: string; protocol?: string } {
+  const cipher = (socket as { getCipher?: () => { name: string; version: string } } | undefined)?.getCipher?.() ?? session.tlsOptions ?? undefined;
+  const servername = typeof session.servername === 'string' ? session.servername : undefined;
+  return {
+    secure: true,
+    servername,
+    cipher: cipher ? cipher.name : undefined,
+    protocol: cipher ? cipher.version : undefined,
+  };
+}
+
+function toAddress(address: SMTPServerAddress): Address {
+  return {
+    address: address.address,
+    args: address.args || {},
+    ...(address.dsn ? { dsn: { notify: address.dsn.notify, orcpt: address.dsn.orcpt } } : {}),
+  };
+}
+
+function replyText(reply: SmtpReply): string {
+  return `${reply.code} ${reply.enhanced} ${reply.text}`;
+}
+
+function newMessageOf(state: SessionState, transaction: TransactionState, message: IncomingMessage, now: number): NewMessage {
+  const args = transaction.from.args;
+  const ret = typeof args.RET === 'string' ? (args.RET.toUpperCase() as 'FULL' | 'HDRS') : undefined;
+  const envid = typeof args.ENVID === 'string' ? args.ENVID : undefined;
+  const body = typeof args.BODY === 'string' ? args.BODY.toLowerCase() : '7bit';
+  return {
+    id: transaction.id,
+    envelope: {
+      from: transaction.from.address,
+      dsn: ret || envid ? { ret, envid } : undefined,
+      smtpUtf8: args.SMTPUTF8 === true,
+      bodyType: body === '8bitmime' || body === 'binarymime' ? body : '7bit',
+      requireTls: args.REQUIRETLS === true,
+    },
+    recipients: transaction.to.map((to) => ({ address: to.address, notify: to.dsn?.notify, orcpt: to.dsn?.orcpt })),
+    origin: { remoteAddress: state.remote.address, helo: state.helo, user: state.user, listener: state.listener.name },
+    receivedAt: now,
+    headerBlock: message.headers.toBuffer(),
+    file: message.file,
+    messageId: message.headers.getFirst('message-id'),
+  };
+}

@@ -1,0 +1,84 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import selfsigned from 'selfsigned';
+import type { TlsConfig } from '../config/schema.js';
+import { PetrelError } from '../errors.js';
+import type { Paths } from '../paths.js';
+
+/** What the SMTP listeners need to speak TLS. */
+export interface TlsMaterial {
+  readonly key: Buffer;
+  readonly cert: Buffer;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** Picks the certificate for the name the client asked for (SNI), exact name first, then *.parent. */
+  readonly SNICallback: (servername: string, callback: (error: Error | null, context?: SecureContext) => void) => void;
+}
+
+export async function loadTlsMaterial(config: TlsConfig, paths: Paths, hostname: string): Promise<TlsMaterial> {
+  const main = config.cert !== undefined && config.key !== undefined
+    ? await readPair(paths.resolve(config.cert), paths.resolve(config.key))
+    : await selfSignedPair(join(paths.dataDir, 'tls'), hostname);
+  const contexts = new Map<string, SecureContext>();
+  for (const entry of config.sni) {
+    const pair = await readPair(paths.resolve(entry.cert), paths.resolve(entry.key));
+    const context = makeContext(pair, config.minVersion, entry.cert);
+    for (const name of entry.names) contexts.set(name.toLowerCase(), context);
+  }
+  makeContext(main, config.minVersion, config.cert ?? 'self-signed certificate');
+  return {
+    ...main,
+    minVersion: config.minVersion,
+    SNICallback: (servername, callback) => {
+      const name = servername.toLowerCase();
+      const wildcard = `*.${name.slice(name.indexOf('.') + 1)}`;
+      // undefined falls back to the default certificate
+      callback(null, contexts.get(name) ?? contexts.get(wildcard));
+    },
+  };
+}
+
+function makeContext(pair: { key: Buffer; cert: Buffer }, minVersion: string, label: string): SecureContext {
+  try {
+    return createSecureContext({ ...pair, minVersion: minVersion as 'TLSv1.2' });
+  } catch (error) {
+    throw new PetrelError('PETREL_TLS', `TLS certificate ${label} is not usable: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function readPair(certFile: string, keyFile: string): Promise<{ key: Buffer; cert: Buffer }> {
+  try {
+    return { cert: await readFile(certFile), key: await readFile(keyFile) };
+  } catch (error) {
+    throw new PetrelError('PETREL_TLS', `cannot read TLS files ${certFile} / ${keyFile}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/**
+ * A certificate for development, made once and kept under dataDir/tls so that
+ * restarts present the same one. Clients cannot verify it; MX-to-MX TLS is
+ * opportunistic and accepts it, which is what makes it useful for trying Petrel.
+ */
+async function selfSignedPair(directory: string, hostname: string): Promise<{ key: Buffer; cert: Buffer }> {
+  const certFile = join(directory, 'self-signed.crt');
+  const keyFile = join(directory, 'self-signed.key');
+  if (existsSync(certFile) && existsSync(keyFile)) return readPair(certFile, keyFile);
+  const generated = await generateSelfSigned(hostname);
+  await mkdir(directory, { recursive: true });
+  await writeFile(keyFile, generated.key, { mode: 0o600 });
+  await writeFile(certFile, generated.cert);
+  return generated;
+}
+
+export async function generateSelfSigned(hostname: string): Promise<{ key: Buffer; cert: Buffer }> {
+  const pems = selfsigned.generate([{ name: 'commonName', value: hostname }], {
+    keySize: 2048,
+    days: 825,
+    algorithm: 'sha256',
+    extensions: [
+      { name: 'subjectAltName', altNames: [{ type: 2, value: hostname }, { type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
+    ],
+  });
+  return { key: Buffer.from(pems.private), cert: Buffer.from(pems.cert) };
+}

@@ -1,0 +1,59 @@
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { MessageHeaders } from './message-headers.js';
+
+/** Where a received message sits on disk. */
+export interface SpooledFile {
+  /** The DATA bytes exactly as received (dot-unstuffed), headers included. */
+  readonly path: string;
+  /** Bytes in the file. */
+  readonly size: number;
+  /** Bytes of the original header block, including its empty line: where the body starts. */
+  readonly bodyOffset: number;
+}
+
+/**
+ * A message that has been received in full: its body is on disk, its header
+ * fields are parsed and editable. What the `message` and `queue` hooks get.
+ */
+export class IncomingMessage {
+  readonly headers: MessageHeaders;
+
+  constructor(
+    readonly file: SpooledFile,
+    headerBlock: Buffer,
+  ) {
+    this.headers = new MessageHeaders(headerBlock);
+  }
+
+  /** Size as received, in bytes. */
+  get size(): number {
+    return this.file.size;
+  }
+
+  /** The body (everything after the header block), read from disk. */
+  body(): Readable {
+    return bodyStream(this.file);
+  }
+
+  /** The whole message as it will be queued: the current header block, then the body. */
+  stream(): Readable {
+    return messageStream(this.headers.toBuffer(), this.file);
+  }
+}
+
+export function bodyStream(file: SpooledFile): Readable {
+  if (file.bodyOffset >= file.size) return Readable.from([]);
+  return createReadStream(file.path, { start: file.bodyOffset });
+}
+
+/** A header block followed by the body of a spooled file, as one stream. */
+export function messageStream(headerBlock: Buffer, file: SpooledFile): Readable {
+  return Readable.from(
+    (async function* () {
+      yield headerBlock;
+      yield* bodyStream(file);
+    })(),
+    { objectMode: false },
+  );
+}

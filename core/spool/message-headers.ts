@@ -1,0 +1,109 @@
+import { Headers } from 'mailsplit';
+
+/** One header field, name as written and value unfolded (CRLF + WSP joined). */
+export interface HeaderField {
+  readonly name: string;
+  readonly value: string;
+}
+
+/**
+ * The header block of a message, parsed by mailsplit and editable by plugins.
+ *
+ * Header bytes are kept as "binary" (latin1) strings internally, which is what
+ * mailsplit uses so that 8-bit and UTF-8 header bytes pass through unchanged;
+ * this class decodes to and encodes from UTF-8 at its edges so plugin authors
+ * only see normal strings.
+ */
+export class MessageHeaders {
+  readonly #headers: Headers;
+
+  constructor(block: Buffer) {
+    // A message may start with the empty line (no header fields at all).
+    const empty = block.length === 0 || (block.length === 2 && block[0] === 13 && block[1] === 10);
+    this.#headers = new Headers(empty ? [] : block);
+    this.#headers.changed = false;
+  }
+
+  /** All values of a field, in message order, unfolded and trimmed. */
+  get(name: string): string[] {
+    return this.#headers.get(name).map((line) => valueOf(line));
+  }
+
+  getFirst(name: string): string | undefined {
+    return this.get(name)[0];
+  }
+
+  has(name: string): boolean {
+    return this.#headers.hasHeader(name);
+  }
+
+  /** Every field in message order. */
+  list(): HeaderField[] {
+    return this.#headers.getList().map((entry) => ({ name: nameOf(entry.line), value: valueOf(entry.line) }));
+  }
+
+  /**
+   * Adds a field at the top of the header block, where trace fields
+   * (Received, Authentication-Results) belong (RFC 5321 4.4).
+   */
+  prepend(name: string, value: string): void {
+    this.#headers.add(name, Buffer.from(stripLineBreaks(value), 'utf8'), 0);
+  }
+
+  /** Adds a field at the bottom of the header block. */
+  append(name: string, value: string): void {
+    this.#headers.add(name, Buffer.from(stripLineBreaks(value), 'utf8'), Number.MAX_SAFE_INTEGER);
+  }
+
+  /** Removes every field with this name. */
+  remove(name: string): void {
+    this.#headers.remove(name);
+  }
+
+  /**
+   * Removes the fields with this name for which `match` returns true; used to
+   * strip forged trace fields while keeping genuine ones.
+   */
+  removeWhere(name: string, match: (value: string) => boolean): number {
+    const key = name.toLowerCase();
+    // getList() is mailsplit's own array, so removing from it edits the block.
+    const lines = this.#headers.getList();
+    let removed = 0;
+    for (let i = lines.length - 1; i >= 0; i--) {
+      if (lines[i].key === key && match(valueOf(lines[i].line))) {
+        lines.splice(i, 1);
+        removed++;
+      }
+    }
+    if (removed > 0) this.#headers.changed = true;
+    return removed;
+  }
+
+  /** True when a plugin added or removed something. */
+  get changed(): boolean {
+    return this.#headers.changed;
+  }
+
+  /** The header block with its terminating empty line, CRLF line ends. */
+  toBuffer(): Buffer {
+    // Unchanged headers go out byte for byte (DKIM signatures depend on it).
+    if (this.#headers.getList().length === 0) return Buffer.from('\r\n');
+    return this.#headers.changed ? this.#headers.build('\r\n') : this.#headers.build();
+  }
+}
+
+function nameOf(line: string): string {
+  const colon = line.indexOf(':');
+  return (colon < 0 ? line : line.slice(0, colon)).trim();
+}
+
+function valueOf(line: string): string {
+  const colon = line.indexOf(':');
+  const raw = colon < 0 ? '' : line.slice(colon + 1);
+  return Buffer.from(raw, 'binary').toString('utf8').replace(/\r?\n(?=[ \t])/g, '').trim();
+}
+
+function stripLineBreaks(value: string): string {
+  // A header value from a plugin must not be able to start a new field.
+  return value.replace(/[\r\n]+/g, ' ');
+}

@@ -1,0 +1,284 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { inject, injectable } from 'tsyringe';
+import { z } from 'zod';
+import type { Clock } from '../../core/clock.js';
+import { TOKENS } from '../../core/di/tokens.js';
+import { PetrelError } from '../../core/errors.js';
+import type { Logger } from '../../core/log/logger.js';
+import type { Paths } from '../../core/paths.js';
+import type { PluginMeta } from '../../core/plugins/contract.js';
+import {
+  stateOf,
+  type Lease,
+  type NewMessage,
+  type Queue,
+  type QueueFilter,
+  type QueuedMessage,
+  type QueuedRecipient,
+  type QueueState,
+  type SettleRequest,
+} from '../../core/queue/contract.js';
+import { MinHeap } from '../../core/util/min-heap.js';
+import { PidLock } from '../../core/util/pid-lock.js';
+import { SpoolFiles, type StoredMessage } from './spool-files.js';
+
+export const options = z.strictObject({
+  directory: z.string().min(1).default('queue').describe('where the queue lives, relative to server.dataDir'),
+});
+
+type Options = z.output<typeof options>;
+
+interface Entry {
+  record: StoredMessage;
+  leaseToken?: string;
+  leaseDeadline: number;
+  /** Bumped on every change, so stale heap entries are recognised and skipped. */
+  version: number;
+}
+
+interface DueItem {
+  readonly id: string;
+  readonly due: number;
+  readonly version: number;
+}
+
+/**
+ * The embedded queue: files on local disk, made durable the way Postfix does
+ * it (write, fsync, rename, fsync the directory) before the client gets its
+ * 250. One process owns the directory (a pid lock); a second one refuses to
+ * start. On start it recovers what a crash left: every record becomes due,
+ * leases that were held are simply gone, and half-written files are removed.
+ */
+@injectable()
+export default class SpoolQueue implements Queue {
+  static readonly meta: PluginMeta = {
+    name: 'queue-spool',
+    version: '1.0.0',
+    description: 'durable queue in local files (write + fsync + rename + directory fsync)',
+    provides: ['queue'],
+  };
+  static readonly options = options;
+
+  readonly #files: SpoolFiles;
+  readonly #lock: PidLock;
+  readonly #entries = new Map<string, Entry>();
+  readonly #due = new MinHeap<DueItem>((item) => item.due);
+  readonly #listeners = new Set<() => void>();
+  #started = false;
+
+  constructor(
+    @inject(TOKENS.PluginOptions) opts: Options,
+    @inject(TOKENS.Paths) paths: Paths,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Logger) private readonly log: Logger,
+  ) {
+    const directory = join(paths.dataDir, opts.directory);
+    this.#files = new SpoolFiles(directory);
+    this.#lock = new PidLock(join(directory, 'lock'));
+  }
+
+  async start(): Promise<void> {
+    await this.#files.prepare();
+    if (!(await this.#lock.acquire())) {
+      const owner = await this.#lock.owner();
+      throw new PetrelError('PETREL_QUEUE_LOCKED', `queue directory ${this.#files.directory} is in use by process ${owner}; stop it first`);
+    }
+    const records = await this.#files.recover((id, error) =>
+      this.log.error({ qid: id, err: error }, `queue record ${id} is unreadable; moved to corrupt/`),
+    );
+    for (const record of records) this.#track(record);
+    this.#started = true;
+    this.log.info({ messages: records.length, directory: this.#files.directory }, 'queue recovered');
+  }
+
+  async close(): Promise<void> {
+    this.#started = false;
+    await this.#lock.release();
+  }
+
+  async enqueue(message: NewMessage): Promise<void> {
+    const record: StoredMessage = {
+      format: 1,
+      id: message.id,
+      envelope: message.envelope,
+      recipients: message.recipients.map((r) => ({ ...r, status: 'pending', attempts: 0 })),
+      origin: message.origin,
+      size: message.file.size,
+      receivedAt: message.receivedAt,
+      nextAttemptAt: message.receivedAt,
+      attempts: 0,
+      held: false,
+      messageId: message.messageId,
+      headerBlock: message.headerBlock.toString('base64'),
+      bodyOffset: message.file.bodyOffset,
+    };
+    await this.#files.store(message, record);
+    this.#track(record);
+    this.#notifyDue();
+  }
+
+  async lease(limit: number, leaseMs: number): Promise<Lease[]> {
+    const now = this.clock.now();
+    const leases: Lease[] = [];
+    while (leases.length < limit) {
+      const top = this.#due.peek();
+      if (!top || top.due > now) break;
+      this.#due.pop();
+      const entry = this.#entries.get(top.id);
+      if (!entry || entry.version !== top.version || entry.record.held) continue;
+      if (entry.leaseToken !== undefined && entry.leaseDeadline > now) continue;
+      entry.leaseToken = randomUUID();
+      entry.leaseDeadline = now + leaseMs;
+      entry.version++;
+      // If the holder never settles, the message comes due again at the deadline.
+      this.#due.push({ id: top.id, due: entry.leaseDeadline, version: entry.version });
+      leases.push({ message: publicView(entry.record), token: entry.leaseToken, deadline: entry.leaseDeadline });
+    }
+    return leases;
+  }
+
+  async read(id: string): Promise<Readable> {
+    const record = this.#entries.get(id)?.record ?? (await this.#files.read(id));
+    if (!record) throw new Error(`message ${id} is not in the queue`);
+    return this.#files.content(record);
+  }
+
+  async settle(lease: Lease, request: SettleRequest): Promise<boolean> {
+    const entry = this.#entries.get(lease.message.id);
+    if (!entry || entry.leaseToken !== lease.token) return false;
+    const now = this.clock.now();
+    const outcomes = new Map(request.outcomes.map((o) => [o.address, o]));
+    const recipients: QueuedRecipient[] = entry.record.recipients.map((recipient) => {
+      const outcome = outcomes.get(recipient.address);
+      if (!outcome || recipient.status === 'delivered' || recipient.status === 'bounced') return recipient;
+      return {
+        ...recipient,
+        status: outcome.status,
+        attempts: recipient.attempts + 1,
+        lastReply: outcome.reply ?? recipient.lastReply,
+        updatedAt: now,
+      };
+    });
+    const open = recipients.some((r) => r.status === 'pending' || r.status === 'deferred');
+    entry.leaseToken = undefined;
+    entry.version++;
+    if (!open) {
+      this.#entries.delete(entry.record.id);
+      await this.#files.remove(entry.record.id);
+      return true;
+    }
+    entry.record = {
+      ...entry.record,
+      recipients,
+      attempts: entry.record.attempts + 1,
+      nextAttemptAt: request.nextAttemptAt ?? now,
+    };
+    await this.#files.write(entry.record);
+    this.#schedule(entry);
+    return true;
+  }
+
+  async abandon(lease: Lease): Promise<void> {
+    const entry = this.#entries.get(lease.message.id);
+    if (!entry || entry.leaseToken !== lease.token) return;
+    entry.leaseToken = undefined;
+    entry.version++;
+    this.#due.push({ id: entry.record.id, due: this.clock.now(), version: entry.version });
+    this.#notifyDue();
+  }
+
+  onDue(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async list(filter: QueueFilter = {}): Promise<QueuedMessage[]> {
+    const records = this.#started ? [...this.#entries.values()].map((e) => e.record) : await this.#files.scan();
+    const now = this.clock.now();
+    const matches = records
+      .filter((record) => matchesFilter(record, filter, now))
+      .sort((a, b) => a.receivedAt - b.receivedAt)
+      .map(publicView);
+    return filter.limit === undefined ? matches : matches.slice(0, filter.limit);
+  }
+
+  async inspect(id: string): Promise<QueuedMessage | undefined> {
+    const record = this.#entries.get(id)?.record ?? (await this.#files.read(id));
+    return record ? publicView(record) : undefined;
+  }
+
+  async retry(id: string): Promise<boolean> {
+    return this.#update(id, (record) => ({ ...record, nextAttemptAt: this.clock.now() }));
+  }
+
+  async hold(id: string): Promise<boolean> {
+    return this.#update(id, (record) => ({ ...record, held: true }));
+  }
+
+  async release(id: string): Promise<boolean> {
+    return this.#update(id, (record) => ({ ...record, held: false, nextAttemptAt: this.clock.now() }));
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const record = this.#entries.get(id)?.record ?? (await this.#files.read(id));
+    if (!record) return false;
+    this.#entries.delete(id);
+    await this.#files.remove(id);
+    return true;
+  }
+
+  async stats(): Promise<Record<QueueState, number>> {
+    const counts: Record<QueueState, number> = { active: 0, deferred: 0, held: 0 };
+    for (const message of await this.list()) counts[stateOf(message)]++;
+    return counts;
+  }
+
+  async #update(id: string, change: (record: StoredMessage) => StoredMessage): Promise<boolean> {
+    const entry = this.#entries.get(id);
+    const record = entry?.record ?? (await this.#files.read(id));
+    if (!record) return false;
+    const updated = change(record);
+    await this.#files.write(updated);
+    if (entry) {
+      entry.record = updated;
+      entry.version++;
+      this.#schedule(entry);
+    }
+    return true;
+  }
+
+  #track(record: StoredMessage): void {
+    const entry: Entry = { record, leaseDeadline: 0, version: 0 };
+    this.#entries.set(record.id, entry);
+    this.#schedule(entry);
+  }
+
+  #schedule(entry: Entry): void {
+    if (entry.record.held) return;
+    this.#due.push({ id: entry.record.id, due: entry.record.nextAttemptAt, version: entry.version });
+    if (entry.record.nextAttemptAt <= this.clock.now()) this.#notifyDue();
+  }
+
+  #notifyDue(): void {
+    for (const listener of this.#listeners) listener();
+  }
+}
+
+/** The record without the storage details (header bytes, offsets). */
+function publicView(record: StoredMessage): QueuedMessage {
+  const { format: _format, headerBlock: _headers, bodyOffset: _offset, ...message } = record;
+  return message;
+}
+
+function matchesFilter(record: QueuedMessage, filter: QueueFilter, now: number): boolean {
+  if (filter.state !== undefined && stateOf(record) !== filter.state) return false;
+  if (filter.sender !== undefined && record.envelope.from.toLowerCase() !== filter.sender.toLowerCase()) return false;
+  if (filter.olderThanMs !== undefined && now - record.receivedAt < filter.olderThanMs) return false;
+  if (filter.domain !== undefined) {
+    const domain = filter.domain.toLowerCase();
+    if (!record.recipients.some((r) => r.address.toLowerCase().endsWith(`@${domain}`))) return false;
+  }
+  return true;
+}
