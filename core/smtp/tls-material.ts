@@ -64,14 +64,15 @@ async function selfSignedPair(directory: string, hostname: string): Promise<{ ke
   const certFile = join(directory, 'self-signed.crt');
   const keyFile = join(directory, 'self-signed.key');
   if (existsSync(certFile) && existsSync(keyFile)) return readPair(certFile, keyFile);
-  const generated = await generateSelfSigned(hostname);
+  const generated = generateSelfSigned(hostname);
   await mkdir(directory, { recursive: true });
   await writeFile(keyFile, generated.key, { mode: 0o600 });
   await writeFile(certFile, generated.cert);
   return generated;
 }
 
-export async function generateSelfSigned(hostname: string): Promise<{ key: Buffer; cert: Buffer }> {
+/** A self-signed RSA certificate for `hostname`, localhost and 127.0.0.1 (node-forge; takes a second or two). */
+export function generateSelfSigned(hostname: string): { key: Buffer; cert: Buffer } {
   const pems = selfsigned.generate([{ name: 'commonName', value: hostname }], {
     keySize: 2048,
     days: 825,
