@@ -14,10 +14,11 @@ export interface ReceivedFields {
  * The Received trace field (RFC 5321 4.4, RFC 3848 protocol names), in the
  * shape Postfix writes and operators read:
  *
- *   from helo.name (client.name [192.0.2.1])
- *     by mx.example.org (Petrel) with ESMTPS id <queue id>
- *     (TLSv1.3 TLS_AES_256_GCM_SHA384)
- *     for <rcpt@example.org>; Sat, 28 Nov 2026 18:00:00 +0000
+ *   Received: from helo.name (client.name [192.0.2.1])
+ *   	by mx.example.org (Petrel) with ESMTPS id <queue id>
+ *   	(TLSv1.3 TLS_AES_256_GCM_SHA384)
+ *   	for <rcpt@example.org>;
+ *   	Sat, 28 Nov 2026 18:00:00 +0000
  */
 export function receivedHeader(fields: ReceivedFields): string {
   const { session } = fields;
@@ -28,8 +29,7 @@ export function receivedHeader(fields: ReceivedFields): string {
     parts.push(`(${session.tls.protocol}${session.tls.cipher ? ` ${session.tls.cipher}` : ''})`);
   }
   if (fields.recipients.length === 1) parts.push(`for <${fields.recipients[0]}>`);
-  // One line; MessageHeaders folds it at 76 columns.
-  return `${parts.join(' ')}; ${rfc5322Date(fields.date)}`;
+  return `${parts.join('\r\n\t')};\r\n\t${rfc5322Date(fields.date)}`;
 }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];

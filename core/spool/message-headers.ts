@@ -47,12 +47,24 @@ export class MessageHeaders {
    * (Received, Authentication-Results) belong (RFC 5321 4.4).
    */
   prepend(name: string, value: string): void {
-    this.#headers.add(name, Buffer.from(stripLineBreaks(value), 'utf8'), 0);
+    this.#add(name, value, 0);
   }
 
   /** Adds a field at the bottom of the header block. */
   append(name: string, value: string): void {
-    this.#headers.add(name, Buffer.from(stripLineBreaks(value), 'utf8'), Number.MAX_SAFE_INTEGER);
+    this.#add(name, value, Number.MAX_SAFE_INTEGER);
+  }
+
+  /**
+   * A value folded by the caller (CRLF + space/tab, to break at meaningful
+   * places) is kept as folded; otherwise mailsplit folds it at 76 columns.
+   * Any other CR or LF becomes a space: a value must never start a new field.
+   */
+  #add(name: string, value: string, index: number): void {
+    const folded = value.includes('\r\n');
+    const clean = value.replace(/\r\n(?=[ \t])|[\r\n]/g, (match) => (match.length === 2 ? match : ' '));
+    if (folded) this.#headers.addFormatted(name, Buffer.from(`${name}: ${clean}`, 'utf8').toString('binary'), index);
+    else this.#headers.add(name, Buffer.from(clean, 'utf8'), index);
   }
 
   /** Removes every field with this name. */
@@ -101,9 +113,4 @@ function valueOf(line: string): string {
   const colon = line.indexOf(':');
   const raw = colon < 0 ? '' : line.slice(colon + 1);
   return Buffer.from(raw, 'binary').toString('utf8').replace(/\r?\n(?=[ \t])/g, '').trim();
-}
-
-function stripLineBreaks(value: string): string {
-  // A header value from a plugin must not be able to start a new field.
-  return value.replace(/[\r\n]+/g, ' ');
 }

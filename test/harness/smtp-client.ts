@@ -56,6 +56,13 @@ export class SmtpTestClient {
     return this.#socket instanceof tls.TLSSocket;
   }
 
+  /** The CN of the certificate the server presented, once TLS is up. */
+  peerCertificateName(): string | undefined {
+    if (!(this.#socket instanceof tls.TLSSocket)) return undefined;
+    const cn = this.#socket.getPeerCertificate().subject?.CN;
+    return Array.isArray(cn) ? cn[0] : cn;
+  }
+
   /** Sends raw bytes, exactly as given. */
   write(data: string | Buffer): void {
     this.#socket.write(data);
