@@ -51,7 +51,11 @@ export const size = () =>
 
 /** A TCP port; numeric strings are accepted because `${PORT}` interpolation yields text. */
 export const port = () =>
-  z
-    .union([z.number(), z.string().regex(/^\d+$/, 'a port number')])
-    .transform(Number)
-    .pipe(z.number().int().min(0).max(65535));
+  z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const parsed = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+    if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535) {
+      ctx.addIssue({ code: 'custom', message: 'expected a port number from 0 to 65535', input: value });
+      return z.NEVER;
+    }
+    return parsed;
+  });

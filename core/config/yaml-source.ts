@@ -43,9 +43,9 @@ export class YamlSource implements ConfigLocator {
   /** Syntax errors, duplicate keys and other YAML-level problems. */
   syntaxIssues(): ConfigIssue[] {
     return [...this.document.errors, ...this.document.warnings].map((error) => {
-      const at = error.linePos?.[0] ?? { line: 0, col: 0 };
+      const at = this.position(error.pos[0]);
       const message = error.code === 'DUPLICATE_KEY' ? 'key appears twice (each key may be given once)' : error.message.split('\n')[0];
-      return { file: this.file, line: at.line, column: at.col, path: '', message: `YAML ${message}` };
+      return { file: this.file, ...at, path: '', message: `YAML ${message}` };
     });
   }
 

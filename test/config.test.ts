@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { ConfigError } from '../core/config/config-error.js';
+import { parseConfigText } from '../core/config/load.js';
+import { createLogger } from '../core/log/logger.js';
+import { Petrel } from '../core/petrel.js';
+import { fixturePlugin } from './fixtures/paths.js';
+import { tempDir } from './harness/temp-dir.js';
+
+const run = promisify(execFile);
+const temp = tempDir();
+after(() => temp.remove());
+
+const VALID = `server:
+  hostname: mx.example.test
+  dataDir: ./data
+  localDomains: [example.test]
+listeners:
+  - name: mx
+    host: 127.0.0.1
+    port: 2525
+    tls: none
+plugins:
+  - name: relay-access
+  - name: queue-spool
+`;
+
+/** Loads the text as a config file and builds the plugins; returns the error message. */
+async function problems(text: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const file = join(temp.path, 'mta.config.yaml');
+  writeFileSync(file, text);
+  try {
+    const loaded = parseConfigText(text, file, env);
+    await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${(error as Error).stack}`);
+    return error.message;
+  }
+  assert.fail('the config was accepted');
+}
+
+describe('config errors name file, line, column, key, what was found and what was expected', () => {
+  it('accepts the valid base config', async () => {
+    const loaded = parseConfigText(VALID, 'mta.config.yaml', {});
+    assert.equal(loaded.config.listeners[0].port, 2525);
+    assert.equal(loaded.config.limits.messageSize, 25 * 1024 * 1024, 'defaults are filled in');
+  });
+
+  it('YAML syntax error', async () => {
+    const message = await problems(VALID.replace('  hostname: mx.example.test', '  hostname: [mx.example.test'));
+    assert.match(message, /mta\.config\.yaml:[23]:\d+: YAML /);
+  });
+
+  it('duplicate key', async () => {
+    const message = await problems(VALID.replace('  dataDir: ./data', '  dataDir: ./data\n  dataDir: ./other'));
+    assert.match(message, /mta\.config\.yaml:4:3: YAML key appears twice/);
+  });
+
+  it('unknown key (a typo) with its own line', async () => {
+    const message = await problems(VALID.replace('  localDomains: [example.test]', '  localDomians: [example.test]'));
+    assert.match(message, /mta\.config\.yaml:4:3 server\.localDomians: unknown key "localDomians"/);
+  });
+
+  it('wrong type, with what was found', async () => {
+    const message = await problems(VALID.replace('port: 2525', 'port: twenty-five'));
+    assert.match(message, /mta\.config\.yaml:8:11 listeners\[0\]\.port: expected a port number from 0 to 65535, found "twenty-five"/);
+  });
+
+  it('value out of range', async () => {
+    const message = await problems(VALID.replace('port: 2525', 'port: 70000'));
+    assert.match(message, /mta\.config\.yaml:8:11 listeners\[0\]\.port: expected a port number from 0 to 65535, found 70000/);
+  });
+
+  it('bad enum value lists the allowed ones', async () => {
+    const message = await problems(VALID.replace('tls: none', 'tls: sometimes'));
+    assert.match(message, /listeners\[0\]\.tls: expected one of "none", "starttls", "starttls-required", "implicit", found "sometimes"/);
+  });
+
+  it('bad duration', async () => {
+    const message = await problems(`${VALID}limits:\n  socketTimeout: soon\n`);
+    assert.match(message, /:14:18 limits\.socketTimeout: expected a duration like 100ms, 30s, 5m, 4h or 5d, found "soon"/);
+  });
+
+  it('unknown built-in plugin, listing the built-ins', async () => {
+    const message = await problems(VALID.replace('  - name: relay-access', '  - name: relay-acess'));
+    assert.match(message, /mta\.config\.yaml:11:5 plugins\[0\]: unknown built-in plugin "relay-acess" \(built-ins: .*relay-access/);
+  });
+
+  it('bad plugin option names the plugin and the key', async () => {
+    const message = await problems(VALID.replace('  - name: relay-access', '  - name: relay-access\n    options:\n      relayNetworks: [10.0.0.0/33]'));
+    assert.match(message, /:13:23 plugins\[0\]\.options\.relayNetworks\[0\]: plugin relay-access: expected a network like 192\.0\.2\.0\/24/);
+  });
+
+  it('unknown plugin option', async () => {
+    const message = await problems(VALID.replace('  - name: relay-access', '  - name: relay-access\n    options:\n      relayNetwork: []'));
+    assert.match(message, /:13:7 plugins\[0\]\.options\.relayNetwork: plugin relay-access: unknown key "relayNetwork"/);
+  });
+
+  it('missing dependency', async () => {
+    const message = await problems(`${VALID}  - path: ${fixturePlugin('dependent')}\n`);
+    assert.match(message, /plugins\[2\]: plugin "dependent" depends on "greylist-of-dreams", which is not enabled/);
+  });
+
+  it('plugin file that does not exist', async () => {
+    const message = await problems(`${VALID}  - path: ./nowhere/plugin.js\n`);
+    assert.match(message, /plugins\[2\]: plugin file not found: .*nowhere\/plugin\.js/);
+  });
+
+  it('no queue plugin', async () => {
+    const message = await problems(VALID.replace('  - name: queue-spool\n', ''));
+    assert.match(message, /plugins: no queue plugin is enabled/);
+  });
+
+  it('missing environment variable, and interpolation when set', async () => {
+    const text = VALID.replace('hostname: mx.example.test', 'hostname: ${MX_NAME}').replace('port: 2525', 'port: ${MX_PORT:-2526}');
+    const message = await problems(text);
+    assert.match(message, /:2:13 server\.hostname: environment variable MX_NAME is not set/);
+    const loaded = parseConfigText(text, 'mta.config.yaml', { MX_NAME: 'from-env.example' });
+    assert.equal(loaded.config.server.hostname, 'from-env.example');
+    assert.equal(loaded.config.listeners[0].port, 2526, 'an unquoted ${VAR} takes the YAML type of its value');
+  });
+
+  it('TLS listener without a certificate', async () => {
+    const message = await problems(VALID.replace('tls: none', 'tls: starttls'));
+    assert.match(message, /listeners\[0\]\.tls: "starttls" needs a certificate/);
+  });
+
+  it('reports several problems at once', async () => {
+    const message = await problems(VALID.replace('port: 2525', 'port: x').replace('hostname: mx.example.test', 'hostnam: x'));
+    assert.match(message, /configuration has 2 problems/);
+  });
+});
+
+describe('petrel check-config', () => {
+  const node = join(process.cwd(), 'node_modules', '.bin', 'node');
+  const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
+
+  it('prints the problem and exits non-zero', async () => {
+    const file = join(temp.path, 'broken.yaml');
+    writeFileSync(file, VALID.replace('port: 2525', 'port: nope'));
+    const result = await run(node, [cli, 'check-config', '-c', file]).catch((error: { code: number; stderr: string }) => error);
+    assert.equal((result as { code: number }).code, 1);
+    assert.match((result as { stderr: string }).stderr, /broken\.yaml:8:11 listeners\[0\]\.port: expected/);
+  });
+
+  it('says ok and exits 0 for a valid config, and the shipped config is valid', async () => {
+    const file = join(temp.path, 'good.yaml');
+    writeFileSync(file, VALID);
+    const good = await run(node, [cli, 'check-config', '-c', file]);
+    assert.match(good.stdout, /good\.yaml: ok/);
+    const shipped = await run(node, [cli, 'check-config', '-c', join(process.cwd(), 'mta.config.yaml')]);
+    assert.match(shipped.stdout, /ok/);
+  });
+});
