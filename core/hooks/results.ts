@@ -52,12 +52,12 @@ export function accept(text?: string): AcceptResult {
 
 /** Refuse permanently (5xx). The client must not retry. */
 export function reject(code: PermanentCode, enhanced: PermanentEnhancedCode, text: string): RejectResult {
-  return { kind: 'reject', reply: makeReply(code, enhanced, text) };
+  return { kind: 'reject', reply: makeReply(code, enhanced, text, 5) };
 }
 
 /** Refuse for now (4xx). The client should retry later. */
 export function defer(code: TransientCode, enhanced: TransientEnhancedCode, text: string): DeferResult {
-  return { kind: 'defer', reply: makeReply(code, enhanced, text) };
+  return { kind: 'defer', reply: makeReply(code, enhanced, text, 4) };
 }
 
 /** Answer, then close the connection (421 for a temporary reason, 5xx for a permanent one). */
@@ -71,11 +71,14 @@ export function disconnect(
 
 const ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3}$/;
 
-function makeReply(code: number, enhanced: string, text: string): SmtpReply {
+function makeReply(code: number, enhanced: string, text: string, replyClass?: 4 | 5): SmtpReply {
   // The types catch mistakes at compile time; these checks catch plugins written
   // in plain JavaScript, which would otherwise put a malformed line on the wire.
   if (!Number.isInteger(code) || code < 400 || code > 599) {
     throw new TypeError(`SMTP reply code must be 4xx or 5xx, got ${String(code)}`);
+  }
+  if (replyClass !== undefined && Math.floor(code / 100) !== replyClass) {
+    throw new TypeError(`${replyClass === 5 ? 'reject' : 'defer'}() needs a ${replyClass}xx code, got ${code}`);
   }
   if (!ENHANCED_CODE.test(enhanced) || enhanced[0] !== String(code)[0]) {
     throw new TypeError(`enhanced status code "${enhanced}" does not match reply code ${code}`);

@@ -1,0 +1,45 @@
+import { inject, injectable, reject, next, TOKENS, z, type HookRegistrar, type Logger, type Session, type Transaction, type Address, type PluginMeta } from '../../core/index.js';
+
+/**
+ * An example plugin, built step by step in docs/writing-a-plugin.md: refuses
+ * mail from sender domains listed in its options, and stamps the messages it
+ * lets through with a header saying they were checked.
+ *
+ * Outside this repository, import from 'petrel' instead of '../../core/index.js'.
+ */
+const options = z.strictObject({
+  /** Sender domains to refuse, lower case. */
+  domains: z.array(z.string().min(1)).min(1),
+  /** What the client is told. */
+  message: z.string().default('Mail from your domain is not accepted here'),
+});
+
+@injectable()
+export default class SenderBlocklist {
+  static readonly meta: PluginMeta = { name: 'sender-blocklist', version: '1.0.0', description: 'refuses listed sender domains' };
+  static readonly options = options;
+
+  readonly #blocked: Set<string>;
+
+  constructor(
+    @inject(TOKENS.PluginOptions) private readonly opts: z.output<typeof options>,
+    @inject(TOKENS.Logger) private readonly log: Logger,
+  ) {
+    this.#blocked = new Set(opts.domains.map((domain) => domain.toLowerCase()));
+  }
+
+  register(hooks: HookRegistrar): void {
+    hooks.on('mail', (session, transaction, from) => this.checkSender(session, transaction, from));
+    hooks.on('message', (_session, _transaction, message) => {
+      message.headers.prepend('X-Sender-Checked', 'sender-blocklist');
+      return next();
+    });
+  }
+
+  checkSender(session: Session, _transaction: Transaction, from: Address) {
+    const domain = from.address.slice(from.address.lastIndexOf('@') + 1).toLowerCase();
+    if (!this.#blocked.has(domain)) return next();
+    this.log.info({ sid: session.id, from: from.address }, 'sender domain blocked');
+    return reject(550, '5.7.1', this.opts.message);
+  }
+}

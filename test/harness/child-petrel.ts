@@ -1,0 +1,77 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+
+/**
+ * A Petrel running as a separate process (the real CLI), for tests that kill
+ * it, signal it, or run several nodes side by side. Reads the JSON log on
+ * stdout to learn the listener ports (configs use port 0).
+ */
+export class ChildPetrel {
+  readonly logLines: Record<string, unknown>[] = [];
+  readonly ports = new Map<string, number>();
+  readonly #process: ChildProcess;
+  readonly #exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #stdout = '';
+  #partial = '';
+
+  private constructor(configFile: string, env: NodeJS.ProcessEnv) {
+    const node = join(process.cwd(), 'node_modules', '.bin', 'node');
+    const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
+    this.#process = spawn(node, [cli, 'start', '-c', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#process.stdout?.on('data', (chunk: Buffer) => this.#onOutput(chunk.toString('utf8')));
+    this.#process.stderr?.on('data', (chunk: Buffer) => this.#onOutput(chunk.toString('utf8')));
+    this.#exited = new Promise((resolve) => this.#process.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  /** Writes `config` as YAML into `dir` and starts `petrel start` on it; resolves once every listener listens. */
+  static async start(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<ChildPetrel> {
+    const file = join(dir, `mta-${Date.now()}-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, stringify(config));
+    const child = new ChildPetrel(file, env);
+    const listeners = (config.listeners as { name: string }[]).length;
+    await child.waitForLog((line) => line.msg === 'listening' || String(line.msg).startsWith('listening on'), listeners, 20_000);
+    return child;
+  }
+
+  get pid(): number {
+    return this.#process.pid as number;
+  }
+
+  port(listener = 'mx'): number {
+    const port = this.ports.get(listener);
+    if (port === undefined) throw new Error(`listener ${listener} is not listening`);
+    return port;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.#process.kill(signal);
+  }
+
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return this.#exited;
+  }
+
+  /** Resolves when `count` log lines matching `match` have been seen. */
+  async waitForLog(match: (line: Record<string, unknown>) => boolean, count = 1, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.logLines.filter(match).length < count) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for log lines; got:\n${this.#stdout.slice(-4000)}`);
+      if (this.#process.exitCode !== null) throw new Error(`petrel exited (${this.#process.exitCode}):\n${this.#stdout.slice(-4000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  #onOutput(text: string): void {
+    this.#stdout += text;
+    const lines = (this.#partial + text).split('\n');
+    this.#partial = lines.pop() ?? '';
+    for (const raw of lines) {
+      if (!raw.startsWith('{')) continue;
+      const line = JSON.parse(raw) as Record<string, unknown>;
+      this.logLines.push(line);
+      if (typeof line.listener === 'string' && typeof line.port === 'number') this.ports.set(line.listener, line.port);
+    }
+  }
+}
