@@ -96,7 +96,6 @@ export const configSchema = z.strictObject({
       recipients: z.number().int().min(1).default(100).describe('recipients per message'),
       clients: z.number().int().min(1).default(1000).describe('simultaneous connections per listener'),
       commandLength: z.number().int().min(512).default(4096).describe('longest command line in bytes'),
-      unauthenticatedCommands: z.number().int().min(1).default(20),
       socketTimeout: duration().prefault('5m').describe('idle time before a connection is closed'),
     })
     .prefault({}),
