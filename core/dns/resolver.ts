@@ -1,4 +1,5 @@
 import { promises as dns } from 'node:dns';
+import { isLoopback } from '../util/networks.js';
 
 export type RecordType = 'A' | 'AAAA' | 'MX' | 'TXT' | 'PTR' | 'CNAME' | 'NS' | 'TLSA' | 'SOA';
 
@@ -16,12 +17,21 @@ export interface DnsResolver {
   reverse(ip: string): Promise<string[]>;
 }
 
-/** The system resolver (what /etc/resolv.conf names). */
+/**
+ * The system resolver (what /etc/resolv.conf names). Loopback is answered
+ * locally, as /etc/hosts would: asking a name server about 127.0.0.1 only
+ * adds a timeout on a machine without one.
+ */
 export function systemResolver(timeoutMs: number): DnsResolver {
   const resolver = new dns.Resolver({ timeout: timeoutMs, tries: 2 });
   return {
-    resolve: (name, type) => resolver.resolve(name, type) as Promise<unknown[]>,
-    reverse: (ip) => resolver.reverse(ip),
+    resolve: (name, type) => {
+      if (name.toLowerCase() === 'localhost' && (type === 'A' || type === 'AAAA')) {
+        return Promise.resolve(type === 'A' ? ['127.0.0.1'] : ['::1']);
+      }
+      return resolver.resolve(name, type) as Promise<unknown[]>;
+    },
+    reverse: (ip) => (isLoopback(ip) ? Promise.resolve(['localhost']) : resolver.reverse(ip)),
   };
 }
 

@@ -1,10 +1,10 @@
-import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { SMTPServerOptions } from 'smtp-server';
 import type { ListenerConfig, PetrelConfig } from '../config/schema.js';
 import type { ReverseLookup } from '../dns/reverse-lookup.js';
 import { bunyanAdapter, type Logger } from '../log/logger.js';
 import type { ListenerInfo } from '../session.js';
+import { isLoopback } from '../util/networks.js';
 import { PetrelSmtpServer } from './petrel-smtp-server.js';
 import { SmtpSessionHandlers, type SessionHandlerDeps } from './smtp-session-handlers.js';
 import type { TlsMaterial } from './tls-material.js';
@@ -144,10 +144,4 @@ export class SmtpListener {
       onClose: this.#handlers.onClose,
     };
   }
-}
-
-export function isLoopback(address: string): boolean {
-  const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
-  if (isIP(plain) === 4) return plain.startsWith('127.');
-  return plain === '::1';
 }

@@ -37,3 +37,10 @@ export function parseCidr(cidr: string): { address: string; prefix: number; fami
 export function unmapIPv4(address: string): string {
   return address.toLowerCase().startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
+
+/** 127.0.0.0/8 and ::1, also in IPv4-mapped form. */
+export function isLoopback(address: string): boolean {
+  const plain = unmapIPv4(address);
+  if (isIP(plain) === 4) return plain.startsWith('127.');
+  return plain === '::1';
+}

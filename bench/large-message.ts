@@ -1,0 +1,50 @@
+import net from 'node:net';
+import type { ServerProcess } from './systems/server-process.js';
+
+const SIZE = 50 * 1024 * 1024;
+
+/**
+ * Sends one 50 MiB message and reports how much the server's resident memory
+ * grew: the body must stream to disk, so the growth should be a few MiB.
+ */
+export async function checkLargeMessageMemory(server: ServerProcess): Promise<{ before: number; peakRss: number; growth: number; reply: string }> {
+  server.resetPeak();
+  const before = server.memory().rss;
+  const reply = await sendLarge(server.port);
+  const peakRss = server.memory().peakRss;
+  return { before, peakRss, growth: peakRss - before, reply };
+}
+
+function sendLarge(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const line = `${'y'.repeat(998)}\r\n`;
+    const chunk = line.repeat(64);
+    let stage = 0;
+    let buffer = '';
+    const steps = ['EHLO big.bench.test', 'MAIL FROM:<big@bench.test>', 'RCPT TO:<postmaster@localhost>', 'DATA'];
+    socket.on('data', async (data: Buffer) => {
+      buffer += data.toString('latin1');
+      const lines = buffer.split('\r\n');
+      buffer = lines.pop() ?? '';
+      for (const reply of lines) {
+        if (/^\d{3}-/.test(reply)) continue;
+        if (stage < steps.length) {
+          socket.write(`${steps[stage++]}\r\n`);
+        } else if (stage === steps.length) {
+          stage++;
+          socket.write('Subject: large\r\n\r\n');
+          for (let sent = 0; sent < SIZE; sent += chunk.length) {
+            if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+          }
+          socket.write('.\r\n');
+        } else {
+          socket.end('QUIT\r\n');
+          resolve(reply);
+          return;
+        }
+      }
+    });
+    socket.on('error', reject);
+  });
+}

@@ -1,0 +1,130 @@
+/**
+ * `npm run bench`: throughput and memory of Petrel side by side with a bare
+ * smtp-server, measured in one run on loopback, systems alternating
+ * (A B A B …) so machine noise falls on all of them alike.
+ *
+ *   npm run bench                     full matrix, 3 rounds
+ *   npm run bench -- --quick          1 KiB and 100 KiB at 20 clients, 1 recipient
+ *   npm run bench -- --json           machine-readable result on stdout
+ *   npm run bench -- --rounds 5 --generator node --only 1k-c20-r1
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runNodeLoad } from './load/node-load.js';
+import type { LoadOptions, LoadResult } from './load/load-options.js';
+import { runSmtpSource, smtpSourceAvailable } from './load/smtp-source.js';
+import { checkLargeMessageMemory } from './large-message.js';
+import { formatReport, summarize, type RunRecord, type Scenario } from './report.js';
+import type { ServerProcess } from './systems/server-process.js';
+import { bareSmtpServer, petrelSpool, type SystemSpec } from './systems/systems.js';
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
+    generator: { type: 'string' },
+    only: { type: 'string' },
+  },
+});
+
+function scenarios(): Scenario[] {
+  const all: Scenario[] = [];
+  for (const size of [1024, 100 * 1024]) {
+    for (const concurrency of [1, 20, 100]) {
+      for (const recipients of [1, 10]) {
+        const small = size <= 1024;
+        const messages = concurrency === 1 ? (small ? 300 : 150) : small ? 3000 : 800;
+        all.push({ id: `${small ? '1k' : '100k'}-c${concurrency}-r${recipients}`, size, concurrency, recipients, messages });
+      }
+    }
+  }
+  if (values.only) return all.filter((s) => values.only?.split(',').includes(s.id));
+  if (values.quick) return all.filter((s) => s.concurrency === 20 && s.recipients === 1);
+  return all;
+}
+
+async function main(): Promise<void> {
+  const generatorName = values.generator ?? (smtpSourceAvailable() ? 'smtp-source' : 'node');
+  const generate = generatorName === 'smtp-source' ? runSmtpSource : runNodeLoad;
+  const rounds = Number(values.rounds);
+  const systems: SystemSpec[] = [bareSmtpServer, petrelSpool];
+  const workDir = mkdtempSync(join(tmpdir(), 'petrel-bench-'));
+  const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
+  log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+  log(`load generator: ${generatorName}; new connection per message; ${rounds} alternated rounds`);
+  const running = new Map<string, ServerProcess>();
+  const records: RunRecord[] = [];
+  try {
+    for (const system of systems) running.set(system.name, await system.start(workDir));
+    const plan = scenarios();
+    for (const scenario of plan) {
+      log(`scenario ${scenario.id}: ${scenario.messages} messages of ${scenario.size} bytes, ${scenario.concurrency} clients, ${scenario.recipients} recipients`);
+      await warmUp(generate, running, scenario);
+      for (let round = 0; round < rounds; round++) {
+        for (const system of systems) {
+          const server = running.get(system.name) as ServerProcess;
+          const record = await measure(generate, server, scenario);
+          records.push(record);
+          log(`  ${system.name.padEnd(14)} ${record.messagesPerSecond.toFixed(0).padStart(6)} msg/s  cpu ${record.cpuPerThousand.toFixed(2)} s/1000  peak ${(record.peakRss / 2 ** 20).toFixed(0)} MiB`);
+        }
+      }
+    }
+    const memoryCheck = await checkLargeMessageMemory(running.get('petrel-spool') as ServerProcess);
+    const summary = summarize(records, systems.map((s) => s.name), 'bare');
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ generator: generatorName, rounds, systems: systems.map((s) => ({ name: s.name, description: s.description })), summary, memoryCheck, records }, null, 2)}\n`);
+    } else {
+      log('');
+      log(formatReport(summary, systems));
+      log('');
+      log(`50 MiB message into petrel-spool: RSS grew ${(memoryCheck.growth / 2 ** 20).toFixed(1)} MiB (peak ${(memoryCheck.peakRss / 2 ** 20).toFixed(0)} MiB, before ${(memoryCheck.before / 2 ** 20).toFixed(0)} MiB), reply: ${memoryCheck.reply}`);
+    }
+  } finally {
+    await Promise.all([...running.values()].map((server) => server.stop()));
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** A short unmeasured run per system, so JIT warm-up and first-use costs stay out of the figures. */
+async function warmUp(generate: (o: LoadOptions) => Promise<LoadResult>, running: Map<string, ServerProcess>, scenario: Scenario): Promise<void> {
+  for (const server of running.values()) {
+    await generate(loadOptions(server.port, { ...scenario, messages: Math.min(200, scenario.messages) }));
+  }
+}
+
+async function measure(generate: (o: LoadOptions) => Promise<LoadResult>, server: ServerProcess, scenario: Scenario): Promise<RunRecord> {
+  server.resetPeak();
+  const cpuBefore = server.cpu();
+  const result = await generate(loadOptions(server.port, scenario));
+  const cpu = server.cpu() - cpuBefore;
+  if (result.failed > 0) throw new Error(`${server.name}: ${result.failed} messages failed in ${scenario.id}`);
+  return {
+    system: server.name,
+    scenario: scenario.id,
+    messagesPerSecond: scenario.messages / result.seconds,
+    cpuPerThousand: (cpu / scenario.messages) * 1000,
+    peakRss: server.memory().peakRss,
+  };
+}
+
+function loadOptions(port: number, scenario: Scenario): LoadOptions {
+  return {
+    host: '127.0.0.1',
+    port,
+    concurrency: scenario.concurrency,
+    messages: scenario.messages,
+    size: scenario.size,
+    recipients: scenario.recipients,
+    reuse: false,
+    from: 'loadgen@bench.test',
+    to: 'postmaster@localhost',
+  };
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,77 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpuSeconds, memory, resetPeakRss } from '../process-stats.js';
+
+/**
+ * One system under test, running as its own process so its CPU time and
+ * memory are its own. `portFrom` reads the listening port off a stdout line.
+ */
+export class ServerProcess {
+  readonly #child: ChildProcess;
+  #output = '';
+  #port: number | undefined;
+
+  constructor(
+    readonly name: string,
+    command: string,
+    args: string[],
+    private readonly portFrom: (line: string) => number | undefined,
+    env: NodeJS.ProcessEnv = {},
+  ) {
+    this.#child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const onData = (chunk: Buffer) => {
+      // Keep only the tail: a busy server's log would otherwise fill memory.
+      this.#output = (this.#output + chunk.toString('utf8')).slice(-64 * 1024);
+      if (this.#port === undefined) {
+        for (const line of this.#output.split('\n')) {
+          const port = this.portFrom(line);
+          if (port !== undefined) {
+            this.#port = port;
+            break;
+          }
+        }
+      }
+    };
+    this.#child.stdout?.on('data', onData);
+    this.#child.stderr?.on('data', onData);
+  }
+
+  get pid(): number {
+    return this.#child.pid as number;
+  }
+
+  get port(): number {
+    if (this.#port === undefined) throw new Error(`${this.name} is not listening`);
+    return this.#port;
+  }
+
+  async ready(timeoutMs = 30_000): Promise<this> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#port === undefined) {
+      if (this.#child.exitCode !== null) throw new Error(`${this.name} exited:\n${this.#output}`);
+      if (Date.now() > deadline) throw new Error(`${this.name} did not start:\n${this.#output}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this;
+  }
+
+  cpu(): number {
+    return cpuSeconds(this.pid);
+  }
+
+  memory(): { rss: number; peakRss: number } {
+    return memory(this.pid);
+  }
+
+  resetPeak(): void {
+    resetPeakRss(this.pid);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.#child.once('exit', resolve));
+    this.#child.kill('SIGTERM');
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}

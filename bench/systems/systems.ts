@@ -1,0 +1,58 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { ServerProcess } from './server-process.js';
+
+export interface SystemSpec {
+  /** Short label used in tables. */
+  readonly name: string;
+  readonly description: string;
+  start(workDir: string): Promise<ServerProcess>;
+}
+
+const NODE = join(process.cwd(), 'node_modules', '.bin', 'node');
+
+/** A bare smtp-server accepting and discarding: the ceiling, 1.00×. */
+export const bareSmtpServer: SystemSpec = {
+  name: 'bare',
+  description: 'bare smtp-server, accept and discard (pre-greeting pause removed)',
+  start: () =>
+    new ServerProcess('bare', NODE, [join(process.cwd(), 'dist', 'bench', 'bare-server.js')], (line) => {
+      const match = /^listening (\d+)/.exec(line);
+      return match ? Number(match[1]) : undefined;
+    }).ready(),
+};
+
+/**
+ * Petrel with the shipped mta.config.yaml, changed only where a benchmark
+ * must: its own data directory and a free port for the MX listener.
+ */
+export function petrelShipped(name: string, description: string, change: (config: Record<string, any>) => void = () => undefined): SystemSpec {
+  return {
+    name,
+    description,
+    start: async (workDir) => {
+      const config = parse(readFileSync(join(process.cwd(), 'mta.config.yaml'), 'utf8')) as Record<string, any>;
+      config.server.dataDir = join(workDir, `${name}-data`);
+      for (const listener of config.listeners) listener.port = 0;
+      change(config);
+      const file = join(workDir, `${name}.yaml`);
+      writeFileSync(file, stringify(config));
+      const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
+      return new ServerProcess(name, NODE, [cli, 'start', '-c', file], (line) => {
+        if (!line.startsWith('{')) return undefined;
+        try {
+          const entry = JSON.parse(line) as { listener?: string; port?: number; msg?: string };
+          return entry.listener === 'mx' && typeof entry.port === 'number' && entry.msg?.startsWith('listening') ? entry.port : undefined;
+        } catch {
+          return undefined;
+        }
+      }).ready();
+    },
+  };
+}
+
+/** The shipped profile; the size limit is raised so the 50 MiB memory check can be accepted. */
+export const petrelSpool = petrelShipped('petrel-spool', 'Petrel, shipped MX profile, accepting into queue-spool (fsync before 250)', (config) => {
+  config.limits = { ...config.limits, messageSize: '64MiB' };
+});
