@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { PetrelError } from '../errors.js';
 import { checkConfigCommand } from './commands/check-config.js';
+import { configCommand } from './commands/config.js';
 import { queueCommand } from './commands/queue.js';
 import { startCommand } from './commands/start.js';
 
@@ -12,6 +13,7 @@ const USAGE = `usage: petrel <command> [options]
 commands:
   start                  run the MTA
   check-config           validate the config (and plugin options); exit 1 on problems
+  config schema          print the JSON Schema of mta.config.yaml (for editors and CI)
   queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--json]
   queue show ID          one message: envelope, recipients, attempts [--json]
   queue stats            counts by state [--json]
@@ -58,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
       return startCommand(context);
     case 'check-config':
       return checkConfigCommand(context);
+    case 'config':
+      return configCommand(context);
     case 'queue':
       return queueCommand(context);
     default:

@@ -12,8 +12,8 @@ const SIZE_UNITS: Record<string, number> = {
   kib: 1_024, mib: 1_048_576, gib: 1_073_741_824,
 };
 
-const DURATION_TEXT = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/i;
-const SIZE_TEXT = /^(\d+(?:\.\d+)?)\s*(b|k|kb|m|mb|g|gb|kib|mib|gib)$/i;
+const DURATION_TEXT = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+const SIZE_TEXT = /^(\d+(?:\.\d+)?)\s*([bB]|[kK][bB]?|[mM][bB]?|[gG][bB]?|[kK]i[bB]|[mM]i[bB]|[gG]i[bB])$/;
 
 export function parseDuration(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
@@ -29,7 +29,7 @@ export function parseSize(value: string | number): number | undefined {
 
 /** A duration option: `30s`, `5m`, `100ms`, `4h`, `5d`, or a number of milliseconds. */
 export const duration = () =>
-  z.union([z.number(), z.string()]).transform((value, ctx) => {
+  z.union([z.number(), z.string().meta({ pattern: DURATION_TEXT.source })]).transform((value, ctx) => {
     const parsed = parseDuration(value);
     if (parsed === undefined) {
       ctx.addIssue({ code: 'custom', message: 'expected a duration like 100ms, 30s, 5m, 4h or 5d', input: value });
@@ -40,7 +40,7 @@ export const duration = () =>
 
 /** A size option: `25MiB`, `10MB`, `512KiB`, or a number of bytes. */
 export const size = () =>
-  z.union([z.number(), z.string()]).transform((value, ctx) => {
+  z.union([z.number(), z.string().meta({ pattern: SIZE_TEXT.source })]).transform((value, ctx) => {
     const parsed = parseSize(value);
     if (parsed === undefined) {
       ctx.addIssue({ code: 'custom', message: 'expected a size like 512KiB, 25MiB or a number of bytes', input: value });

@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
