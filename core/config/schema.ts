@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { duration, port, size } from './units.js';
+import { cidr, duration, port, size } from './units.js';
 import { HOOK_NAMES, type HookName } from '../hooks/catalogue.js';
 
 /**
@@ -51,6 +51,14 @@ const listenerSchema = z.strictObject({
     .default(0)
     .describe('pause before the 220 greeting; a client that talks first is dropped (anti-spam, MX only)'),
   reverseDns: z.boolean().optional().describe('override dns.reverseLookup for this listener'),
+  proxyProtocol: z
+    .array(cidr())
+    .default([])
+    .describe('load balancers (CIDR) whose connections start with a PROXY protocol v1/v2 header naming the real client'),
+  xclient: z
+    .array(cidr())
+    .default([])
+    .describe('hosts (CIDR) allowed to use XCLIENT to set the client address, name and login (Postfix-style front ends)'),
 });
 
 const hookTimeouts = z.strictObject(

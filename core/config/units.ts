@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseCidr } from '../util/networks.js';
 
 /**
  * Durations and sizes as operators write them ("30s", "5m", "25MiB"). A bare
@@ -59,3 +60,7 @@ export const port = () =>
     }
     return parsed;
   });
+
+/** An IPv4 or IPv6 network (`192.0.2.0/24`, `2001:db8::/32`) or a single address. */
+export const cidr = () =>
+  z.string().refine((value) => parseCidr(value) !== undefined, 'expected a network like 192.0.2.0/24 or 2001:db8::/32');

@@ -1,8 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { PetrelError } from '../errors.js';
+import type { NetworkList } from '../util/networks.js';
+import { readProxyHeader } from './proxy-protocol.js';
 
 /**
  * The two places where Petrel must behave differently from stock smtp-server,
@@ -19,8 +22,10 @@ import { PetrelError } from '../errors.js';
  *    out as `550 5.1.1 5.1.1 ...` or worse `550 5.1.1 5.7.1 ...`. A reply text
  *    that already starts with an enhanced code is sent as is.
  *
- * It also runs the `helo` hook (smtp-server has no HELO callback) and closes
- * the connection after a reply when a plugin answered `disconnect()`.
+ * It also runs the `helo` hook (smtp-server has no HELO callback), closes
+ * the connection after a reply when a plugin answered `disconnect()`, and
+ * reads PROXY protocol v1 and v2 headers from trusted load balancers
+ * (smtp-server reads only v1, and only from exact addresses).
  *
  * The methods relied on are checked at load time, and test/greeting.test.ts
  * fails if an upgrade brings the pause back.
@@ -36,6 +41,8 @@ export interface HeloRequest {
 
 export interface PetrelServerExtensions {
   readonly greetingDelayMs: number;
+  /** Peers that must start with a PROXY protocol header (v1 or v2); empty: none. */
+  readonly proxyFrom: NetworkList;
   /** Runs the helo hook; an error carrying responseCode refuses the command. */
   readonly onHelo: (request: HeloRequest, session: SMTPServerSession, done: (error?: Error | null) => void) => void;
 }
@@ -50,14 +57,26 @@ interface ConnectionInternals {
   name: string;
 }
 
-const REQUIRED_METHODS = ['_setListeners', 'connectionReady', 'send', 'close', 'handler_HELO', 'handler_EHLO', '_getEnhancedStatusCode'];
-for (const method of REQUIRED_METHODS) {
-  if (typeof (SMTPConnection.prototype as unknown as Record<string, unknown>)[method] !== 'function') {
-    throw new PetrelError(
-      'PETREL_GREETING_PATCH',
-      `smtp-server's SMTPConnection has no ${method}(); this smtp-server release is not supported (pin smtp-server to 3.21.x)`,
-    );
+const REQUIRED_METHODS: [object, string[]][] = [
+  [SMTPConnection.prototype, ['_setListeners', 'connectionReady', 'send', 'close', 'handler_HELO', 'handler_EHLO', '_getEnhancedStatusCode']],
+  [SMTPServer.prototype, ['_handleProxy', '_onError', '_onClientConnect']],
+];
+for (const [prototype, methods] of REQUIRED_METHODS) {
+  for (const method of methods) {
+    if (typeof (prototype as Record<string, unknown>)[method] !== 'function') {
+      throw new PetrelError(
+        'PETREL_GREETING_PATCH',
+        `smtp-server has no ${method}(); this smtp-server release is not supported (pin smtp-server to 3.21.x)`,
+      );
+    }
   }
+}
+
+const PROXY_HEADER_TIMEOUT_MS = 10_000;
+
+/** Session ids in smtp-server's own format (16 base-32 characters). */
+function connectionId(): string {
+  return BigInt(`0x${randomBytes(10).toString('hex')}`).toString(32).padStart(16, '0');
 }
 
 const STARTS_WITH_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -114,6 +133,20 @@ export class PetrelSmtpServer extends SMTPServer {
     readonly petrel: PetrelServerExtensions,
   ) {
     super(options);
+  }
+
+  override _handleProxy(socket: net.Socket, callback: Parameters<SMTPServer['_handleProxy']>[1]): void {
+    if (!this.petrel.proxyFrom.contains(socket.remoteAddress ?? '')) {
+      super._handleProxy(socket, callback);
+      return;
+    }
+    readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS).then(
+      (addresses) => callback(null, { id: connectionId(), ...addresses }),
+      (error: Error) => {
+        socket.destroy();
+        callback(error);
+      },
+    );
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {

@@ -1,3 +1,4 @@
+import type { SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../log/logger.js';
 import type { Address, ListenerInfo, Notes, Session, TlsInfo, Transaction } from '../session.js';
 
@@ -12,15 +13,31 @@ export class SessionState implements Session {
   /** Messages accepted on this connection, for the disconnect log line. */
   accepted = 0;
 
+  /** The peer the connection came from when it opened (XCLIENT may change `remote` later). */
+  readonly connectedFrom: string;
+
   constructor(
-    readonly id: string,
+    private readonly raw: SMTPServerSession,
     readonly listener: ListenerInfo,
-    readonly remote: { readonly address: string; readonly port: number; readonly hostname?: string },
-    readonly local: { readonly address: string; readonly port: number },
-    secure: boolean,
     readonly log: Logger,
   ) {
-    this.tls = { secure };
+    this.tls = { secure: raw.secure };
+    this.connectedFrom = raw.remoteAddress;
+  }
+
+  get id(): string {
+    return this.raw.id;
+  }
+
+  /** Read live from smtp-server's session, which PROXY and XCLIENT update. */
+  get remote(): { readonly address: string; readonly port: number; readonly hostname?: string } {
+    const name = this.raw.clientHostname;
+    const hostname = name && !name.startsWith('[') ? name : undefined;
+    return { address: this.raw.remoteAddress, port: this.raw.remotePort, hostname };
+  }
+
+  get local(): { readonly address: string; readonly port: number } {
+    return { address: this.raw.localAddress, port: this.raw.localPort };
   }
 }
 

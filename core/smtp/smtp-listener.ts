@@ -4,7 +4,7 @@ import type { ListenerConfig, PetrelConfig } from '../config/schema.js';
 import type { ReverseLookup } from '../dns/reverse-lookup.js';
 import { bunyanAdapter, type Logger } from '../log/logger.js';
 import type { ListenerInfo } from '../session.js';
-import { isLoopback } from '../util/networks.js';
+import { isLoopback, NetworkList } from '../util/networks.js';
 import { PetrelSmtpServer } from './petrel-smtp-server.js';
 import { SmtpSessionHandlers, type SessionHandlerDeps } from './smtp-session-handlers.js';
 import type { TlsMaterial } from './tls-material.js';
@@ -12,7 +12,7 @@ import type { TlsMaterial } from './tls-material.js';
 /** Commands no client gets: sendmail's joke commands, and VRFY/EXPN which only help harvesters. */
 const ALWAYS_DISABLED = ['WIZ', 'SHELL', 'KILL', 'VRFY', 'EXPN'];
 
-export interface ListenerDeps extends Omit<SessionHandlerDeps, 'listener' | 'insecureAuthAllowed' | 'disabledCommands'> {
+export interface ListenerDeps extends Omit<SessionHandlerDeps, 'listener' | 'insecureAuthAllowed' | 'xclientAllowed' | 'disabledCommands'> {
   readonly tls?: TlsMaterial;
   readonly reverseLookup?: ReverseLookup;
 }
@@ -39,15 +39,18 @@ export class SmtpListener {
       submission: config.submission,
     };
     this.#log = deps.logger.child({ listener: config.name });
+    const xclientFrom = new NetworkList(config.xclient);
     this.#handlers = new SmtpSessionHandlers({
       ...deps,
       logger: this.#log,
       listener: this.info,
       insecureAuthAllowed: (address) => config.insecureAuth && isLoopback(address),
+      xclientAllowed: (address) => xclientFrom.contains(address),
       disabledCommands: ALWAYS_DISABLED,
     });
     this.#server = new PetrelSmtpServer(this.#options(serverConfig, deps), {
       greetingDelayMs: config.greetingDelay,
+      proxyFrom: new NetworkList(config.proxyProtocol),
       onHelo: this.#handlers.onHelo,
     });
     this.#server.on('error', (error: Error) => this.#log.warn({ err: error }, `listener error: ${error.message}`));
@@ -124,6 +127,8 @@ export class SmtpListener {
       socketTimeout: limits.socketTimeout,
       closeTimeout: serverConfig.server.shutdownTimeout,
       disableReverseLookup: !reverse || reverseLookup === undefined,
+      // Allowed for everyone here; each session's disabled-command list keeps it to the configured hosts.
+      useXClient: config.xclient.length > 0,
       resolver: reverseLookup
         ? {
             reverse: (ip, callback) => {

@@ -49,6 +49,8 @@ export interface SessionHandlerDeps {
   readonly clock: Clock;
   /** Whether the client may AUTH without TLS (insecureAuth on a loopback client). */
   readonly insecureAuthAllowed: (remoteAddress: string) => boolean;
+  /** Whether the connecting peer may use XCLIENT. */
+  readonly xclientAllowed: (remoteAddress: string) => boolean;
   /** Commands never offered (the server-wide disabled list). */
   readonly disabledCommands: readonly string[];
 }
@@ -68,19 +70,11 @@ export class SmtpSessionHandlers {
   readonly inFlight = new Set<SessionState>();
 
   onConnect = (session: SMTPServerSession, done: Done): void => {
-    const hostname = session.clientHostname && !session.clientHostname.startsWith('[') ? session.clientHostname : undefined;
-    const state = new SessionState(
-      session.id,
-      this.deps.listener,
-      { address: session.remoteAddress, port: session.remotePort, hostname },
-      { address: session.localAddress, port: session.localPort },
-      session.secure,
-      this.deps.logger.child({ sid: session.id }),
-    );
+    const state = new SessionState(session, this.deps.listener, this.deps.logger.child({ sid: session.id }));
     this.#sessions.set(session, state);
     this.#restrictAuth(session, state);
     if (session.secure) state.tls = tlsInfoOf(undefined, session);
-    state.log.debug({ remote: session.remoteAddress, hostname, listener: this.deps.listener.name }, 'connection');
+    state.log.debug({ remote: session.remoteAddress, hostname: state.remote.hostname, listener: this.deps.listener.name }, 'connection');
     this.#run(session, state.log, this.deps.runner.run('connect', state.log, state), done, () => done());
   };
 
@@ -285,10 +279,17 @@ export class SmtpSessionHandlers {
     return state;
   }
 
-  /** AUTH is offered only over TLS, unless insecureAuth is on and the client is on loopback. */
+  /**
+   * The commands this session may not use: AUTH is offered only over TLS
+   * (unless insecureAuth is on and the client is on loopback), XCLIENT only
+   * to the configured front ends.
+   */
   #restrictAuth(session: SMTPServerSession, state: SessionState): void {
-    const offerAuth = this.deps.listener.auth && (state.tls.secure || this.deps.insecureAuthAllowed(state.remote.address));
-    session.disabledCommands = offerAuth ? [...this.deps.disabledCommands] : [...this.deps.disabledCommands, 'AUTH'];
+    const disabled = [...this.deps.disabledCommands];
+    const offerAuth = this.deps.listener.auth && (state.tls.secure || this.deps.insecureAuthAllowed(state.connectedFrom));
+    if (!offerAuth) disabled.push('AUTH');
+    if (!this.deps.xclientAllowed(state.connectedFrom)) disabled.push('XCLIENT', 'XFORWARD');
+    session.disabledCommands = disabled;
   }
 
 }

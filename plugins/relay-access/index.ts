@@ -7,12 +7,13 @@ import { accept, reject, type HookResult } from '../../core/hooks/results.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { PluginMeta } from '../../core/plugins/contract.js';
 import type { Address, Session, Transaction } from '../../core/session.js';
-import { NetworkList, parseCidr } from '../../core/util/networks.js';
+import { NetworkList } from '../../core/util/networks.js';
+import { cidr } from '../../core/config/units.js';
 import { addressTrick, domainOf } from './address-tricks.js';
 
 export const options = z.strictObject({
   relayNetworks: z
-    .array(z.string().refine((value) => parseCidr(value) !== undefined, 'expected a network like 192.0.2.0/24 or 2001:db8::/32'))
+    .array(cidr())
     .default([])
     .describe('clients in these networks may relay without AUTH (your own servers)'),
   authenticatedRelay: z.boolean().default(true).describe('authenticated users may relay'),
