@@ -25,11 +25,8 @@ describe('durations and sizes', () => {
 /** Feeds `chunks` through an inspector and returns what it concluded. */
 async function inspect(chunks: string[], maxBytes = 1_000_000) {
   const inspector = new LineEndingInspector({ maxBytes, maxHeaderBytes: 1000 });
-  const out: Buffer[] = [];
-  inspector.on('data', (chunk: Buffer) => out.push(chunk));
-  for (const chunk of chunks) inspector.write(Buffer.from(chunk));
-  inspector.end();
-  await new Promise((resolve) => inspector.on('end', resolve));
+  const out = chunks.map((chunk) => inspector.inspect(Buffer.from(chunk)));
+  inspector.finish();
   return { inspector, passed: Buffer.concat(out).toString() };
 }
 

@@ -1,6 +1,5 @@
-import { Transform, type TransformCallback } from 'node:stream';
-
 const CR = 13;
+const EMPTY = Buffer.alloc(0);
 const LF = 10;
 
 export interface InspectorLimits {
@@ -11,7 +10,7 @@ export interface InspectorLimits {
 }
 
 /**
- * Sits between the DATA stream and the spool file. In one pass it:
+ * Looks at the DATA stream on its way to the spool file. In one pass it:
  * - finds bare CR and bare LF (SMTP smuggling, RFC 5321 2.3.8): smtp-server
  *   passes them through, and a downstream server that treats `\n.\n` as the end
  *   of data would see a second, forged message;
@@ -19,7 +18,7 @@ export interface InspectorLimits {
  * - counts bytes, and stops passing data on past the size limit so an oversized
  *   message never fills the disk.
  */
-export class LineEndingInspector extends Transform {
+export class LineEndingInspector {
   bareLineEnding = false;
   bytes = 0;
   headerTooLarge = false;
@@ -32,25 +31,21 @@ export class LineEndingInspector extends Transform {
   #headerBytesSeen = 0;
 
   constructor(limits: InspectorLimits) {
-    super();
     this.#limits = limits;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+  /** Inspects the next chunk; returns the part of it to store (empty past the size limit). */
+  inspect(chunk: Buffer): Buffer {
     if (!this.bareLineEnding) this.#scanLineEndings(chunk);
     if (this.headerBlock === undefined && !this.headerTooLarge) this.#collectHeader(chunk);
     const before = this.bytes;
     this.bytes += chunk.length;
-    if (this.bytes <= this.#limits.maxBytes) {
-      done(null, chunk);
-    } else if (before < this.#limits.maxBytes) {
-      done(null, chunk.subarray(0, this.#limits.maxBytes - before));
-    } else {
-      done();
-    }
+    if (this.bytes <= this.#limits.maxBytes) return chunk;
+    return before < this.#limits.maxBytes ? chunk.subarray(0, this.#limits.maxBytes - before) : EMPTY;
   }
 
-  override _flush(done: TransformCallback): void {
+  /** Call once after the last chunk. */
+  finish(): void {
     // A CR as the very last byte has no LF after it.
     if (this.#previousByte === CR) this.bareLineEnding = true;
     if (this.headerBlock === undefined && !this.headerTooLarge) {
@@ -58,7 +53,6 @@ export class LineEndingInspector extends Transform {
       this.headerBlock = Buffer.concat(this.#headerChunks);
     }
     this.#headerChunks = [];
-    done();
   }
 
   #scanLineEndings(chunk: Buffer): void {

@@ -1,7 +1,5 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { LineEndingInspector } from './line-ending-inspector.js';
 import { IncomingMessage } from './incoming-message.js';
@@ -35,13 +33,24 @@ export class Spool {
     }
   }
 
-  /** Streams a DATA stream to disk and inspects it on the way. */
+  /**
+   * Streams a DATA stream to disk and inspects it on the way. Chunks are
+   * written as they come, one write at a time, so a fast client is slowed to
+   * the disk's pace instead of filling memory.
+   */
   async receive(id: string, data: Readable, limits: ReceiveLimits): Promise<ReceiveOutcome> {
     const path = join(this.directory, id);
     const inspector = new LineEndingInspector(limits);
+    const file = await open(path, 'wx', 0o640);
     try {
-      await pipeline(data, inspector, createWriteStream(path, { flags: 'wx' }));
+      for await (const chunk of data) {
+        const keep = inspector.inspect(chunk as Buffer);
+        if (keep.length > 0) await file.write(keep);
+      }
+      inspector.finish();
+      await file.close();
     } catch (error) {
+      await file.close().catch(() => undefined);
       await this.discard(path);
       throw error;
     }
@@ -62,7 +71,10 @@ export class Spool {
     return { kind: 'received', message };
   }
 
+  /** Removes a spooled file; a file the queue already moved away is not an error. */
   async discard(path: string): Promise<void> {
-    await rm(path, { force: true });
+    await unlink(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
   }
 }
