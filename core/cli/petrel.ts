@@ -7,6 +7,7 @@ import { checkConfigCommand } from './commands/check-config.js';
 import { configCommand } from './commands/config.js';
 import { queueCommand } from './commands/queue.js';
 import { startCommand } from './commands/start.js';
+import { userCommand } from './commands/user.js';
 
 const USAGE = `usage: petrel <command> [options]
 
@@ -17,6 +18,10 @@ commands:
   queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--json]
   queue show ID          one message: envelope, recipients, attempts [--json]
   queue stats            counts by state [--json]
+  user add|passwd LOGIN  add a user or change a password (asked on the terminal, or --password-stdin)
+  user remove LOGIN      remove a user
+  user list              list the logins
+                         (the users file of the auth-file plugin; --users-file FILE names another)
 
 options:
   -c, --config FILE      config file (default: $PETREL_CONFIG or ./mta.config.yaml)
@@ -42,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       state: { type: 'string' },
       domain: { type: 'string' },
       sender: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      'users-file': { type: 'string' },
     },
   });
   const [command, ...args] = positionals;
@@ -64,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
       return configCommand(context);
     case 'queue':
       return queueCommand(context);
+    case 'user':
+      return userCommand(context);
     default:
       process.stderr.write(`petrel: unknown command "${command}"\n\n${USAGE}`);
       return 2;

@@ -1,15 +1,17 @@
 import { inject, injectable } from 'tsyringe';
 import { z } from 'zod';
 import type { PetrelConfig } from '../../core/config/schema.js';
+import { cidr } from '../../core/config/units.js';
 import { TOKENS } from '../../core/di/tokens.js';
 import type { HookRegistrar } from '../../core/hooks/registry.js';
-import { accept, reject, type HookResult } from '../../core/hooks/results.js';
+import { accept, next, reject, type HookResult } from '../../core/hooks/results.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { PluginMeta } from '../../core/plugins/contract.js';
 import type { Address, Session, Transaction } from '../../core/session.js';
+import { asciiDomain } from '../../core/util/mail-address.js';
 import { NetworkList } from '../../core/util/networks.js';
-import { cidr } from '../../core/config/units.js';
 import { addressTrick, domainOf } from './address-tricks.js';
+import { SenderOwnership } from './sender-ownership.js';
 
 export const options = z.strictObject({
   relayNetworks: z
@@ -17,6 +19,15 @@ export const options = z.strictObject({
     .default([])
     .describe('clients in these networks may relay without AUTH (your own servers)'),
   authenticatedRelay: z.boolean().default(true).describe('authenticated users may relay'),
+  senderCheck: z
+    .enum(['authenticated', 'submission', 'off'])
+    .default('authenticated')
+    .describe('whose MAIL FROM must belong to the logged-in user: every authenticated session, only those on submission listeners, or nobody'),
+  senderLogins: z
+    .record(z.string().min(1), z.array(z.string().min(1)))
+    .default({})
+    .describe('extra senders: address or @domain → the logins that may use it'),
+  subaddressSeparator: z.string().max(1).default('+').describe('alice+tag@ counts as alice@ when checking senders; empty turns it off'),
 });
 
 type Options = z.output<typeof options>;
@@ -28,46 +39,63 @@ type Options = z.output<typeof options>;
  * routing tricks refused (see address-tricks.ts).
  *
  * It runs last among rcpt handlers (priority -100) so that validators such
- * as `recipients` can refuse unknown local users first.
+ * as `recipients` and `greylist` can refuse first.
+ *
+ * At MAIL it keeps authenticated users to their own addresses (553 5.7.1),
+ * so one account cannot send as another (see sender-ownership.ts).
  */
 @injectable()
 export default class RelayAccess {
   static readonly meta: PluginMeta = {
     name: 'relay-access',
-    version: '1.0.0',
-    description: 'no open relay: local domains, relay networks and authenticated users only',
+    version: '1.1.0',
+    description: 'no open relay: local domains, relay networks and authenticated users only; users send as themselves',
   };
   static readonly options = options;
 
   readonly #localDomains: Set<string>;
   readonly #relayNetworks: NetworkList;
+  readonly #senders: SenderOwnership;
 
   constructor(
     @inject(TOKENS.PluginOptions) private readonly opts: Options,
     @inject(TOKENS.Config) config: PetrelConfig,
     @inject(TOKENS.Logger) private readonly log: Logger,
   ) {
-    this.#localDomains = new Set(config.server.localDomains.map((d) => d.toLowerCase()));
+    this.#localDomains = new Set(config.server.localDomains.map(asciiDomain));
     this.#relayNetworks = new NetworkList(opts.relayNetworks);
+    this.#senders = new SenderOwnership(this.#localDomains, opts.senderLogins, opts.subaddressSeparator);
   }
 
   register(hooks: HookRegistrar): void {
+    hooks.on('mail', (session, _transaction, from) => this.checkSender(session, from));
     hooks.on('rcpt', (session, transaction, recipient) => this.checkRecipient(session, transaction, recipient), { priority: -100 });
   }
 
+  checkSender(session: Session, from: Address): HookResult {
+    const login = session.user;
+    if (login === undefined || this.opts.senderCheck === 'off') return next();
+    if (this.opts.senderCheck === 'submission' && !session.listener.submission) return next();
+    if (this.#senders.owns(login, from.address)) return next();
+    this.log.info({ sid: session.id, user: login, from: from.address }, 'sender refused: not owned by the authenticated user');
+    return reject(553, '5.7.1', `<${from.address}>: Sender address rejected: not owned by user ${login}`);
+  }
+
   checkRecipient(session: Session, _transaction: Transaction, recipient: Address): HookResult {
+    // RFC 5321 4.5.1: <postmaster> without a domain reaches this server's postmaster.
+    if (recipient.address.toLowerCase() === 'postmaster') return accept();
     const mayRelay = this.#mayRelay(session);
     if (!mayRelay) {
       const trick = addressTrick(recipient.address);
       if (trick) {
         this.log.info({ sid: session.id, rcpt: recipient.address, trick }, 'routing trick refused');
-        return reject(554, '5.7.1', `<${recipient.address}>: Relay access denied`);
+        return relayDenied(recipient);
       }
     }
     const domain = domainOf(recipient.address);
-    if (domain !== undefined && this.#localDomains.has(domain)) return accept();
+    if (domain !== undefined && this.#localDomains.has(asciiDomain(domain))) return accept();
     if (mayRelay) return accept();
-    return reject(554, '5.7.1', `<${recipient.address}>: Relay access denied`);
+    return relayDenied(recipient);
   }
 
   #mayRelay(session: Session): boolean {
@@ -76,3 +104,6 @@ export default class RelayAccess {
   }
 }
 
+function relayDenied(recipient: Address): HookResult {
+  return reject(554, '5.7.1', `<${recipient.address}>: Relay access denied`);
+}

@@ -29,19 +29,27 @@ export class SmtpTestClient {
     this.#attach(socket);
   }
 
-  /** Connects and returns once the socket is open (the greeting is not read). */
-  static connect(port: number, options: { host?: string; tls?: tls.ConnectionOptions } = {}): Promise<SmtpTestClient> {
+  /**
+   * Connects and returns once the socket is open (the greeting is not read).
+   * `localAddress` picks the client's address, e.g. 127.0.0.2, to appear as
+   * another client (any 127.x address works on loopback).
+   */
+  static connect(port: number, options: { host?: string; localAddress?: string; tls?: tls.ConnectionOptions } = {}): Promise<SmtpTestClient> {
     const host = options.host ?? '127.0.0.1';
+    const localAddress = options.localAddress;
     return new Promise((resolve, reject) => {
       const socket = options.tls
-        ? tls.connect({ host, port, rejectUnauthorized: false, servername: 'localhost', ...options.tls }, () => resolve(new SmtpTestClient(socket)))
-        : net.connect({ host, port }, () => resolve(new SmtpTestClient(socket)));
+        ? // tls.connect hands localAddress on to its TCP socket; its option type omits it.
+          tls.connect({ host, port, localAddress, rejectUnauthorized: false, servername: 'localhost', ...options.tls } as tls.ConnectionOptions, () =>
+            resolve(new SmtpTestClient(socket)),
+          )
+        : net.connect({ host, port, localAddress }, () => resolve(new SmtpTestClient(socket)));
       socket.once('error', reject);
     });
   }
 
   /** Connects, reads the 220 greeting and sends EHLO; returns the EHLO reply. */
-  static async ready(port: number, options: { host?: string; tls?: tls.ConnectionOptions; ehlo?: string } = {}): Promise<SmtpTestClient> {
+  static async ready(port: number, options: { host?: string; localAddress?: string; tls?: tls.ConnectionOptions; ehlo?: string } = {}): Promise<SmtpTestClient> {
     const client = await SmtpTestClient.connect(port, options);
     await client.expect(/^220 /);
     await client.command(`EHLO ${options.ehlo ?? 'client.example.test'}`, /^250[ -]/);
