@@ -203,9 +203,11 @@ export default class MailAuth {
       this.log.info({ domain, sealer }, 'DMARC failure overridden by a trusted ARC sealer');
       return { check: 'dmarc', result: outcome, action: 'ignore', detail: domain };
     }
-    const published = this.opts.dmarc.enforce ? result.dmarc.policy : 'none';
+    // mailauth's policy is the one that applies to this domain (p, sp or np; one step milder with t=y).
+    const published = result.dmarc.policy;
+    if (!this.opts.dmarc.enforce) return { check: 'dmarc', result: outcome, action: this.opts.dmarc.fail, detail: `${domain}: p=${published}, not enforced` };
     const required = published === 'reject' ? 'reject' : published === 'quarantine' ? 'quarantine' : 'ignore';
-    return { check: 'dmarc', result: outcome, action: severest([required, this.opts.dmarc.fail]), detail: `${domain} (p=${published})` };
+    return { check: 'dmarc', result: outcome, action: severest([required, this.opts.dmarc.fail]), detail: `${domain}: p=${published}` };
   }
 
   #spfVerdict(result: SPFResult): Verdict {
