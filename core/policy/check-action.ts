@@ -8,7 +8,7 @@ import { z } from 'zod';
  *   ignore      a log line only
  *   tag         the message gets an `X-Petrel-Warning:` header
  *   quarantine  the message gets an `X-Petrel-Quarantine:` header; local
- *               delivery files it as junk
+ *               delivery is to file it as junk
  *   defer       a 4xx reply: the client tries again later
  *   reject      a 5xx reply
  */

@@ -2,7 +2,7 @@ import type { IncomingMessage, Transaction } from '../session.js';
 
 /** The header a `tag` action adds, one per finding. */
 export const WARNING_HEADER = 'X-Petrel-Warning';
-/** The header a `quarantine` action adds; delivery plugins file such messages as junk. */
+/** The header a `quarantine` action adds; local delivery is to file such messages as junk (the Junk folder). */
 export const QUARANTINE_HEADER = 'X-Petrel-Quarantine';
 
 const NOTE = 'petrel:policy-marks';

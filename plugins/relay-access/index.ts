@@ -48,7 +48,7 @@ type Options = z.output<typeof options>;
 export default class RelayAccess {
   static readonly meta: PluginMeta = {
     name: 'relay-access',
-    version: '1.1.0',
+    version: '1.0.0',
     description: 'no open relay: local domains, relay networks and authenticated users only; users send as themselves',
   };
   static readonly options = options;
