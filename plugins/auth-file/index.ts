@@ -54,8 +54,9 @@ const REPLIES = {
  *   priority -100  nobody accepted: count the failure, wait failureDelay,
  *                  answer 535 5.7.8 (or 421 and close when this failure locks the network out)
  *
- * An auth plugin of your own (see docs/auth-extension.md) registers at the
- * default priority, between the two guards, and is protected the same way.
+ * An auth plugin of your own registers at the default priority, between the
+ * two guards, and is protected the same way (docs/writing-a-plugin.md,
+ * "Authenticating against your own store").
  */
 @injectable()
 export default class AuthFile {
