@@ -61,6 +61,10 @@ export async function startTestServer(config: ConfigObject = {}, options: TestSe
     dns,
     clock: options.clock,
     override: options.override,
+  }).catch((error: unknown) => {
+    // Tests that expect a failed start must not leave the temp dir behind.
+    temp.remove();
+    throw error;
   });
   const port = (listener = 'mx') => petrel.address(listener).port;
   return {
