@@ -4,11 +4,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { ConfigError } from '../core/config/config-error.js';
 import { parseConfigText } from '../core/config/load.js';
-import { createLogger } from '../core/log/logger.js';
-import { Petrel } from '../core/petrel.js';
 import { fixturePlugin } from './fixtures/paths.js';
+import { configProblems } from './harness/config-problems.js';
 import { tempDir } from './harness/temp-dir.js';
 
 const run = promisify(execFile);
@@ -30,18 +28,7 @@ plugins:
 `;
 
 /** Loads the text as a config file and builds the plugins; returns the error message. */
-async function problems(text: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const file = join(temp.path, 'mta.config.yaml');
-  writeFileSync(file, text);
-  try {
-    const loaded = parseConfigText(text, file, env);
-    await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${(error as Error).stack}`);
-    return error.message;
-  }
-  assert.fail('the config was accepted');
-}
+const problems = (text: string, env: NodeJS.ProcessEnv = {}) => configProblems(text, join(temp.path, 'mta.config.yaml'), env);
 
 describe('config errors name file, line, column, key, what was found and what was expected', () => {
   it('accepts the valid base config', async () => {

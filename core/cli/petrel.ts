@@ -5,6 +5,7 @@ import { ConfigError } from '../config/config-error.js';
 import { PetrelError } from '../errors.js';
 import { checkConfigCommand } from './commands/check-config.js';
 import { configCommand } from './commands/config.js';
+import { limitsCommand } from './commands/limits.js';
 import { queueCommand } from './commands/queue.js';
 import { startCommand } from './commands/start.js';
 import { userCommand } from './commands/user.js';
@@ -22,6 +23,8 @@ commands:
   user remove LOGIN      remove a user
   user list              list the logins
                          (the users file of the auth-file plugin; --users-file FILE names another)
+  limits show VALUE [RULE]   rate-limit counters VALUE (an IP, address, domain, user) is a key of [--json]
+  limits reset VALUE [RULE]  forget those counters (lift a limit now)
 
 options:
   -c, --config FILE      config file (default: $PETREL_CONFIG or ./mta.config.yaml)
@@ -73,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
       return queueCommand(context);
     case 'user':
       return userCommand(context);
+    case 'limits':
+      return limitsCommand(context);
     default:
       process.stderr.write(`petrel: unknown command "${command}"\n\n${USAGE}`);
       return 2;

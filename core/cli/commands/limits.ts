@@ -1,0 +1,86 @@
+import { loadConfigFile } from '../../config/load.js';
+import { createLogger } from '../../log/logger.js';
+import { Petrel } from '../../petrel.js';
+import type { CliContext } from '../petrel.js';
+
+/** One counter as `petrel limits` shows it. */
+export interface LimitReport {
+  readonly rule: string;
+  /** What the rule counts (messages, concurrent, ...) and what per (sender, ip, ...). */
+  readonly count: string;
+  readonly key: string;
+  /** The key value as the server counts it (lower-cased, aggregated to a network, ...). */
+  readonly value: string;
+  readonly used: number;
+  readonly limit: number;
+  /** `10 per 1 minute`, `5 at once`. */
+  readonly limitText: string;
+  /** Ms until the whole budget is free again; undefined for concurrency slots. */
+  readonly resetAfterMs?: number;
+}
+
+/**
+ * What the rate-limit plugin offers this command. Counters are read where
+ * the server keeps them, so this works with `store: redis`; the plugin
+ * refuses (with a message saying why) for the memory store, whose counters
+ * live inside the running server.
+ */
+export interface RateLimitAdmin {
+  /** Every counter the value could be the key of, optionally of one rule. */
+  showLimits(value: string, rule?: string): Promise<LimitReport[]>;
+  /** Forgets those counters; resolves to the ones that existed. */
+  resetLimits(value: string, rule?: string): Promise<LimitReport[]>;
+}
+
+const USAGE = 'usage: petrel limits show|reset VALUE [RULE]   (VALUE: an IP address, network, address, domain, user or HELO name)';
+
+/** `petrel limits show|reset VALUE [RULE]`: looks at or clears the rate-limit plugin's counters. */
+export async function limitsCommand(context: CliContext): Promise<number> {
+  const [action, value, rule] = context.args;
+  if ((action !== 'show' && action !== 'reset') || value === undefined) {
+    context.out(USAGE);
+    return 2;
+  }
+  const loaded = await loadConfigFile(context.configFile);
+  const petrel = await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
+  try {
+    const admin = petrel.plugins.plugins.find((plugin) => plugin.name === 'rate-limit')?.instance as Partial<RateLimitAdmin> | undefined;
+    if (typeof admin?.showLimits !== 'function' || typeof admin.resetLimits !== 'function') {
+      context.out(`${context.configFile}: the rate-limit plugin is not enabled`);
+      return 1;
+    }
+    const reports = await (action === 'show' ? admin.showLimits(value, rule) : admin.resetLimits(value, rule)).catch((error: Error) => error);
+    if (reports instanceof Error) {
+      process.stderr.write(`petrel limits: ${reports.message}\n`);
+      return 1;
+    }
+    if (context.flags.json === true) context.out(JSON.stringify(reports, null, 2));
+    else if (action === 'show') printReports(reports, value, context.out);
+    else if (reports.length === 0) context.out(`nothing to reset for ${value}`);
+    else for (const report of reports) context.out(`reset ${report.rule} (${report.key} ${report.value}, was ${report.used} of ${report.limitText})`);
+    return 0;
+  } finally {
+    await petrel.stop();
+  }
+}
+
+function printReports(reports: readonly LimitReport[], value: string, out: (line: string) => void): void {
+  if (reports.length === 0) {
+    out(`no rule counts per ${value}`);
+    return;
+  }
+  const rows = reports.map((r) => [r.rule, r.count, `${r.key} ${r.value}`, String(r.used), r.limitText, resetText(r)]);
+  const header = ['RULE', 'COUNTS', 'KEY', 'USED', 'LIMIT', 'FREE AGAIN IN'];
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
+  for (const row of [header, ...rows]) out(row.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd());
+}
+
+/** `now`, `45s`, `12m30s`, `3h20m`; `-` for concurrency slots, which free up as connections close. */
+function resetText(report: LimitReport): string {
+  if (report.resetAfterMs === undefined) return '-';
+  const seconds = Math.ceil(report.resetAfterMs / 1000);
+  if (seconds === 0) return 'now';
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
+}

@@ -1,0 +1,63 @@
+import { Counter } from 'prom-client';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/log/logger.js';
+import type { Rule } from './rules.js';
+
+/** At most one "still unavailable" warning this often, however much mail arrives meanwhile. */
+const REPEAT_WARNING_MS = 60_000;
+
+/** Decisions taken without the store, by rule and fail mode (prom-client's default registry). */
+const storeFailures = new Counter({
+  name: 'petrel_rate_limit_store_failures_total',
+  help: 'Rate-limit decisions taken without the store (Redis unavailable), by rule and fail mode',
+  labelNames: ['rule', 'fail_mode'],
+});
+
+/**
+ * Tracks whether the store answers, and says so in the log without flooding
+ * it: one warning when it stops answering (naming the rule and what its fail
+ * mode does), then one a minute with the number of decisions taken blind,
+ * and one line when it answers again.
+ */
+export class StoreHealth {
+  #downSince: number | undefined;
+  #lastWarning = 0;
+  #blindDecisions = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly clock: Clock,
+  ) {}
+
+  get available(): boolean {
+    return this.#downSince === undefined;
+  }
+
+  failed(rule: Rule, error: unknown): void {
+    storeFailures.inc({ rule: rule.name, fail_mode: rule.failMode });
+    const now = this.clock.now();
+    const consequence = rule.failMode === 'open' ? 'fails open: mail passes unchecked' : 'fails closed: clients get 451';
+    if (this.#downSince === undefined) {
+      this.#downSince = now;
+      this.#lastWarning = now;
+      this.#blindDecisions = 0;
+      this.log.warn({ rule: rule.name, failMode: rule.failMode, err: error }, `rate-limit store unavailable (${(error as Error).message}); rule ${rule.name} ${consequence}`);
+      return;
+    }
+    this.#blindDecisions++;
+    if (now - this.#lastWarning >= REPEAT_WARNING_MS) {
+      this.log.warn(
+        { rule: rule.name, failMode: rule.failMode, decisions: this.#blindDecisions, downForMs: now - this.#downSince, err: error },
+        `rate-limit store still unavailable; ${this.#blindDecisions} decisions taken by fail mode in the last minute`,
+      );
+      this.#lastWarning = now;
+      this.#blindDecisions = 0;
+    }
+  }
+
+  succeeded(): void {
+    if (this.#downSince === undefined) return;
+    this.log.info({ downForMs: this.clock.now() - this.#downSince }, 'rate-limit store available again; limits are enforced');
+    this.#downSince = undefined;
+  }
+}
