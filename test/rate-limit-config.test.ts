@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { parse } from 'yaml';
 import { parseConfigText } from '../core/config/load.js';
 import { createLogger } from '../core/log/logger.js';
 import { Petrel } from '../core/petrel.js';
+import RateLimit from '../plugins/rate-limit/index.js';
 import { configProblems } from './harness/config-problems.js';
 import { tempDir } from './harness/temp-dir.js';
 
@@ -101,5 +104,23 @@ describe('rate-limit configuration errors', () => {
       rules:
         - { count: concurrent, key: ip, limit: 5 }`));
     assert.match(message, /options\.exempt\[0\]: plugin rate-limit: expected a network like 192\.0\.2\.0\/24/);
+  });
+});
+
+describe('rate-limit documentation', () => {
+  it('every example in docs/rate-limiting.md and the plugin README has valid rate-limit options', () => {
+    let examples = 0;
+    for (const doc of ['docs/rate-limiting.md', 'plugins/rate-limit/README.md']) {
+      const text = readFileSync(join(process.cwd(), doc), 'utf8');
+      for (const [, block] of text.matchAll(/```yaml\n([\s\S]*?)```/g)) {
+        const entries = (parse(block) as { plugins?: { name?: string; options?: unknown }[] }).plugins ?? [];
+        for (const entry of entries.filter((e) => e.name === 'rate-limit')) {
+          const parsed = RateLimit.options.safeParse(entry.options);
+          assert.ok(parsed.success, `${doc}: ${JSON.stringify(parsed.error?.issues)}`);
+          examples++;
+        }
+      }
+    }
+    assert.ok(examples >= 3, `found ${examples} examples`);
   });
 });

@@ -6,7 +6,7 @@ import { StoreUnavailableError, type LimitStore } from '../plugins/rate-limit/li
 import { MemoryStore } from '../plugins/rate-limit/memory-store.js';
 import { RedisStore } from '../plugins/rate-limit/redis-store.js';
 import { keyValue, networkOf } from '../plugins/rate-limit/rule-keys.js';
-import { deleteKeys, requireRedis, testKeyPrefix, testRedisUrl } from './harness/redis.js';
+import { DedicatedRedis, deleteKeys, requireRedis, testKeyPrefix, testRedisUrl } from './harness/redis.js';
 
 /** The two stores behind one interface, the GCRA arithmetic, and how key values are normalised. */
 
@@ -178,6 +178,27 @@ describe('redis store specifics', () => {
     const store = redisStore(client);
     await assert.rejects(store.take('k', PER_MINUTE, 1, { mode: 'fit', dryRun: false }), StoreUnavailableError);
     await assert.rejects(store.acquire('k', 'h', 1), StoreUnavailableError);
+  });
+
+  it('a Redis that hangs with the connection open: calls give up after the timeout, and work again when it answers', async () => {
+    const dedicated = await DedicatedRedis.start();
+    try {
+      const client = await redisClient(dedicated.url);
+      await client.connect();
+      const store = new RedisStore(client, { timeoutMs: 200, slotLeaseMs: 60_000, onRefreshError: () => undefined });
+      assert.equal((await store.take('hang', PER_MINUTE, 1, { mode: 'fit', dryRun: false })).allowed, true);
+      dedicated.pause();
+      await assert.rejects(store.take('hang', PER_MINUTE, 1, { mode: 'fit', dryRun: false }), /redis did not answer within 200 ms/);
+      await assert.rejects(store.holders('hang-slots'), StoreUnavailableError, 'right after a timeout, calls fail without waiting again');
+      dedicated.resume();
+      await sleep(1100);
+      const budget = await store.take('hang', PER_MINUTE, 1, { mode: 'fit', dryRun: false });
+      assert.equal(budget.allowed, true);
+      assert.ok(budget.used >= 2, `the first take and the one sent while Redis hung may both have counted; used ${budget.used}`);
+    } finally {
+      dedicated.resume();
+      await dedicated.stop();
+    }
   });
 
   it('all nodes use Redis\'s clock: keys carry the prefix and expire when the budget is full again', async () => {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { LimitReport, RateLimitAdmin } from '../../core/cli/commands/limits.js';
 import type { Clock } from '../../core/clock.js';
 import type { PetrelConfig } from '../../core/config/schema.js';
-import { duration } from '../../core/config/units.js';
+import { cidr, duration } from '../../core/config/units.js';
 import { TOKENS } from '../../core/di/tokens.js';
 import type { HookRegistrar } from '../../core/hooks/registry.js';
 import type { Logger } from '../../core/log/logger.js';
@@ -18,7 +18,7 @@ import { MemoryStore } from './memory-store.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RedisStore, type RedisClient } from './redis-store.js';
 import { keyValue } from './rule-keys.js';
-import { cidrList, compileRule, rulesSchema, type Rule } from './rules.js';
+import { compileRule, rulesSchema, type Rule } from './rules.js';
 import { StoreHealth } from './store-health.js';
 
 export const options = z.strictObject({
@@ -36,7 +36,7 @@ export const options = z.strictObject({
     .pipe(z.number().min(5_000, 'expected at least 5s: holders refresh their slots every third of it'))
     .prefault('60s')
     .describe('redis: how long a concurrency slot stays counted after the node holding it died'),
-  exempt: cidrList().default([]).describe('clients in these networks are never limited (monitoring, your own relays)'),
+  exempt: z.array(cidr()).default([]).describe('clients in these networks are never limited (monitoring, your own relays)'),
   rules: rulesSchema.describe('the limits, checked in this order'),
 });
 
@@ -76,7 +76,7 @@ export default class RateLimit implements RateLimitAdmin {
     this.#rules = opts.rules.map((rule) => compileRule(rule, opts.failMode));
     this.#checkListeners();
     this.#store = this.#makeStore(opts, clock, redis);
-    this.#checks = new LimitChecks(this.#store, new StoreHealth(log, clock), opts.keyPrefix, log);
+    this.#checks = new LimitChecks(this.#store, new StoreHealth(this.#rules, log, clock), opts.keyPrefix, log);
     const ruleExempt = new Map(this.#rules.map((rule) => [rule, new NetworkList(rule.exempt)]));
     const nodeId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     this.#limiter = new RateLimiter(this.#rules, this.#checks, new NetworkList(opts.exempt), ruleExempt, nodeId, log);

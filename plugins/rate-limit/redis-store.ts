@@ -75,6 +75,9 @@ interface ScriptCommands {
   petrelSlotHolders(key: string): Promise<number>;
 }
 
+/** After a call timed out, how long other calls fail at once instead of each waiting the timeout. */
+const SILENT_BACKOFF_MS = 1000;
+
 export interface RedisStoreOptions {
   /** A call that takes longer counts as Redis being unavailable. */
   readonly timeoutMs: number;
@@ -101,6 +104,8 @@ export class RedisStore implements LimitStore {
   /** The slots this node holds, by key, so their leases can be refreshed. */
   readonly #held = new Map<string, Set<string>>();
   #refresher: NodeJS.Timeout | undefined;
+  /** Until then, calls fail at once: the last one timed out. */
+  #silentUntil = 0;
 
   constructor(
     private readonly client: RedisClient,
@@ -175,6 +180,9 @@ export class RedisStore implements LimitStore {
     // Not started by the core (the `petrel limits` command): connect on first use.
     if (client.status === 'wait') await this.#bounded(client.connect());
     if (client.status !== 'ready') throw new StoreUnavailableError(`redis is not connected (${client.status})`);
+    // A Redis that stopped answering on an open connection (a network partition) would make
+    // every call wait the whole timeout; after one timed out, others fail at once for a while.
+    if (Date.now() < this.#silentUntil) throw new StoreUnavailableError(`redis did not answer within ${this.options.timeoutMs} ms`);
     return this.#bounded(run());
   }
 
@@ -183,7 +191,10 @@ export class RedisStore implements LimitStore {
     const ms = this.options.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const expiry = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailableError(`redis did not answer within ${ms} ms`)), ms);
+      timer = setTimeout(() => {
+        this.#silentUntil = Date.now() + SILENT_BACKOFF_MS;
+        reject(new StoreUnavailableError(`redis did not answer within ${ms} ms`));
+      }, ms);
     });
     try {
       return await Promise.race([promise, expiry]);

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { duration, parseSize } from '../../core/config/units.js';
-import { parseCidr } from '../../core/util/networks.js';
+import { cidr, duration, parseSize } from '../../core/config/units.js';
 import type { Rate } from './gcra.js';
 import { KEY_KINDS, RECIPIENT_KEY_KINDS, SESSION_KEY_KINDS, type KeyKind } from './rule-keys.js';
 
@@ -27,14 +26,11 @@ const DEFAULT_ACTION: Record<CountKind, Action> = {
   'auth-failures': 'disconnect',
 };
 
-export const cidrList = () =>
-  z.array(z.string().refine((value) => parseCidr(value) !== undefined, 'expected a network like 192.0.2.0/24 or 2001:db8::/32'));
-
 const ruleSchema = z
   .strictObject({
     name: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9_.-]*$/i, 'a name of letters, digits, ".", "-" and "_"')
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a name of letters, digits, ".", "-" and "_"')
       .optional()
       .describe('names the rule in logs, replies and `petrel limits`; defaults to <count>-per-<key>'),
     count: z.enum(COUNT_KINDS).describe('what is counted'),
@@ -45,7 +41,7 @@ const ruleSchema = z
     message: z.string().min(1).optional().describe('reply text; the retry hint is appended'),
     failMode: z.enum(['open', 'closed']).optional().describe('when Redis cannot answer: let mail through, or 451'),
     listeners: z.array(z.string().min(1)).min(1).optional().describe('only on these listeners'),
-    exempt: cidrList().default([]).describe('clients in these networks are not limited by this rule'),
+    exempt: z.array(cidr()).default([]).describe('clients in these networks are not limited by this rule'),
     ipv4Prefix: z.number().int().min(8).max(32).default(24).describe('key network: IPv4 prefix length'),
     ipv6Prefix: z.number().int().min(16).max(128).default(64).describe('key network: IPv6 prefix length'),
   })

@@ -15,19 +15,31 @@ const storeFailures = new Counter({
 
 /**
  * Tracks whether the store answers, and says so in the log without flooding
- * it: one warning when it stops answering (naming the rule and what its fail
- * mode does), then one a minute with the number of decisions taken blind,
- * and one line when it answers again.
+ * it: one warning when it stops answering (naming the rules and what their
+ * fail modes do), then one a minute with the number of decisions taken
+ * blind, and one line when it answers again.
  */
 export class StoreHealth {
   #downSince: number | undefined;
   #lastWarning = 0;
   #blindDecisions = 0;
 
+  /** What the first warning of an outage says each rule now does. */
+  readonly #consequences: string;
+
   constructor(
+    rules: readonly Rule[],
     private readonly log: Logger,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    const named = (mode: Rule['failMode']) => rules.filter((rule) => rule.failMode === mode).map((rule) => rule.name).join(', ');
+    this.#consequences = [
+      named('open') && `rules failing open (mail passes unchecked): ${named('open')}`,
+      named('closed') && `rules failing closed (451 4.3.0): ${named('closed')}`,
+    ]
+      .filter(Boolean)
+      .join('; ');
+  }
 
   get available(): boolean {
     return this.#downSince === undefined;
@@ -36,12 +48,11 @@ export class StoreHealth {
   failed(rule: Rule, error: unknown): void {
     storeFailures.inc({ rule: rule.name, fail_mode: rule.failMode });
     const now = this.clock.now();
-    const consequence = rule.failMode === 'open' ? 'fails open: mail passes unchecked' : 'fails closed: clients get 451';
     if (this.#downSince === undefined) {
       this.#downSince = now;
       this.#lastWarning = now;
       this.#blindDecisions = 0;
-      this.log.warn({ rule: rule.name, failMode: rule.failMode, err: error }, `rate-limit store unavailable (${(error as Error).message}); rule ${rule.name} ${consequence}`);
+      this.log.warn({ rule: rule.name, failMode: rule.failMode, err: error }, `rate-limit store unavailable (${(error as Error).message}); ${this.#consequences}`);
       return;
     }
     this.#blindDecisions++;

@@ -96,6 +96,15 @@ export class DedicatedRedis {
     }
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open and nothing answers, like a network partition. */
+  pause(): void {
+    this.#process?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.#process?.kill('SIGCONT');
+  }
+
   /** Stops the server at once (SIGKILL: what a crash looks like to clients). */
   async stop(): Promise<void> {
     const child = this.#process;
