@@ -2,6 +2,7 @@ import { isDecisive, next, type HookResult } from '../../core/hooks/results.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { Credentials, HeloInfo, IncomingMessage, Session, Transaction } from '../../core/session.js';
 import type { NetworkList } from '../../core/util/networks.js';
+import type { TakeMode } from './gcra.js';
 import { allPass, resultOf, type Charge, type LimitChecks, type Verdict } from './limit-checks.js';
 import { keyValue, type KeyKind } from './rule-keys.js';
 import { isRecipientKey, type Rule } from './rules.js';
@@ -74,9 +75,7 @@ export class RateLimiter {
   async onAuth(session: Session, credentials: Credentials): Promise<HookResult> {
     await this.#settleAuth(session);
     const facts = { user: credentials.username };
-    const verdicts = await Promise.all(
-      this.#charges(this.#authRules, session, facts, 1, 'fit').map((charge) => this.checks.take(charge, true)),
-    );
+    const verdicts = await Promise.all(this.#charges(this.#authRules, session, facts, 1).map((charge) => this.checks.take(charge, true)));
     const result = resultOf(verdicts);
     if (isDecisive(result)) return result;
     session.notes.set(NOTES.pendingAuth, credentials.username);
@@ -88,12 +87,7 @@ export class RateLimiter {
     const sessionResult = await this.#sessionStage(session, 'mail', {});
     if (isDecisive(sessionResult)) return sessionResult;
     const rules = this.#messageRules.filter((rule) => !isRecipientKey(rule.key));
-    const facts = { sender: from.address };
-    const verdicts = await Promise.all([
-      ...this.#charges(rules.filter((rule) => rule.count !== 'bytes'), session, facts, 1, 'fit').map((charge) => this.checks.take(charge, true)),
-      ...this.#charges(rules.filter((rule) => rule.count === 'bytes'), session, facts, 1, 'debt').map((charge) => this.checks.take(charge, true)),
-    ]);
-    return resultOf(verdicts);
+    return resultOf(await Promise.all(this.#charges(rules, session, { sender: from.address }, 1).map((charge) => this.checks.take(charge, true))));
   }
 
   /** Would this recipient still fit, counting the ones already accepted in this message? */
@@ -105,10 +99,8 @@ export class RateLimiter {
       const alreadyAccepted = transaction.to.filter(
         (to) => this.#value(rule, session, { sender: transaction.from.address, recipient: to.address }) === value,
       ).length;
-      if (rule.count === 'recipients') charges.push({ rule, value, cost: alreadyAccepted + 1, mode: 'fit' });
-      else if (isRecipientKey(rule.key) && alreadyAccepted === 0) {
-        charges.push({ rule, value, cost: 1, mode: rule.count === 'bytes' ? 'debt' : 'fit' });
-      }
+      if (rule.count === 'recipients') charges.push({ rule, value, cost: alreadyAccepted + 1, mode: modeOf(rule) });
+      else if (isRecipientKey(rule.key) && alreadyAccepted === 0) charges.push({ rule, value, cost: 1, mode: modeOf(rule) });
     }
     return resultOf(await Promise.all(charges.map((charge) => this.checks.take(charge, true))));
   }
@@ -147,6 +139,7 @@ export class RateLimiter {
     if (attempted === undefined) return;
     session.notes.delete(NOTES.pendingAuth);
     if (session.user !== undefined) return;
+    // Debt: failures that raced past the check still count, so an attacker in parallel sessions is locked out longer.
     const charges = this.#charges(this.#authRules, session, { user: attempted }, 1, 'debt');
     if (charges.length === 0) return;
     await Promise.all(charges.map((charge) => this.checks.take(charge, false)));
@@ -194,17 +187,17 @@ export class RateLimiter {
       }
       for (const [value, recipients] of recipientsPerValue) {
         const cost = rule.count === 'messages' ? 1 : rule.count === 'recipients' ? recipients : size;
-        charges.push({ rule, value, cost, mode: rule.count === 'bytes' ? 'debt' : 'fit' });
+        charges.push({ rule, value, cost, mode: modeOf(rule) });
       }
     }
     return charges;
   }
 
-  #charges(rules: readonly Rule[], session: Session, facts: Facts, cost: number, mode: Charge['mode']): Charge[] {
+  #charges(rules: readonly Rule[], session: Session, facts: Facts, cost: number, mode?: TakeMode): Charge[] {
     const charges: Charge[] = [];
     for (const rule of this.#applying(rules, session)) {
       const value = this.#value(rule, session, facts);
-      if (value !== undefined) charges.push({ rule, value, cost, mode });
+      if (value !== undefined) charges.push({ rule, value, cost, mode: mode ?? modeOf(rule) });
     }
     return charges;
   }
@@ -233,6 +226,11 @@ export class RateLimiter {
   #holder(session: Session): string {
     return `${this.nodeId}:${session.id}`;
   }
+}
+
+/** Bytes may overdraw the budget (see TakeMode); everything else must fit. */
+function modeOf(rule: Rule): TakeMode {
+  return rule.count === 'bytes' ? 'debt' : 'fit';
 }
 
 function rawValue(kind: KeyKind, session: Session, facts: Facts): string | undefined {
