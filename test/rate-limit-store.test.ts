@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { spellWait, spellWindow } from '../plugins/rate-limit/answers.js';
 import { gcraBudget, gcraDecide, type Rate } from '../plugins/rate-limit/gcra.js';
 import { StoreUnavailableError, type LimitStore } from '../plugins/rate-limit/limit-store.js';
 import { MemoryStore } from '../plugins/rate-limit/memory-store.js';
@@ -70,6 +71,16 @@ describe('GCRA arithmetic', () => {
     assert.equal(budget.remaining, 0);
     assert.equal(budget.retryAfterMs, 801);
     assert.equal(gcraDecide(bytes, second.newTat, now + 801, 1, 'debt').allowed, true);
+  });
+});
+
+describe('reply wording', () => {
+  it('windows read as configured; waits are rounded up and do not jump units at the boundary', () => {
+    assert.deepEqual([60_000, 900_000, 3_600_000, 90_000, 86_400_000, 500].map(spellWindow), ['minute', '15 minutes', 'hour', '90 seconds', 'day', '500 ms']);
+    assert.deepEqual(
+      [1, 1000, 30_000, 119_000, 120_000, 450_000, 3_599_999, 3_600_000, 7_200_001, 86_400_000].map(spellWait),
+      ['1 second', '1 second', '30 seconds', '119 seconds', '2 minutes', '8 minutes', '60 minutes', '60 minutes', '3 hours', '24 hours'],
+    );
   });
 });
 

@@ -16,7 +16,7 @@ export interface Refusal {
  */
 export function answerFor({ rule, value, retryAfterMs }: Refusal): DecisiveResult {
   const what = rule.message ?? `${SUBJECT[rule.count]} ${whom(rule.key, rule.count, value)} (limit ${limitText(rule)})`;
-  const text = `${what}, try again ${retryAfterMs === undefined ? 'later' : `in ${spell(retryAfterMs)}`}`;
+  const text = `${what}, try again ${retryAfterMs === undefined ? 'later' : `in ${spellWait(retryAfterMs)}`}`;
   switch (rule.action) {
     case 'disconnect':
       return disconnect(421, '4.7.0', text);
@@ -63,7 +63,7 @@ function whom(key: KeyKind, count: CountKind, value: string): string {
 
 export function limitText(rule: Rule): string {
   const amount = rule.count === 'bytes' ? spellBytes(rule.limit) : String(rule.limit);
-  return rule.windowMs === undefined ? `${amount} at once` : `${amount} per ${spell(rule.windowMs, true)}`;
+  return rule.windowMs === undefined ? `${amount} at once` : `${amount} per ${spellWindow(rule.windowMs)}`;
 }
 
 const UNITS: readonly [number, string][] = [
@@ -73,16 +73,24 @@ const UNITS: readonly [number, string][] = [
   [1_000, 'second'],
 ];
 
-/** `42 seconds`, `2 minutes`, `1 hour` (rounded up, so a retry hint is never too early); `minute` when `bare`. */
-export function spell(ms: number, bare = false): string {
+/** A window as configured: `minute`, `15 minutes`, `hour`, `90 seconds` (the largest unit that divides it). */
+export function spellWindow(ms: number): string {
   for (const [size, name] of UNITS) {
-    if (ms >= size && (ms % size === 0 || size === 1_000 || ms >= 2 * size)) {
-      const count = Math.ceil(ms / size);
-      if (count === 1) return bare ? name : `1 ${name}`;
-      return `${count} ${name}s`;
-    }
+    if (ms % size === 0) return ms === size ? name : `${ms / size} ${name}s`;
   }
-  return bare ? `${ms} ms` : '1 second';
+  return `${ms} ms`;
+}
+
+/** A wait, rounded up so a retry hint is never too early: `42 seconds`, `8 minutes`, `3 hours`; a unit until twice the next. */
+export function spellWait(ms: number): string {
+  let count = Math.max(1, Math.ceil(ms / 1000));
+  let unit = 'second';
+  for (const [factor, next] of [[60, 'minute'], [60, 'hour'], [24, 'day']] as const) {
+    if (count < 2 * factor) break;
+    count = Math.ceil(count / factor);
+    unit = next;
+  }
+  return `${count} ${unit}${count === 1 ? '' : 's'}`;
 }
 
 function spellBytes(bytes: number): string {
