@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { deleteKeys, requireRedis, testKeyPrefix, testRedisUrl } from './harness/redis.js';
+import { testRedis } from './fixtures/redis.js';
 import { attemptMessage } from './harness/send-attempt.js';
 import { SmtpTestClient } from './harness/smtp-client.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
@@ -17,7 +17,7 @@ const run = promisify(execFile);
 const node = join(process.cwd(), 'node_modules', '.bin', 'node');
 const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
 const temp = tempDir();
-const prefix = testKeyPrefix();
+let redis: Awaited<ReturnType<typeof testRedis>>;
 
 const RULES = [
   { name: 'sender-hourly', count: 'messages', key: 'sender', limit: 3, window: '1h' },
@@ -31,7 +31,7 @@ function config(store: 'memory' | 'redis', dataDir: string) {
     server: { hostname: 'mx.petrel.test', dataDir, localDomains: ['localhost'] },
     listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
     dns: { reverseLookup: false },
-    ...(store === 'redis' ? { redis: { url: testRedisUrl(), keyPrefix: prefix } } : {}),
+    ...(store === 'redis' ? { redis: { url: redis.url, keyPrefix: redis.prefix } } : {}),
     plugins: [{ name: 'rate-limit', options: { store, rules: RULES } }, { name: 'relay-access' }, { name: 'queue-spool' }],
   };
 }
@@ -53,13 +53,13 @@ let server: TestServer;
 let file: string;
 
 before(async () => {
-  await requireRedis();
+  redis = await testRedis();
   server = await startTestServer(config('redis', join(temp.path, 'server')));
   file = configFile('redis.yaml', config('redis', join(temp.path, 'cli')));
 });
 after(async () => {
   await server?.stop();
-  await deleteKeys(prefix);
+  await redis?.cleanup();
   temp.remove();
 });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { testRedis } from './fixtures/redis.js';
 import { ChildPetrel } from './harness/child-petrel.js';
-import { deleteKeys, requireRedis, testKeyPrefix, testRedisUrl } from './harness/redis.js';
 import { attemptMessage } from './harness/send-attempt.js';
 import { SmtpTestClient } from './harness/smtp-client.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -13,16 +13,18 @@ import { tempDir } from './harness/temp-dir.js';
  */
 
 const temp = tempDir();
-const prefixes: string[] = [];
 const nodes: ChildPetrel[] = [];
+let redis: Awaited<ReturnType<typeof testRedis>>;
 
-before(() => requireRedis());
+before(async () => {
+  redis = await testRedis();
+});
 after(async () => {
   for (const node of nodes) {
     node.kill('SIGTERM');
     await node.exited();
   }
-  for (const prefix of prefixes) await deleteKeys(prefix);
+  await redis.cleanup();
   temp.remove();
 });
 
@@ -32,14 +34,14 @@ const RULES = [
 ];
 
 async function startNodes(store: 'memory' | 'redis'): Promise<[ChildPetrel, ChildPetrel]> {
-  const prefix = testKeyPrefix();
-  prefixes.push(prefix);
+  // Both nodes of a pair share a prefix; each pair has its own.
+  const prefix = `${redis.prefix}${nodes.length}:`;
   const start = (name: string) =>
     ChildPetrel.start(temp.path, {
       server: { hostname: `${name}.petrel.test`, dataDir: `${temp.path}/${store}-${nodes.length}-${name}`, localDomains: ['localhost'], shutdownTimeout: '2s' },
       listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
       dns: { reverseLookup: false },
-      ...(store === 'redis' ? { redis: { url: testRedisUrl(), keyPrefix: prefix } } : {}),
+      ...(store === 'redis' ? { redis: { url: redis.url, keyPrefix: prefix } } : {}),
       plugins: [{ name: 'rate-limit', options: { store, rules: RULES } }, { name: 'relay-access' }, { name: 'queue-spool' }],
     });
   const pair = await Promise.all([start('node-a'), start('node-b')]);

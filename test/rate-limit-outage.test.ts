@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DedicatedRedis } from './harness/redis.js';
+import { DedicatedRedis } from './harness/dedicated-redis.js';
 import { attemptMessage } from './harness/send-attempt.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
 

@@ -6,26 +6,30 @@ import { gcraBudget, gcraDecide, type Rate } from '../plugins/rate-limit/gcra.js
 import { StoreUnavailableError, type LimitStore } from '../plugins/rate-limit/limit-store.js';
 import { MemoryStore } from '../plugins/rate-limit/memory-store.js';
 import { RedisStore } from '../plugins/rate-limit/redis-store.js';
-import { keyValue, networkOf } from '../plugins/rate-limit/rule-keys.js';
-import { DedicatedRedis, deleteKeys, requireRedis, testKeyPrefix, testRedisUrl } from './harness/redis.js';
+import { keyValue } from '../plugins/rate-limit/rule-keys.js';
+import { testRedis } from './fixtures/redis.js';
+import { DedicatedRedis } from './harness/dedicated-redis.js';
 
 /** The two stores behind one interface, the GCRA arithmetic, and how key values are normalised. */
 
 const PER_MINUTE: Rate = { limit: 10, windowMs: 60_000 };
-const prefix = testKeyPrefix();
 const clients: Redis[] = [];
+let redis: Awaited<ReturnType<typeof testRedis>>;
 
-before(() => requireRedis());
+before(async () => {
+  redis = await testRedis();
+});
 after(async () => {
   for (const client of clients) client.disconnect();
-  await deleteKeys(prefix);
+  await redis.cleanup();
 });
 
-async function redisClient(url = testRedisUrl(), options: Record<string, unknown> = {}): Promise<Redis> {
-  const client = new Redis(url, { keyPrefix: prefix, lazyConnect: true, ...options });
+/** A client with the test's key prefix, as TOKENS.Redis would be; connected unless `url` is another server. */
+async function redisClient(url = redis.url, options: Record<string, unknown> = {}): Promise<Redis> {
+  const client = new Redis(url, { keyPrefix: redis.prefix, lazyConnect: true, ...options });
   client.on('error', () => undefined);
   clients.push(client);
-  if (url === testRedisUrl()) await client.connect();
+  if (url === redis.url) await client.connect();
   return client;
 }
 
@@ -84,32 +88,24 @@ describe('reply wording', () => {
   });
 });
 
-describe('network keys', () => {
+describe('key values', () => {
   const prefixes = { ipv4Prefix: 24, ipv6Prefix: 64 };
-  it('IPv4 and IPv4-mapped IPv6 aggregate to the configured prefix', () => {
-    assert.equal(networkOf('192.0.2.77', prefixes), '192.0.2.0/24');
-    assert.equal(networkOf('::ffff:192.0.2.77', prefixes), '192.0.2.0/24');
-    assert.equal(networkOf('198.51.100.200', { ipv4Prefix: 25, ipv6Prefix: 64 }), '198.51.100.128/25');
-    assert.equal(networkOf('203.0.113.9', { ipv4Prefix: 32, ipv6Prefix: 64 }), '203.0.113.9/32');
-  });
-
-  it('IPv6 is masked and written the RFC 5952 way', () => {
-    assert.equal(networkOf('2001:db8:1:2:3:4:5:6', prefixes), '2001:db8:1:2::/64');
-    assert.equal(networkOf('2001:DB8::1', prefixes), '2001:db8::/64');
-    assert.equal(networkOf('2001:db8:abcd:12ff::1', { ipv4Prefix: 24, ipv6Prefix: 56 }), '2001:db8:abcd:1200::/56');
-    assert.equal(networkOf('2001:db8:0:0:1::1', { ipv4Prefix: 24, ipv6Prefix: 128 }), '2001:db8::1:0:0:1/128');
-    assert.equal(networkOf('not-an-ip', prefixes), undefined);
-  });
-
-  it('key values: case folded, domains taken from addresses, values that do not fit a kind are undefined', () => {
+  it('case folded, domains as A-labels and taken from addresses, networks aggregated; values that do not fit a kind are undefined', () => {
     assert.equal(keyValue('sender', 'Alice@Example.ORG', prefixes), 'alice@example.org');
+    assert.equal(keyValue('sender', 'alice@Bücher.example', prefixes), 'alice@xn--bcher-kva.example');
     assert.equal(keyValue('sender', '', prefixes), undefined, 'the null sender has no sender key');
+    assert.equal(keyValue('recipient', 'postmaster', prefixes), undefined);
     assert.equal(keyValue('sender-domain', 'alice@Example.ORG', prefixes), 'example.org');
-    assert.equal(keyValue('recipient-domain', 'example.org', prefixes), 'example.org');
+    assert.equal(keyValue('recipient-domain', 'Bücher.example', prefixes), 'xn--bcher-kva.example');
     assert.equal(keyValue('recipient-domain', '192.0.2.1', prefixes), undefined);
     assert.equal(keyValue('ip', '::ffff:192.0.2.1', prefixes), '192.0.2.1');
     assert.equal(keyValue('ip', 'example.org', prefixes), undefined);
+    assert.equal(keyValue('network', '192.0.2.77', prefixes), '192.0.2.0/24');
+    assert.equal(keyValue('network', '::ffff:192.0.2.77', prefixes), '192.0.2.0/24');
     assert.equal(keyValue('network', '192.0.2.1/24', prefixes), '192.0.2.0/24');
+    assert.equal(keyValue('network', '2001:DB8:1:2:3:4:5:6', prefixes), '2001:db8:1:2::/64');
+    assert.equal(keyValue('network', '198.51.100.200', { ipv4Prefix: 25, ipv6Prefix: 64 }), '198.51.100.128/25');
+    assert.equal(keyValue('network', 'example.org', prefixes), undefined);
     assert.equal(keyValue('user', 'Bob', prefixes), 'bob');
     assert.equal(keyValue('helo', 'MX.Example.org', prefixes), 'mx.example.org');
   });

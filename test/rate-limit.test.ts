@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fixturePlugin } from './fixtures/paths.js';
-import { deleteKeys, requireRedis, testKeyPrefix, testRedisUrl } from './harness/redis.js';
+import { testRedis } from './fixtures/redis.js';
 import { SmtpTestClient, sampleMessage } from './harness/smtp-client.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
 
@@ -14,11 +14,12 @@ import { startTestServer, type TestServer } from './harness/test-server.js';
 const plainAuth = (user: string) => `AUTH PLAIN ${Buffer.from(`\0${user}\0secret`).toString('base64')}`;
 const RETRY_HINT = /, try again in \d+ (seconds?|minutes?|hours?)$/;
 
-const prefixes: string[] = [];
-before(() => requireRedis());
-after(async () => {
-  for (const prefix of prefixes) await deleteKeys(prefix);
+let redis: Awaited<ReturnType<typeof testRedis>>;
+let servers = 0;
+before(async () => {
+  redis = await testRedis();
 });
+after(() => redis.cleanup());
 
 type Store = 'memory' | 'redis';
 
@@ -28,10 +29,9 @@ async function withLimits(
   test: (server: TestServer) => Promise<void>,
   extra: { exempt?: string[]; localDomains?: string[] } = {},
 ): Promise<void> {
-  const prefix = testKeyPrefix();
-  prefixes.push(prefix);
   const server = await startTestServer({
-    ...(store === 'redis' ? { redis: { url: testRedisUrl(), keyPrefix: prefix } } : {}),
+    // Each server counts under a prefix of its own, so tests never share counters.
+    ...(store === 'redis' ? { redis: { url: redis.url, keyPrefix: `${redis.prefix}${servers++}:` } } : {}),
     server: { localDomains: extra.localDomains ?? ['localhost'] },
     listeners: [
       { name: 'mx', host: '127.0.0.1', port: 0, tls: 'none', auth: true, insecureAuth: true },
@@ -39,8 +39,8 @@ async function withLimits(
     ],
     plugins: [
       { name: 'rate-limit', options: { store, rules, exempt: extra.exempt ?? [] } },
-      // Only "alice" logs in (any password); every other user name fails with the core's 535.
-      { path: fixturePlugin('scripted'), options: { hooks: { auth: { result: 'accept', when: 'alice' } } } },
+      // Only alice@example.org logs in (any password); every other user name fails with the core's 535.
+      { path: fixturePlugin('scripted'), options: { hooks: { auth: { result: 'accept', when: 'alice@example.org' } } } },
       { name: 'relay-access' },
       { name: 'queue-spool' },
     ],
@@ -127,12 +127,12 @@ for (const store of ['memory', 'redis'] as const) {
     it('concurrent per user: counted from the first MAIL after AUTH and released at disconnect', async () => {
       await withLimits(store, [{ count: 'concurrent', key: 'user', limit: 1 }], async (server) => {
         const first = await from(server, '127.0.0.2');
-        await first.command(plainAuth('alice'), /^235 /);
+        await first.command(plainAuth('alice@example.org'), /^235 /);
         await first.command('MAIL FROM:<alice@example.org>');
         const second = await from(server, '127.0.0.3');
-        await second.command(plainAuth('alice'), /^235 /);
+        await second.command(plainAuth('alice@example.org'), /^235 /);
         const refused = await second.command('MAIL FROM:<alice@example.org>', /^421 /);
-        assert.equal(refused.raw, '421 4.7.0 Too many simultaneous connections from alice (limit 1 at once), try again later');
+        assert.equal(refused.raw, '421 4.7.0 Too many simultaneous connections from alice@example.org (limit 1 at once), try again later');
         await second.waitForClose();
         // Unauthenticated sessions have no user and are not counted.
         const anonymous = await from(server, '127.0.0.4');
@@ -140,7 +140,7 @@ for (const store of ['memory', 'redis'] as const) {
         await first.quit();
         await eventually(async () => {
           const third = await from(server, '127.0.0.3');
-          await third.command(plainAuth('alice'), /^235 /);
+          await third.command(plainAuth('alice@example.org'), /^235 /);
           await third.command('MAIL FROM:<alice@example.org>', /^250 /).finally(() => third.close());
         });
       });
@@ -185,10 +185,10 @@ for (const store of ['memory', 'redis'] as const) {
     it('messages per user: a submission quota counts authenticated mail only', async () => {
       await withLimits(store, [{ count: 'messages', key: 'user', limit: 1, window: '1h' }], async (server) => {
         const alice = await from(server, '127.0.0.2');
-        await alice.command(plainAuth('alice'), /^235 /);
+        await alice.command(plainAuth('alice@example.org'), /^235 /);
         assert.match(await send(alice, 'alice@example.org', ['friend@elsewhere.example']), /^250 /);
         const refused = await alice.command('MAIL FROM:<alice@example.org>', /^451 /);
-        assert.match(refused.raw, /^451 4\.7\.1 Too many messages from alice \(limit 1 per hour\), try again in \d+ minutes$/);
+        assert.match(refused.raw, /^451 4\.7\.1 Too many messages from alice@example\.org \(limit 1 per hour\), try again in \d+ minutes$/);
         const anonymous = await from(server, '127.0.0.3');
         assert.match(await send(anonymous, 'x@example.org', ['postmaster@localhost']), /^250 /);
         assert.match(await send(anonymous, 'x@example.org', ['postmaster@localhost']), /^250 /);
@@ -288,13 +288,13 @@ for (const store of ['memory', 'redis'] as const) {
         const client = await from(server, '127.0.0.2');
         await client.command(plainAuth('mallory'), /^535 /);
         await client.command(plainAuth('mallory'), /^535 /);
-        const locked = await client.command(plainAuth('alice'), /^421 /);
+        const locked = await client.command(plainAuth('alice@example.org'), /^421 /);
         assert.match(locked.raw, /^421 4\.7\.0 Too many failed logins from 127\.0\.0\.2 \(limit 2 per 15 minutes\), try again in \d+ minutes$/);
         await client.waitForClose();
         const again = await from(server, '127.0.0.2');
-        await again.command(plainAuth('alice'), /^421 4\.7\.0 Too many failed logins/);
+        await again.command(plainAuth('alice@example.org'), /^421 4\.7\.0 Too many failed logins/);
         const neighbour = await from(server, '127.0.0.3');
-        await neighbour.command(plainAuth('alice'), /^235 /);
+        await neighbour.command(plainAuth('alice@example.org'), /^235 /);
       });
     });
 
@@ -309,7 +309,7 @@ for (const store of ['memory', 'redis'] as const) {
         const locked = await second.command(plainAuth('bob'), /^451 /);
         assert.match(locked.raw, /^451 4\.7\.1 Too many failed logins for bob \(limit 2 per 15 minutes\)/);
         await second.command(plainAuth('carol'), /^535 /);
-        await second.command(plainAuth('alice'), /^235 /);
+        await second.command(plainAuth('alice@example.org'), /^235 /);
       });
     });
 

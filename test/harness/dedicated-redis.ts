@@ -1,67 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { Redis } from 'ioredis';
 
 /**
- * Redis for tests. The shared server (REDIS_URL, default
- * redis://127.0.0.1:6379) is used with a key prefix of the test's own, whose
- * keys are deleted afterwards. Tests that stop Redis start a dedicated
- * redis-server on a spare port instead: the shared one is never stopped.
+ * A redis-server of the test's own on a spare port, for tests that stop,
+ * freeze or restart Redis. The shared Redis (REDIS_URL) is never stopped;
+ * for ordinary Redis tests use test/fixtures/redis.ts.
  */
-
-export function testRedisUrl(): string {
-  return process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-}
-
-/** `petrel-test:<random>:`, so parallel tests never see each other's keys. */
-export function testKeyPrefix(): string {
-  return `petrel-test:${randomBytes(6).toString('hex')}:`;
-}
-
-/** Fails loudly (never skips) when the test Redis does not answer. */
-export async function requireRedis(url = testRedisUrl()): Promise<void> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.ping();
-  } catch (error) {
-    throw new Error(`these tests need Redis at ${url} (set REDIS_URL, or run .ci/run which starts one): ${(error as Error).message}`);
-  } finally {
-    client.disconnect();
-  }
-}
-
-/** Deletes every key under `prefix`; returns how many there were. */
-export async function deleteKeys(prefix: string, url = testRedisUrl()): Promise<number> {
-  const client = new Redis(url);
-  try {
-    let deleted = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) deleted += await client.del(...keys);
-    } while (cursor !== '0');
-    return deleted;
-  } finally {
-    client.disconnect();
-  }
-}
-
-/** Keys under `prefix` (without the prefix), for asserting what a test left in Redis. */
-export async function listKeys(prefix: string, url = testRedisUrl()): Promise<string[]> {
-  const client = new Redis(url);
-  try {
-    const keys = await client.keys(`${prefix}*`);
-    return keys.map((key) => key.slice(prefix.length)).sort();
-  } finally {
-    client.disconnect();
-  }
-}
-
-/** A redis-server of the test's own on a spare port, which the test may stop and start again. */
 export class DedicatedRedis {
   #process: ChildProcess | undefined;
 
