@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
 import { systemClock, type Clock } from './clock.js';
 import type { LoadedConfig } from './config/load.js';
@@ -8,12 +7,17 @@ import type { PetrelConfig } from './config/schema.js';
 import { TOKENS } from './di/tokens.js';
 import { ReverseLookup } from './dns/reverse-lookup.js';
 import { systemResolver, type DnsResolver } from './dns/resolver.js';
+import { Bouncer } from './delivery/bouncer.js';
+import { OutboundHooks } from './delivery/outbound-hooks.js';
+import { RetrySchedule } from './delivery/retry-schedule.js';
+import { DeliveryScheduler } from './delivery/scheduler.js';
 import { HookRegistry } from './hooks/registry.js';
 import { HookRunner } from './hooks/runner.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { makePaths, type Paths } from './paths.js';
 import { PluginHost } from './plugins/plugin-host.js';
 import type { Queue } from './queue/contract.js';
+import { createRedisClient, type RedisClient } from './redis/redis-client.js';
 import { SmtpListener } from './smtp/smtp-listener.js';
 import { loadTlsMaterial, type TlsMaterial } from './smtp/tls-material.js';
 import { Spool } from './spool/spool.js';
@@ -42,8 +46,11 @@ export class Petrel {
   readonly listeners: SmtpListener[] = [];
   readonly config: PetrelConfig;
   readonly paths: Paths;
-  #redis: Redis | undefined;
+  #redis: RedisClient | undefined;
   #stopping: Promise<void> | undefined;
+  #scheduler: DeliveryScheduler | undefined;
+  #outbound: OutboundHooks | undefined;
+  #bouncer: Bouncer | undefined;
 
   private constructor(
     readonly container: DependencyContainer,
@@ -71,7 +78,7 @@ export class Petrel {
     root.registerInstance(TOKENS.Spool, new Spool(petrel.paths.dataDir));
     root.registerInstance(TOKENS.Logger, logger);
     if (config.redis) {
-      petrel.#redis = new Redis(config.redis.url, { keyPrefix: config.redis.keyPrefix, lazyConnect: true });
+      petrel.#redis = createRedisClient(config.redis);
       petrel.#redis.on('error', (error: Error) => logger.warn({ err: error }, `redis: ${error.message}`));
       root.registerInstance(TOKENS.Redis, petrel.#redis);
     }
@@ -93,6 +100,43 @@ export class Petrel {
   }
 
   get queue(): Queue {
+    return this.plugins.queue;
+  }
+
+  /** The delivery scheduler, when this node delivers (delivery.enabled and some plugin handles `deliver`). */
+  get scheduler(): DeliveryScheduler | undefined {
+    return this.#scheduler;
+  }
+
+  /** Runs the outbound hooks (route, transform, deliver, notifications) of the loaded plugins. */
+  get outboundHooks(): OutboundHooks {
+    this.#outbound ??= new OutboundHooks(this.registry, this.logger.child({ component: 'delivery' }));
+    return this.#outbound;
+  }
+
+  /** Queues delivery status notifications (used by the scheduler and by `petrel queue bounce`). */
+  get bouncer(): Bouncer {
+    if (!this.#bouncer) {
+      const clock = this.container.resolve<Clock>(TOKENS.Clock);
+      const schedule = new RetrySchedule(this.config.delivery);
+      this.#bouncer = new Bouncer(
+        () => this.plugins.queue,
+        this.container.resolve<Spool>(TOKENS.Spool),
+        clock,
+        { hostname: this.config.server.hostname, bounces: this.config.delivery.bounces, expiresAt: (m) => schedule.expiresAt(m.receivedAt) },
+        this.logger.child({ component: 'bounces' }),
+      );
+    }
+    return this.#bouncer;
+  }
+
+  /**
+   * Starts only what the queue needs (Redis, the queue plugin): for
+   * `petrel queue ...` when no server is running. `stop()` closes it again.
+   */
+  async openQueue(): Promise<Queue> {
+    if (this.#redis) await this.#redis.connect();
+    await this.plugins.start((plugin) => plugin.instance === (this.plugins.queue as unknown));
     return this.plugins.queue;
   }
 
@@ -132,6 +176,27 @@ export class Petrel {
       await listener.listen();
       this.listeners.push(listener);
     }
+    this.#startDelivery(clock);
+  }
+
+  #startDelivery(clock: Clock): void {
+    if (!this.config.delivery.enabled) {
+      this.logger.info('delivery.enabled is false: this node accepts mail into the queue but does not deliver it');
+      return;
+    }
+    if (!this.outboundHooks.hasDeliveryTarget) {
+      this.logger.warn('no plugin handles the deliver hook: accepted mail stays in the queue (enable a delivery plugin such as relay-mx)');
+      return;
+    }
+    this.#scheduler = new DeliveryScheduler({
+      queue: this.plugins.queue,
+      hooks: this.outboundHooks,
+      bouncer: this.bouncer,
+      config: this.config.delivery,
+      clock,
+      log: this.logger.child({ component: 'delivery' }),
+    });
+    this.#scheduler.start();
   }
 
   async #tlsMaterial(): Promise<TlsMaterial | undefined> {
@@ -152,7 +217,10 @@ export class Petrel {
 
   async #stop(): Promise<void> {
     const deadline = Date.now() + this.config.server.shutdownTimeout;
-    await Promise.all(this.listeners.map((listener) => listener.close(deadline)));
+    await Promise.all([
+      ...this.listeners.map((listener) => listener.close(deadline)),
+      this.#scheduler?.stop(deadline),
+    ]);
     await this.plugins.close();
     if (this.#redis) this.#redis.disconnect();
     this.logger.info('stopped');

@@ -1,5 +1,6 @@
 // mailsplit ships no type declarations; this covers the part Petrel uses.
 declare module 'mailsplit' {
+  import type { Transform } from 'node:stream';
   export interface HeaderLine {
     key: string;
     line: string;
@@ -17,6 +18,19 @@ declare module 'mailsplit' {
     build(lineEnd?: string): Buffer;
     changed: boolean;
   }
-  const mailsplit: { Headers: typeof Headers };
+  /** One parsed MIME node (type 'node'), a body chunk ('body') or multipart structure ('data'). */
+  export interface SplitterChunk {
+    type: 'node' | 'body' | 'data';
+    value?: Buffer;
+    contentType?: string;
+    root?: boolean;
+    multipart?: string | false;
+    headers?: Headers;
+    getHeaders?(): Buffer;
+  }
+  export class Splitter extends Transform {
+    constructor(options?: { ignoreEmbedded?: boolean; maxHeadSize?: number });
+  }
+  const mailsplit: { Headers: typeof Headers; Splitter: typeof Splitter };
   export default mailsplit;
 }

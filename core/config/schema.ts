@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { cidr, duration, port, size } from './units.js';
-import { HOOK_NAMES, type HookName } from '../hooks/catalogue.js';
+import { ALL_HOOK_NAMES, type HookName } from '../hooks/catalogue.js';
 
 /**
  * The schema of mta.config.yaml. Every object is strict: an unknown key is an
@@ -62,7 +62,7 @@ const listenerSchema = z.strictObject({
 });
 
 const hookTimeouts = z.strictObject(
-  Object.fromEntries(HOOK_NAMES.map((name) => [name, duration().optional()])) as Record<
+  Object.fromEntries(ALL_HOOK_NAMES.map((name) => [name, duration().optional()])) as Record<
     HookName,
     z.ZodOptional<ReturnType<typeof duration>>
   >,
@@ -82,6 +82,50 @@ const pluginEntry = z
   .refine((entry) => [entry.name, entry.path, entry.package].filter((v) => v !== undefined).length === 1, {
     message: 'give exactly one of name, path or package',
   });
+
+/** Postfix-like backoff: minutes at first, then hours; the last step repeats until expiry. */
+const DEFAULT_RETRY_SCHEDULE = ['5m', '10m', '20m', '40m', '80m', '2h', '3h', '4h'];
+
+const emailAddress = z.string().regex(/^[^@\s<>]+@[^@\s<>]+$/, 'an address like postmaster@example.org');
+
+const deliverySchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe('run the delivery scheduler on this node; false makes a node that only accepts mail into a shared queue'),
+  concurrency: z
+    .strictObject({
+      total: z.number().int().min(1).default(100).describe('messages being delivered at once on this node'),
+      perDestination: z.number().int().min(1).default(10).describe('deliveries at once to one destination (domain, smarthost)'),
+    })
+    .prefault({}),
+  retry: z
+    .array(duration())
+    .min(1)
+    .prefault(DEFAULT_RETRY_SCHEDULE)
+    .describe('wait before each retry after a temporary failure; the last value repeats'),
+  expireAfter: duration().prefault('5d').describe('a message still undelivered this long after it arrived bounces (4.4.7)'),
+  delayWarningAfter: duration()
+    .prefault('4h')
+    .describe('send one "delayed" DSN when a recipient is still deferred this long after arrival; 0 turns it off'),
+  leaseTime: duration()
+    .prefault('15m')
+    .describe('how long a node owns a message it is delivering; after a crash others take it over after this'),
+  idlePoll: duration()
+    .prefault('5s')
+    .describe('longest sleep between looks at the queue when nothing wakes the scheduler (other nodes, clock jumps)'),
+  bounces: z
+    .strictObject({
+      from: z.string().min(1).default('MAILER-DAEMON').describe('local part (or full address) of the From: of DSNs'),
+      postmaster: emailAddress
+        .optional()
+        .describe('where double bounces go (a DSN that could not be delivered); unset: they are dropped with a log line'),
+      returnFullUpTo: size()
+        .prefault('256KiB')
+        .describe('without RET=, a failure DSN returns the whole message up to this size, else its headers'),
+    })
+    .prefault({}),
+});
 
 export const configSchema = z.strictObject({
   server: z
@@ -119,11 +163,29 @@ export const configSchema = z.strictObject({
       timeouts: hookTimeouts.prefault({}),
     })
     .prefault({}),
+  delivery: deliverySchema.prefault({}),
   redis: z
     .strictObject({
-      url: z.string().min(1).default('redis://127.0.0.1:6379'),
+      url: z.string().min(1).default('redis://127.0.0.1:6379').describe('a single Redis (redis:// or rediss://)'),
       keyPrefix: z.string().default('petrel:'),
+      cluster: z
+        .array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port'))
+        .min(1)
+        .optional()
+        .describe('Redis Cluster seed nodes (host:port); url is then ignored'),
+      sentinel: z
+        .strictObject({
+          name: z.string().min(1).describe('the master group name'),
+          nodes: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1).describe('sentinels (host:port)'),
+          password: z.string().optional().describe('password of the Redis master and replicas'),
+        })
+        .optional()
+        .describe('find the master through Redis Sentinel; url is then ignored'),
+      commandTimeout: duration()
+        .prefault('5s')
+        .describe('a command without an answer this long fails (so a client gets 451 instead of waiting)'),
     })
+    .refine((redis) => !(redis.cluster && redis.sentinel), { message: 'give cluster or sentinel, not both' })
     .optional()
     .describe('only when a plugin needs it; absent means no Redis connection is made'),
   logging: z
@@ -139,4 +201,6 @@ export type ListenerConfig = PetrelConfig['listeners'][number];
 export type PluginEntryConfig = PetrelConfig['plugins'][number];
 export type HookTimeoutsConfig = z.output<typeof hookTimeouts>;
 export type TlsConfig = NonNullable<PetrelConfig['tls']>;
+export type DeliveryConfig = PetrelConfig['delivery'];
+export type RedisConfig = NonNullable<PetrelConfig['redis']>;
 

@@ -1,5 +1,18 @@
 import type { HookResult } from './results.js';
 import type { Address, Credentials, HeloInfo, IncomingMessage, Session, Transaction } from '../session.js';
+import type {
+  BouncedEvent,
+  BouncedVerdict,
+  DeferredEvent,
+  DeferredVerdict,
+  DeliveredEvent,
+  Delivery,
+  DeliveryOutcome,
+  OutboundMessage,
+  OutgoingContent,
+  RouteOutcome,
+} from '../delivery/outbound.js';
+import type { QueuedRecipient } from '../queue/contract.js';
 
 /**
  * Every hook Petrel runs, in the order a message meets them, with the typed
@@ -11,7 +24,7 @@ import type { Address, Credentials, HeloInfo, IncomingMessage, Session, Transact
  */
 export type HookOutcome = HookResult | Promise<HookResult>;
 
-export interface HookMap {
+export interface InboundHookMap {
   /** A client connected. Reject/defer/disconnect refuse the connection with that reply. */
   connect: (session: Session) => HookOutcome;
   /** HELO/EHLO/LHLO. Reject or defer answer the command; the client may try again. */
@@ -36,11 +49,53 @@ export interface HookMap {
   disconnect: (session: Session) => HookOutcome;
 }
 
+/**
+ * The outbound hooks the delivery scheduler runs for each attempt on a
+ * queued message (core/delivery/). Their handlers do not return HookResults:
+ * each has its own typed answer, defined in core/delivery/outbound.ts.
+ */
+export interface OutboundHookMap {
+  /**
+   * Chooses where one recipient goes. Return a Route (`{ target, destination }`)
+   * to decide, or undefined for no opinion; the first Route wins. When nobody
+   * decides, the recipient goes to the first delivery target, keyed by its domain.
+   */
+  route: (message: OutboundMessage, recipient: QueuedRecipient) => RouteOutcome;
+  /**
+   * Changes the message before one delivery (e.g. a DKIM signature); runs per
+   * route group and attempt, never stored. A throw defers the group.
+   */
+  transform: (delivery: Delivery, content: OutgoingContent) => void | Promise<void>;
+  /**
+   * Sends a group of recipients that share a route, and reports each one:
+   * delivered, deferred (4xx, connection failure) or bounced (5xx). Only the
+   * plugin named by `route.target` is asked (or the first deliver handler when
+   * the route names none). A throw or timeout defers the whole group.
+   */
+  deliver: (delivery: Delivery) => DeliveryOutcome;
+  /** Recipients were delivered. Results are ignored. */
+  delivered: (event: DeliveredEvent) => void | Promise<void>;
+  /** Recipients were deferred. May return `{ nextAttemptAt }` to choose the retry time. */
+  deferred: (event: DeferredEvent) => DeferredVerdict | void | Promise<DeferredVerdict | void>;
+  /** Recipients failed for good. May return `{ suppressDsn: true }` to send no bounce. */
+  bounced: (event: BouncedEvent) => BouncedVerdict | void | Promise<BouncedVerdict | void>;
+}
+
+export interface HookMap extends InboundHookMap, OutboundHookMap {}
+
 export type HookName = keyof HookMap;
+export type InboundHookName = keyof InboundHookMap;
+export type OutboundHookName = keyof OutboundHookMap;
 export type HookHandler<H extends HookName> = HookMap[H];
 export type HookArgs<H extends HookName> = Parameters<HookMap[H]>;
 
-export const HOOK_NAMES = ['connect', 'helo', 'auth', 'mail', 'rcpt', 'data', 'message', 'queue', 'disconnect'] as const satisfies readonly HookName[];
+/** The inbound (SMTP session) hooks, in the order a message meets them. */
+export const HOOK_NAMES = ['connect', 'helo', 'auth', 'mail', 'rcpt', 'data', 'message', 'queue', 'disconnect'] as const satisfies readonly InboundHookName[];
+
+/** The outbound (delivery) hooks, in the order a delivery attempt meets them. */
+export const OUTBOUND_HOOK_NAMES = ['route', 'transform', 'deliver', 'delivered', 'deferred', 'bounced'] as const satisfies readonly OutboundHookName[];
+
+export const ALL_HOOK_NAMES = [...HOOK_NAMES, ...OUTBOUND_HOOK_NAMES] as const satisfies readonly HookName[];
 
 /** How long a handler may run before it counts as failed (451 4.3.0). */
 export const DEFAULT_HOOK_TIMEOUTS: Record<HookName, number> = {
@@ -53,4 +108,12 @@ export const DEFAULT_HOOK_TIMEOUTS: Record<HookName, number> = {
   message: 60_000,
   queue: 60_000,
   disconnect: 10_000,
+  route: 10_000,
+  transform: 60_000,
+  // A delivery may stream a large message to a slow server; it must still end
+  // well before the queue lease (delivery.leaseTime) runs out.
+  deliver: 300_000,
+  delivered: 10_000,
+  deferred: 10_000,
+  bounced: 10_000,
 };

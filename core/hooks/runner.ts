@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js';
-import type { HookArgs, HookName } from './catalogue.js';
+import type { HookArgs, InboundHookName } from './catalogue.js';
 import type { HookRegistry, RegisteredHandler } from './registry.js';
 import { defer, isDecisive, next, type HookResult } from './results.js';
 
@@ -34,7 +34,7 @@ class HandlerTimeout extends Error {
 export class HookRunner {
   constructor(private readonly registry: HookRegistry) {}
 
-  async run<H extends HookName>(hook: H, log: Logger, ...args: HookArgs<H>): Promise<HookRun> {
+  async run<H extends InboundHookName>(hook: H, log: Logger, ...args: HookArgs<H>): Promise<HookRun> {
     const handlers = this.registry.handlers(hook);
     for (const entry of handlers) {
       let result: HookResult;
@@ -52,7 +52,7 @@ export class HookRunner {
     return UNDECIDED;
   }
 
-  async #call<H extends HookName>(entry: RegisteredHandler<H>, args: HookArgs<H>): Promise<HookResult> {
+  async #call<H extends InboundHookName>(entry: RegisteredHandler<H>, args: HookArgs<H>): Promise<HookResult> {
     const outcome = (entry.handler as (...a: HookArgs<H>) => HookResult | Promise<HookResult>)(...args);
     const result = isPromiseLike(outcome) ? await withTimeout(outcome, entry.timeoutMs) : outcome;
     if (!isHookResult(result)) {
@@ -62,7 +62,8 @@ export class HookRunner {
   }
 }
 
-function withTimeout<T>(promise: PromiseLike<T>, ms: number): Promise<T> {
+/** Rejects with a HandlerTimeout when `promise` has not settled within `ms`. */
+export function withTimeout<T>(promise: PromiseLike<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new HandlerTimeout(ms)), ms);
     promise.then(

@@ -86,8 +86,9 @@ export class PluginHost {
     this.registry.seal();
   }
 
-  async start(): Promise<void> {
-    for (const plugin of this.plugins) {
+  /** Starts the plugins in config order (or only those `which` selects). */
+  async start(which: (plugin: LoadedPlugin) => boolean = () => true): Promise<void> {
+    for (const plugin of this.plugins.filter(which)) {
       try {
         await plugin.instance.start?.();
       } catch (error) {

@@ -45,6 +45,12 @@ export interface MessageOrigin {
   readonly helo?: string;
   readonly user?: string;
   readonly listener: string;
+  /**
+   * Set on messages Petrel made itself: 'dsn' for a delivery status
+   * notification to a sender, 'postmaster' for a double bounce sent to the
+   * postmaster. A failed 'postmaster' notice is dropped, never bounced again.
+   */
+  readonly generated?: 'dsn' | 'postmaster';
 }
 
 export interface QueuedMessage {
@@ -136,8 +142,22 @@ export interface Queue {
   /** Ends a lease without recording anything (shutdown); the message is due again at once. */
   abandon(lease: Lease): Promise<void>;
 
+  /**
+   * Leases one message by id whether or not it is due or held, unless someone
+   * else holds a live lease on it. Operators use it (`queue bounce`) to act
+   * on a message through the same settle path as a delivery.
+   */
+  claim(id: string, leaseMs: number): Promise<Lease | undefined>;
+
   /** Calls `listener` whenever a message becomes due sooner than before (a new message, a retry). */
   onDue(listener: () => void): () => void;
+
+  /**
+   * When the earliest message (not held) is due, epoch ms, or undefined if
+   * the queue has nothing to deliver. A live lease counts as due at its
+   * deadline. The scheduler sleeps until then.
+   */
+  nextDueAt(): Promise<number | undefined>;
 
   // Operators (CLI and admin API)
   list(filter?: QueueFilter): Promise<QueuedMessage[]>;

@@ -139,6 +139,27 @@ export default class SpoolQueue implements Queue {
     return leases;
   }
 
+  async claim(id: string, leaseMs: number): Promise<Lease | undefined> {
+    const entry = this.#entries.get(id);
+    const now = this.clock.now();
+    if (!entry || (entry.leaseToken !== undefined && entry.leaseDeadline > now)) return undefined;
+    entry.leaseToken = randomUUID();
+    entry.leaseDeadline = now + leaseMs;
+    entry.version++;
+    if (!entry.record.held) this.#due.push({ id, due: entry.leaseDeadline, version: entry.version });
+    return { message: publicView(entry.record), token: entry.leaseToken, deadline: entry.leaseDeadline };
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    // Stale heap entries (superseded versions, removed or held messages) are dropped on the way.
+    for (let top = this.#due.peek(); top !== undefined; top = this.#due.peek()) {
+      const entry = this.#entries.get(top.id);
+      if (entry && entry.version === top.version && !entry.record.held) return top.due;
+      this.#due.pop();
+    }
+    return undefined;
+  }
+
   async read(id: string): Promise<Readable> {
     const record = this.#entries.get(id)?.record ?? (await this.#files.read(id));
     if (!record) throw new Error(`message ${id} is not in the queue`);

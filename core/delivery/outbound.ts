@@ -1,0 +1,181 @@
+import type { Readable } from 'node:stream';
+import type { Logger } from '../log/logger.js';
+import type { QueuedMessage, QueuedRecipient } from '../queue/contract.js';
+import type { MessageHeaders } from '../spool/message-headers.js';
+
+/**
+ * The contract between the delivery scheduler and the plugins that route,
+ * transform and deliver mail (relay-mx, smarthost, lmtp, maildir, dkim-sign).
+ * docs/hooks.md ("Outbound hooks") is the prose version; the hook names and
+ * handler signatures are in core/hooks/catalogue.ts.
+ *
+ * One delivery attempt on a message:
+ *
+ *   route (per open recipient) → group by target + destination →
+ *   per group: transform → deliver → per-recipient results →
+ *   delivered / deferred / bounced notifications → queue settle → DSNs
+ */
+
+/** A queued message as the outbound hooks see it (read-only). */
+export type OutboundMessage = QueuedMessage;
+
+/** Where a recipient goes, chosen by the `route` hook. */
+export interface Route {
+  /**
+   * The delivery target: the `meta.name` of the plugin whose `deliver`
+   * handler sends this group (`relay-mx`, `smarthost`, `lmtp`). Undefined
+   * means "the first delivery plugin in config order".
+   */
+  readonly target?: string;
+  /**
+   * What recipients are grouped and throttled by: recipients of one message
+   * with the same target and destination go out in one `deliver` call, and
+   * `delivery.concurrency.perDestination` limits parallel deliveries per
+   * destination. Usually the recipient domain, or `host:port` of a smarthost.
+   */
+  readonly destination: string;
+  /** Anything the target needs from the router (a smarthost name, an LMTP socket). */
+  readonly options?: Readonly<Record<string, unknown>>;
+}
+
+/** What a route handler answers: a Route to decide, undefined for no opinion. */
+export type RouteOutcome = Route | undefined | Promise<Route | undefined>;
+
+/**
+ * A reply about one recipient, as a remote server gave it (or as the target
+ * made it up for a local problem). Goes into the queue record, `queue show`,
+ * logs and DSNs (Status, Diagnostic-Code, Remote-MTA).
+ */
+export interface DeliveryReply {
+  /** SMTP/LMTP reply code: 2xx, 4xx or 5xx. */
+  readonly code: number;
+  /** RFC 3463 enhanced status code, when the server gave one (or a fitting one for local failures). */
+  readonly enhanced?: string;
+  readonly text: string;
+  /** The host that answered, for the DSN's Remote-MTA field. */
+  readonly remoteMta?: string;
+}
+
+/** The result for one recipient of a `deliver` call. */
+export type RecipientResult =
+  | { readonly address: string; readonly status: 'delivered'; readonly reply?: DeliveryReply }
+  | { readonly address: string; readonly status: 'deferred'; readonly reply: DeliveryReply }
+  | { readonly address: string; readonly status: 'bounced'; readonly reply: DeliveryReply };
+
+/**
+ * What a deliver handler answers: one result per recipient of the group.
+ * A recipient left out counts as deferred (451 4.3.0), so a target bug
+ * never loses mail.
+ */
+export type DeliveryOutcome = readonly RecipientResult[] | Promise<readonly RecipientResult[]>;
+
+/**
+ * One group of recipients of one message that share a route: what the
+ * `transform` and `deliver` handlers get.
+ */
+export interface Delivery {
+  readonly message: OutboundMessage;
+  readonly route: Route;
+  /** The recipients to deliver now (pending or deferred, never finished ones). */
+  readonly recipients: readonly QueuedRecipient[];
+  /** Which attempt this is for the message, from 1. */
+  readonly attempt: number;
+  /**
+   * The message as it goes out, after every transform of this delivery:
+   * header block then body, CRLF line ends, dot-stuffing not applied. Call it
+   * once per send; each call opens a fresh stream.
+   */
+  open(): Promise<Readable>;
+  /** Aborted when the server shuts down past its deadline or the handler times out: stop sending. */
+  readonly signal: AbortSignal;
+  /** Carries qid, target and destination. */
+  readonly log: Logger;
+}
+
+/**
+ * The outgoing message as a `transform` handler may change it: edit the
+ * header fields (a DKIM-Signature is prepended), read the whole message as it
+ * currently is with `stream()`.
+ */
+export interface OutgoingContent {
+  readonly headers: MessageHeaders;
+  /** Current header block (with the edits so far) followed by the body. */
+  stream(): Promise<Readable>;
+}
+
+/** A finished or deferred recipient with the reply that decided it. */
+export interface RecipientReport {
+  readonly address: string;
+  readonly reply: DeliveryReply;
+  readonly route?: Route;
+}
+
+export interface DeliveredEvent {
+  readonly message: OutboundMessage;
+  readonly recipients: readonly RecipientReport[];
+}
+
+export interface DeferredEvent {
+  readonly message: OutboundMessage;
+  readonly recipients: readonly RecipientReport[];
+  /** When the scheduler will try again (from the retry schedule). */
+  readonly nextAttemptAt: number;
+}
+
+/** A deferred handler may move the next attempt (e.g. a server asked to wait longer). */
+export interface DeferredVerdict {
+  readonly nextAttemptAt?: number;
+}
+
+export interface BouncedEvent {
+  readonly message: OutboundMessage;
+  readonly recipients: readonly RecipientReport[];
+  /** 'rejected': a permanent reply; 'expired': still deferred at delivery.expireAfter; 'operator': `petrel queue bounce`. */
+  readonly reason: 'rejected' | 'expired' | 'operator';
+}
+
+/** A bounced handler may suppress the DSN (the recipients still count as bounced). */
+export interface BouncedVerdict {
+  readonly suppressDsn?: boolean;
+}
+
+/** Results made easy for delivery targets. */
+export const results = {
+  delivered(address: string, reply?: DeliveryReply): RecipientResult {
+    return reply === undefined ? { address, status: 'delivered' } : { address, status: 'delivered', reply };
+  },
+  deferred(address: string, reply: DeliveryReply): RecipientResult {
+    return { address, status: 'deferred', reply };
+  },
+  bounced(address: string, reply: DeliveryReply): RecipientResult {
+    return { address, status: 'bounced', reply };
+  },
+};
+
+const REPLY_LINE = /^([245]\d\d)[ -]?(?:([245]\.\d{1,3}\.\d{1,3})\s+)?(.*)$/s;
+
+/**
+ * Parses a server's reply text (`550 5.1.1 No such user`, possibly several
+ * lines `550-...`) into a DeliveryReply. Multi-line replies are joined with a
+ * space, each line's code prefix removed.
+ */
+export function parseReply(response: string, remoteMta?: string): DeliveryReply {
+  const lines = response.split(/\r?\n/).filter((line) => line.trim() !== '');
+  const first = REPLY_LINE.exec(lines[0] ?? '');
+  if (!first) return { code: 0, text: response.trim(), ...(remoteMta ? { remoteMta } : {}) };
+  const text = lines
+    .map((line) => line.replace(/^[245]\d\d[ -]?/, '').replace(/^[245]\.\d{1,3}\.\d{1,3}\s+/, ''))
+    .join(' ')
+    .trim();
+  return {
+    code: Number(first[1]),
+    ...(first[2] ? { enhanced: first[2] } : {}),
+    text,
+    ...(remoteMta ? { remoteMta } : {}),
+  };
+}
+
+/** `550 5.1.1 No such user`: how a reply is stored in the queue and shown to operators. */
+export function formatReply(reply: DeliveryReply): string {
+  return [reply.code, reply.enhanced, reply.text].filter((part) => part !== undefined && part !== '').join(' ');
+}

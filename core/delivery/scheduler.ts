@@ -1,0 +1,396 @@
+import type { Clock } from '../clock.js';
+import type { DeliveryConfig } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import type { Lease, Queue, QueuedRecipient, RecipientOutcome } from '../queue/contract.js';
+import type { Bouncer } from './bouncer.js';
+import { DestinationSlots } from './destination-slots.js';
+import type { DsnRecipient } from './dsn.js';
+import { OutboundHookError, type OutboundHooks } from './outbound-hooks.js';
+import { formatReply, parseReply, type Delivery, type DeliveryReply, type RecipientResult, type Route } from './outbound.js';
+import { QueuedContent } from './outgoing-content.js';
+import { RetrySchedule } from './retry-schedule.js';
+
+export interface SchedulerDeps {
+  readonly queue: Queue;
+  readonly hooks: OutboundHooks;
+  readonly bouncer: Bouncer;
+  readonly config: DeliveryConfig;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+/** The outcome of one recipient in one attempt, with what decided it. */
+interface Settled {
+  readonly recipient: QueuedRecipient;
+  readonly result: RecipientResult;
+  readonly route?: Route;
+}
+
+const REPLIES = {
+  noResult: { code: 451, enhanced: '4.3.0', text: 'delivery target gave no result for this recipient' },
+  targetFailed: { code: 451, enhanced: '4.3.0', text: 'local error in delivery, will retry' },
+  routeFailed: { code: 451, enhanced: '4.3.0', text: 'local error in routing, will retry' },
+  noTarget: { code: 451, enhanced: '4.3.5', text: 'no delivery target for this route (configuration error)' },
+  aborted: { code: 451, enhanced: '4.3.2', text: 'delivery interrupted by shutdown' },
+} as const satisfies Record<string, DeliveryReply>;
+
+const STORED_REPLY_PREFIX = /^[245]\d\d /;
+
+/**
+ * Drives queued messages to a final state. It leases due messages from the
+ * queue (up to `concurrency.total` at once), routes each open recipient,
+ * delivers each route group through its target (at most
+ * `concurrency.perDestination` at once per destination), then records every
+ * recipient's outcome in the queue: delivered and bounced recipients are
+ * done, deferred ones come back after the retry schedule's wait, and a
+ * message still deferred at `expireAfter` bounces.
+ *
+ * It sleeps until the next message is due and wakes at once when the queue
+ * reports new or retried mail (`queue.onDue`), so a fresh message starts its
+ * first attempt within milliseconds. A failed attempt to reach the queue
+ * (Redis down) is logged and retried with backoff; mail stays queued.
+ */
+export class DeliveryScheduler {
+  readonly #deps: SchedulerDeps;
+  readonly #schedule: RetrySchedule;
+  readonly #slots: DestinationSlots;
+  /** Attempts in flight, by lease token. */
+  readonly #inFlight = new Map<string, { lease: Lease; done: Promise<void> }>();
+  /** Leases given back at shutdown: their late results are not recorded. */
+  readonly #abandoned = new Set<string>();
+  readonly #shutdown = new AbortController();
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #poked = false;
+  #wake: (() => void) | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #backoff = 0;
+
+  constructor(deps: SchedulerDeps) {
+    this.#deps = deps;
+    this.#schedule = new RetrySchedule(deps.config);
+    this.#slots = new DestinationSlots(deps.config.concurrency.perDestination);
+  }
+
+  /** Messages being delivered right now. */
+  get active(): number {
+    return this.#inFlight.size;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#unsubscribe = this.#deps.queue.onDue(() => this.#poke());
+    this.#loop = this.#run();
+    this.#deps.log.info(
+      { concurrency: this.#deps.config.concurrency, retry: this.#deps.config.retry, expireAfter: this.#deps.config.expireAfter },
+      'delivery scheduler started',
+    );
+  }
+
+  /**
+   * Stops leasing, lets attempts in flight finish until `deadline` (epoch
+   * ms), then aborts the rest and gives their leases back to the queue, so
+   * they are due again at once (for this node after a restart, or another).
+   */
+  async stop(deadline: number): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#unsubscribe?.();
+    this.#poke();
+    await this.#loop;
+    const pending = [...this.#inFlight.values()];
+    if (pending.length > 0) {
+      const left = Math.max(0, deadline - Date.now());
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        Promise.all(pending.map((p) => p.done)).then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), left);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) await this.#abandonAll();
+    }
+    this.#deps.log.info('delivery scheduler stopped');
+  }
+
+  async #abandonAll(): Promise<void> {
+    const leases = [...this.#inFlight.values()].map((p) => p.lease);
+    this.#deps.log.warn({ messages: leases.map((l) => l.message.id) }, `shutdown deadline reached: giving ${leases.length} deliveries back to the queue`);
+    for (const lease of leases) this.#abandoned.add(lease.token);
+    this.#shutdown.abort();
+    await Promise.all(leases.map((lease) => this.#deps.queue.abandon(lease).catch(() => undefined)));
+  }
+
+  #poke(): void {
+    this.#poked = true;
+    this.#wake?.();
+  }
+
+  async #run(): Promise<void> {
+    const { queue, config, log } = this.#deps;
+    while (this.#running) {
+      this.#poked = false;
+      const free = config.concurrency.total - this.#inFlight.size;
+      let leased = 0;
+      if (free > 0) {
+        try {
+          const leases = await queue.lease(free, config.leaseTime);
+          this.#backoff = 0;
+          leased = leases.length;
+          for (const lease of leases) this.#begin(lease);
+        } catch (error) {
+          this.#backoff = Math.min(Math.max(this.#backoff * 2, 250), 10_000);
+          log.error({ err: error, code: 'PETREL_QUEUE_UNAVAILABLE' }, `cannot lease from the queue: ${(error as Error).message}; retrying in ${this.#backoff} ms`);
+          await this.#sleep(this.#backoff);
+          continue;
+        }
+        if (leased === free) continue; // there may be more due right now
+      }
+      await this.#sleep(free > 0 ? await this.#untilNextDue() : config.idlePoll);
+    }
+  }
+
+  /** How long to sleep when nothing else is due: until the next message is, at most idlePoll. */
+  async #untilNextDue(): Promise<number> {
+    const { queue, clock, config } = this.#deps;
+    const next = await queue.nextDueAt().catch(() => undefined);
+    if (next === undefined) return config.idlePoll;
+    // A due message we could not lease (another node has it) must not make us spin.
+    return Math.min(config.idlePoll, Math.max(next - clock.now(), 25));
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    if (this.#poked || !this.#running) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+    this.#wake = undefined;
+  }
+
+  #begin(lease: Lease): void {
+    const done = this.#attempt(lease)
+      .catch((error: unknown) => {
+        this.#deps.log.error({ qid: lease.message.id, err: error }, `delivery attempt failed: ${(error as Error).message}`);
+        return this.#deps.queue.abandon(lease).catch(() => undefined);
+      })
+      .finally(() => {
+        this.#inFlight.delete(lease.token);
+        this.#abandoned.delete(lease.token);
+        this.#poke(); // a worker is free again
+      });
+    this.#inFlight.set(lease.token, { lease, done });
+  }
+
+  /** One delivery attempt on one leased message, from routing to settle. */
+  async #attempt(lease: Lease): Promise<void> {
+    const { queue, clock } = this.#deps;
+    const message = lease.message;
+    const log = this.#deps.log.child({ qid: message.id });
+    const open = message.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred');
+    if (open.length === 0) {
+      await queue.settle(lease, { outcomes: [] });
+      return;
+    }
+    const attempt = message.attempts + 1;
+    const groups = await this.#route(lease, open, log);
+    const settled = (await Promise.all([...groups.values()].map((group) => this.#deliverGroup(lease, group, attempt, log)))).flat();
+    if (this.#abandoned.has(lease.token)) return;
+    if (settled.length === 0) {
+      await queue.abandon(lease);
+      return;
+    }
+    await this.#finish(lease, settled, clock.now(), log);
+  }
+
+  async #route(lease: Lease, open: readonly QueuedRecipient[], log: Logger): Promise<Map<string, { route: Route | undefined; recipients: QueuedRecipient[] }>> {
+    const groups = new Map<string, { route: Route | undefined; recipients: QueuedRecipient[] }>();
+    for (const recipient of open) {
+      let route: Route | undefined;
+      try {
+        route = await this.#deps.hooks.route(lease.message, recipient);
+      } catch (error) {
+        log.error({ rcpt: recipient.address, err: error, plugin: (error as OutboundHookError).plugin, code: 'PETREL_HOOK_FAILED' }, (error as Error).message);
+      }
+      // A recipient that could not be routed is a group of its own that fails over to "deferred".
+      const key = route ? `${route.target ?? ''}\u0000${route.destination}` : `\u0001${recipient.address}`;
+      const group = groups.get(key) ?? { route, recipients: [] };
+      group.recipients.push(recipient);
+      groups.set(key, group);
+    }
+    return groups;
+  }
+
+  async #deliverGroup(
+    lease: Lease,
+    group: { route: Route | undefined; recipients: QueuedRecipient[] },
+    attempt: number,
+    parentLog: Logger,
+  ): Promise<Settled[]> {
+    const { route, recipients } = group;
+    const all = (reply: DeliveryReply, status: 'deferred' | 'bounced' = 'deferred'): Settled[] =>
+      recipients.map((recipient) => ({ recipient, route, result: { address: recipient.address, status, reply } }));
+    if (!route) return all(REPLIES.routeFailed);
+    const target = this.#deps.hooks.deliveryTarget(route);
+    const log = parentLog.child({ target: target?.plugin ?? route.target, destination: route.destination });
+    if (!target) {
+      log.error({ rcpt: recipients.map((r) => r.address) }, `no delivery plugin named "${route.target}" is loaded; recipients deferred`);
+      return all(REPLIES.noTarget);
+    }
+    const slotKey = `${target.plugin}\u0000${route.destination}`;
+    const release = await this.#slots.acquire(slotKey);
+    try {
+      // Waiting for a slot may have taken a while: do not start a send the lease cannot cover.
+      if (!this.#running && this.#shutdown.signal.aborted) return [];
+      if (this.#deps.clock.now() >= lease.deadline - 1_000) return [];
+      const abort = new AbortController();
+      const onShutdown = () => abort.abort(new Error('shutdown'));
+      this.#shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+      try {
+        const delivery = await this.#delivery(lease, route, recipients, attempt, abort.signal, log);
+        const results = await this.#deps.hooks.deliver(target, delivery, () => abort.abort(new Error('timeout')));
+        return this.#match(recipients, results, route, log);
+      } catch (error) {
+        if (this.#shutdown.signal.aborted) return all(REPLIES.aborted);
+        log.error({ err: error, plugin: (error as OutboundHookError).plugin ?? target.plugin, code: 'PETREL_HOOK_FAILED' }, (error as Error).message);
+        return all(REPLIES.targetFailed);
+      } finally {
+        this.#shutdown.signal.removeEventListener('abort', onShutdown);
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** The Delivery a target gets; transforms run first, on a copy of the stored headers. */
+  async #delivery(lease: Lease, route: Route, recipients: readonly QueuedRecipient[], attempt: number, signal: AbortSignal, log: Logger): Promise<Delivery> {
+    const { queue, hooks } = this.#deps;
+    const id = lease.message.id;
+    const base = { message: lease.message, route, recipients, attempt, signal, log };
+    if (!hooks.hasTransforms) return { ...base, open: () => queue.read(id) };
+    const content = await QueuedContent.load(queue, id);
+    const delivery: Delivery = { ...base, open: () => content.stream() };
+    await hooks.transform(delivery, content);
+    return delivery;
+  }
+
+  /** One result per recipient of the group; a recipient the target forgot is deferred, never lost. */
+  #match(recipients: readonly QueuedRecipient[], results: readonly RecipientResult[], route: Route, log: Logger): Settled[] {
+    const byAddress = new Map(results.map((result) => [result.address.toLowerCase(), result]));
+    return recipients.map((recipient) => {
+      const result = byAddress.get(recipient.address.toLowerCase());
+      if (result && (result.status === 'delivered' || result.status === 'deferred' || result.status === 'bounced')) {
+        return { recipient, route, result: { ...result, address: recipient.address } as RecipientResult };
+      }
+      log.warn({ rcpt: recipient.address }, 'delivery target gave no result for a recipient; deferred');
+      return { recipient, route, result: { address: recipient.address, status: 'deferred', reply: REPLIES.noResult } };
+    });
+  }
+
+  /** Expiry, hooks, DSNs, then the queue record: in that order, so a crash repeats work rather than losing it. */
+  async #finish(lease: Lease, settled: Settled[], now: number, log: Logger): Promise<void> {
+    const { queue, hooks, bouncer } = this.#deps;
+    const message = lease.message;
+    const expired = this.#schedule.isExpired(message.receivedAt, now);
+    const outcomes = settled.map((s) => (expired && s.result.status === 'deferred' ? expire(s, this.#deps.config.expireAfter) : s));
+    for (const s of outcomes) {
+      log.info(
+        { rcpt: s.recipient.address, status: s.result.status, reply: s.result.reply ? formatReply(s.result.reply) : undefined, target: s.route?.target, destination: s.route?.destination, attempt: message.attempts + 1 },
+        `delivery ${s.result.status}`,
+      );
+    }
+    const of = (status: RecipientResult['status']) => outcomes.filter((s) => s.result.status === status);
+    const reports = (list: Settled[]) => list.map((s) => ({ address: s.recipient.address, reply: s.result.reply ?? { code: 250, text: 'OK' }, route: s.route }));
+    const [delivered, deferred, bounced] = [of('delivered'), of('deferred'), of('bounced')];
+
+    let nextAttemptAt: number | undefined;
+    if (deferred.length > 0) {
+      const failures = Math.max(...deferred.map((s) => s.recipient.attempts + 1));
+      nextAttemptAt = this.#schedule.nextAttemptAt(message.receivedAt, failures, now);
+      nextAttemptAt = (await hooks.deferred({ message, recipients: reports(deferred), nextAttemptAt })) ?? nextAttemptAt;
+    }
+    const dsn: DsnRecipient[] = [];
+    if (bounced.length > 0) {
+      const suppress = await hooks.bounced({ message, recipients: reports(bounced), reason: expired ? 'expired' : 'rejected' });
+      if (!suppress) dsn.push(...bounced.map((s) => dsnRecipient(s, 'failed', now)));
+    }
+    dsn.push(...deferred.filter((s) => this.#delayWarningDue(message.receivedAt, s.recipient, now)).map((s) => dsnRecipient(s, 'delayed', now)));
+    dsn.push(...delivered.map((s) => dsnRecipient(s, 'delivered', now)));
+
+    let final = outcomes;
+    try {
+      await bouncer.report(message, dsn);
+    } catch (error) {
+      // Without its DSN a failure would be silent: keep those recipients and try again later.
+      log.error({ err: error }, `could not queue the delivery status notification: ${(error as Error).message}; bounced recipients stay queued`);
+      final = outcomes.map((s) => (s.result.status === 'bounced' ? { ...s, result: { ...s.result, status: 'deferred' } as RecipientResult } : s));
+      nextAttemptAt ??= this.#schedule.nextAttemptAt(message.receivedAt, message.attempts + 1, now);
+    }
+    const recorded = await queue.settle(lease, { outcomes: final.map(toOutcome), nextAttemptAt });
+    if (!recorded) {
+      log.warn('lease was lost before the results were recorded (the lease ran out); the message will be tried again');
+      return;
+    }
+    if (delivered.length > 0) await hooks.delivered({ message, recipients: reports(delivered) });
+  }
+
+  /** A deferred recipient crosses the delay-warning time between its previous attempt and now. */
+  #delayWarningDue(receivedAt: number, recipient: QueuedRecipient, now: number): boolean {
+    const after = this.#deps.config.delayWarningAfter;
+    if (after <= 0) return false;
+    const warnAt = receivedAt + after;
+    const previous = recipient.updatedAt ?? receivedAt;
+    return previous < warnAt && warnAt <= now;
+  }
+}
+
+function expire(settled: Settled, expireAfter: number): Settled {
+  const last = settled.result.reply;
+  const reply: DeliveryReply = {
+    code: last?.code && last.code >= 400 ? last.code : 451,
+    enhanced: '4.4.7',
+    text: `message expired after ${describeDuration(expireAfter)} in the queue${last ? `; last error: ${formatReply(last)}` : ''}`,
+    ...(last?.remoteMta ? { remoteMta: last.remoteMta } : {}),
+  };
+  return { ...settled, result: { address: settled.result.address, status: 'bounced', reply } };
+}
+
+function dsnRecipient(settled: Settled, action: DsnRecipient['action'], now: number): DsnRecipient {
+  return {
+    address: settled.recipient.address,
+    orcpt: settled.recipient.orcpt,
+    action,
+    reply: settled.result.reply ?? { code: 250, text: 'delivered' },
+    lastAttemptAt: now,
+  };
+}
+
+function toOutcome(settled: Settled): RecipientOutcome {
+  const { result } = settled;
+  if (result.status === 'delivered') {
+    return { address: result.address, status: 'delivered', ...(result.reply ? { reply: formatReply(result.reply) } : {}) };
+  }
+  return { address: result.address, status: result.status, reply: formatReply(result.reply) };
+}
+
+/** A stored reply (`451 4.4.1 text`) back as a DeliveryReply, for reports about messages between attempts. */
+export function storedReply(text: string | undefined, fallback: DeliveryReply): DeliveryReply {
+  return text && STORED_REPLY_PREFIX.test(text) ? parseReply(text) : fallback;
+}
+
+function describeDuration(ms: number): string {
+  const units: [number, string][] = [[86_400_000, 'day'], [3_600_000, 'hour'], [60_000, 'minute'], [1_000, 'second']];
+  for (const [size, name] of units) {
+    if (ms >= size) {
+      const count = Math.round(ms / size);
+      return `${count} ${name}${count === 1 ? '' : 's'}`;
+    }
+  }
+  return `${ms} ms`;
+}

@@ -1,0 +1,123 @@
+import type { AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+
+/** A reply the sink gives instead of accepting: `{ code: 550, text: '5.1.1 No such user' }`. */
+export interface SinkReply {
+  readonly code: number;
+  readonly text: string;
+}
+
+/** One message the sink accepted. */
+export interface SinkMessage {
+  readonly from: string;
+  readonly to: readonly string[];
+  readonly data: Buffer;
+  /** Per-recipient DSN parameters as the sink received them (NOTIFY, ORCPT). */
+  readonly dsn: Readonly<Record<string, { notify?: string[]; orcpt?: string }>>;
+  readonly envelopeDsn?: { ret?: string; envid?: string };
+  readonly receivedAt: number;
+}
+
+export interface SinkOptions {
+  /** Decides each RCPT: a reply refuses it, undefined accepts. `count` is how often this address was seen at RCPT (from 1). */
+  readonly rcpt?: (address: string, count: number) => SinkReply | undefined;
+  /** Decides the end of DATA for the whole message; undefined accepts. */
+  readonly data?: (message: Omit<SinkMessage, 'receivedAt'>) => SinkReply | undefined;
+}
+
+/**
+ * A local stand-in for a remote mail host: a real SMTP server on
+ * 127.0.0.1, port 0, that keeps what it accepts in memory and answers RCPT
+ * and DATA as a test scripts it (451 twice then 250, 550 for one address).
+ */
+export class SinkServer {
+  readonly messages: SinkMessage[] = [];
+  readonly #rcptCounts = new Map<string, number>();
+  #waiters: (() => void)[] = [];
+
+  private constructor(
+    private readonly server: SMTPServer,
+    readonly port: number,
+  ) {}
+
+  static async start(options: SinkOptions = {}): Promise<SinkServer> {
+    let sink: SinkServer | undefined;
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      hideDSN: false,
+      logger: false,
+      size: 0,
+      onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, done: (error?: Error | null) => void) {
+        const key = address.address.toLowerCase();
+        const count = (sink!.#rcptCounts.get(key) ?? 0) + 1;
+        sink!.#rcptCounts.set(key, count);
+        const reply = options.rcpt?.(address.address, count);
+        done(reply ? replyError(reply) : null);
+      },
+      onData(stream, session, done) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => {
+          const envelope = session.envelope as typeof session.envelope & { dsn?: { ret?: string; envid?: string } };
+          const message = {
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            data: Buffer.concat(chunks),
+            dsn: Object.fromEntries(session.envelope.rcptTo.map((r) => [r.address, (r as SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } }).dsn ?? {}])),
+            envelopeDsn: envelope.dsn,
+          };
+          const reply = options.data?.(message);
+          if (reply) return done(replyError(reply));
+          sink!.messages.push({ ...message, receivedAt: Date.now() });
+          sink!.#wake();
+          done();
+        });
+      },
+    });
+    server.on('error', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    sink = new SinkServer(server, (server.server.address() as AddressInfo).port);
+    return sink;
+  }
+
+  /** How often RCPT was tried for `address`. */
+  rcptCount(address: string): number {
+    return this.#rcptCounts.get(address.toLowerCase()) ?? 0;
+  }
+
+  /** Messages for `address` (envelope recipient). */
+  messagesTo(address: string): SinkMessage[] {
+    return this.messages.filter((m) => m.to.some((to) => to.toLowerCase() === address.toLowerCase()));
+  }
+
+  /** Resolves once `predicate` holds for the accepted messages, or rejects after `timeoutMs`. */
+  async waitUntil(predicate: (messages: readonly SinkMessage[]) => boolean, timeoutMs = 10_000, what = 'the sink to receive the expected mail'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this.messages)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (have ${this.messages.length} messages)`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 250));
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+function replyError(reply: SinkReply): Error {
+  return Object.assign(new Error(reply.text), { responseCode: reply.code });
+}
