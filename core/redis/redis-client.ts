@@ -39,3 +39,8 @@ export function createRedisClient(config: RedisConfig): RedisClient {
 export function redisMasters(client: RedisClient): Redis[] {
   return client instanceof Cluster ? client.nodes('master') : [client];
 }
+
+/** A second connection with the same settings (for pub/sub or blocking commands, which occupy a connection). */
+export function duplicateClient(client: RedisClient): RedisClient {
+  return client instanceof Cluster ? client.duplicate() : client.duplicate();
+}

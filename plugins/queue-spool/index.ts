@@ -20,6 +20,7 @@ import {
   type QueueState,
   type SettleRequest,
 } from '../../core/queue/contract.js';
+import { matchesFilter } from '../../core/queue/queue-filter.js';
 import { MinHeap } from '../../core/util/min-heap.js';
 import { PidLock } from '../../core/util/pid-lock.js';
 import { SpoolFiles, type StoredMessage } from './spool-files.js';
@@ -291,15 +292,4 @@ export default class SpoolQueue implements Queue {
 function publicView(record: StoredMessage): QueuedMessage {
   const { format: _format, headerBlock: _headers, bodyOffset: _offset, ...message } = record;
   return message;
-}
-
-function matchesFilter(record: QueuedMessage, filter: QueueFilter, now: number): boolean {
-  if (filter.state !== undefined && stateOf(record) !== filter.state) return false;
-  if (filter.sender !== undefined && record.envelope.from.toLowerCase() !== filter.sender.toLowerCase()) return false;
-  if (filter.olderThanMs !== undefined && now - record.receivedAt < filter.olderThanMs) return false;
-  if (filter.domain !== undefined) {
-    const domain = filter.domain.toLowerCase();
-    if (!record.recipients.some((r) => r.address.toLowerCase().endsWith(`@${domain}`))) return false;
-  }
-  return true;
 }

@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { inject, injectable } from 'tsyringe';
+import { z } from 'zod';
+import type { Clock } from '../../core/clock.js';
+import type { PetrelConfig } from '../../core/config/schema.js';
+import { TOKENS } from '../../core/di/tokens.js';
+import type { Logger } from '../../core/log/logger.js';
+import type { PluginMeta } from '../../core/plugins/contract.js';
+import {
+  stateOf,
+  type Lease,
+  type NewMessage,
+  type Queue,
+  type QueueFilter,
+  type QueuedMessage,
+  type QueuedRecipient,
+  type QueueState,
+  type SettleRequest,
+} from '../../core/queue/contract.js';
+import { matchesFilter } from '../../core/queue/queue-filter.js';
+import { duplicateClient, type RedisClient } from '../../core/redis/redis-client.js';
+import { checkPersistence } from './persistence-check.js';
+import { ABANDON, LEASE, SETTLE, UPDATE } from './scripts.js';
+
+export const options = z.strictObject({
+  prefix: z.string().default('queue:').describe('key prefix of the queue, after redis.keyPrefix; nodes sharing a queue use the same'),
+  checkPersistence: z
+    .boolean()
+    .default(true)
+    .describe('at start, read appendonly/appendfsync from every master and warn loudly when acknowledged mail could be lost'),
+});
+
+type Options = z.output<typeof options>;
+
+/** The record without the fields kept separately in the hash (due time, held, lease). */
+type StoredRecord = Omit<QueuedMessage, 'nextAttemptAt' | 'held'>;
+
+type LeaseReply = ['ok', string, string, string, string] | ['gone'] | ['held'] | ['leased', string] | ['later', string];
+
+/** The scripts, as ioredis defines them on the client (defineCommand). */
+interface QueueCommands {
+  petrelQueueLease(key: string, now: number, leaseMs: number, token: string, claim: '0' | '1'): Promise<LeaseReply>;
+  petrelQueueSettle(key: string, token: string, record: string, next: number): Promise<['lost'] | ['deleted'] | ['kept', string]>;
+  petrelQueueAbandon(key: string, token: string, now: number): Promise<['lost'] | ['released', string]>;
+  petrelQueueUpdate(key: string, ...fieldsAndValues: string[]): Promise<number>;
+}
+
+/**
+ * A queue in Redis that several Petrel nodes share. Each message is one
+ * hash, `m:{<id>}` (the braces are a hash tag, so everything about one
+ * message lives in one Cluster slot), changed only by Lua scripts that touch
+ * that one key (scripts.ts). Two sorted sets index the queue: `due` (by the
+ * time a message is due, or its lease deadline while it is leased) and `all`
+ * (by arrival, for operators). A node that crashes mid-delivery leaves a
+ * lease that runs out at its deadline; the message is then due again for
+ * every node.
+ *
+ * New mail wakes every node at once through a pub/sub channel, on a
+ * connection of its own (a subscribed connection can do nothing else).
+ */
+@injectable()
+export default class RedisQueue implements Queue {
+  static readonly meta: PluginMeta = {
+    name: 'queue-redis',
+    version: '1.0.0',
+    description: 'queue in Redis, shared by many nodes (Lua per message, leases with deadlines)',
+    provides: ['queue'],
+  };
+  static readonly options = options;
+
+  readonly #redis: RedisClient & QueueCommands;
+  readonly #prefix: string;
+  readonly #channel: string;
+  readonly #listeners = new Set<() => void>();
+  #subscriber: RedisClient | undefined;
+
+  constructor(
+    @inject(TOKENS.PluginOptions) private readonly opts: Options,
+    @inject(TOKENS.Redis) redis: RedisClient,
+    @inject(TOKENS.Config) config: PetrelConfig,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Logger) private readonly log: Logger,
+  ) {
+    this.#prefix = opts.prefix;
+    // ioredis puts keyPrefix on keys but not on pub/sub channels: add it here.
+    this.#channel = `${config.redis?.keyPrefix ?? ''}${opts.prefix}wake`;
+    redis.defineCommand('petrelQueueLease', { numberOfKeys: 1, lua: LEASE });
+    redis.defineCommand('petrelQueueSettle', { numberOfKeys: 1, lua: SETTLE });
+    redis.defineCommand('petrelQueueAbandon', { numberOfKeys: 1, lua: ABANDON });
+    redis.defineCommand('petrelQueueUpdate', { numberOfKeys: 1, lua: UPDATE });
+    this.#redis = redis as RedisClient & QueueCommands;
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.checkPersistence) await checkPersistence(this.#redis, this.log);
+    const subscriber = duplicateClient(this.#redis);
+    subscriber.on('error', (error: Error) => this.log.warn({ err: error }, `redis subscriber: ${error.message}`));
+    subscriber.on('message', () => this.#notifyDue());
+    await subscriber.subscribe(this.#channel);
+    this.#subscriber = subscriber;
+    this.log.info({ prefix: this.#prefix, messages: await this.#redis.zcard(this.#key('all')) }, 'queue ready');
+  }
+
+  async close(): Promise<void> {
+    this.#subscriber?.disconnect();
+    this.#subscriber = undefined;
+  }
+
+  async enqueue(message: NewMessage): Promise<void> {
+    const content = await readFile(message.file.path);
+    const body = Buffer.concat([message.headerBlock, content.subarray(message.file.bodyOffset)]);
+    const record: StoredRecord = {
+      id: message.id,
+      envelope: message.envelope,
+      recipients: message.recipients.map((r) => ({ ...r, status: 'pending', attempts: 0 })),
+      origin: message.origin,
+      size: message.file.size,
+      receivedAt: message.receivedAt,
+      attempts: 0,
+      ...(message.messageId ? { messageId: message.messageId } : {}),
+    };
+    // The message first, then the indexes: a crash in between leaves an
+    // unindexed message that was never acknowledged (the client got no 250).
+    await this.#redis.hset(this.#messageKey(message.id), { record: JSON.stringify(record), next: String(message.receivedAt), body });
+    await this.#redis.zadd(this.#key('all'), message.receivedAt, message.id);
+    await this.#redis.zadd(this.#key('due'), message.receivedAt, message.id);
+    await this.#wakeAll();
+  }
+
+  async lease(limit: number, leaseMs: number): Promise<Lease[]> {
+    const leases: Lease[] = [];
+    // Several nodes race for the same head of the index; losers correct the
+    // index and look further, a few rounds at most.
+    for (let round = 0; round < 4 && leases.length < limit; round++) {
+      const now = this.clock.now();
+      const candidates = await this.#redis.zrangebyscore(this.#key('due'), '-inf', now, 'LIMIT', 0, (limit - leases.length) * 2);
+      if (candidates.length === 0) break;
+      for (const id of candidates) {
+        if (leases.length >= limit) break;
+        const lease = await this.#tryLease(id, now, leaseMs, false);
+        if (lease) leases.push(lease);
+      }
+    }
+    return leases;
+  }
+
+  async claim(id: string, leaseMs: number): Promise<Lease | undefined> {
+    return this.#tryLease(id, this.clock.now(), leaseMs, true);
+  }
+
+  async #tryLease(id: string, now: number, leaseMs: number, claim: boolean): Promise<Lease | undefined> {
+    const token = randomUUID();
+    const reply = await this.#redis.petrelQueueLease(this.#messageKey(id), now, leaseMs, token, claim ? '1' : '0');
+    switch (reply[0]) {
+      case 'ok': {
+        const [, record, deadline, held, next] = reply;
+        // While leased the message is due again at its deadline (if its holder dies).
+        if (held !== '1') await this.#redis.zadd(this.#key('due'), Number(deadline), id);
+        const message = toMessage(JSON.parse(record) as StoredRecord, Number(next), held === '1');
+        return { message, token, deadline: Number(deadline) };
+      }
+      case 'gone':
+        await this.#unindex(id);
+        return undefined;
+      case 'held':
+        await this.#redis.zrem(this.#key('due'), id);
+        return undefined;
+      case 'leased':
+      case 'later':
+        // The index was behind the truth (a node crashed between script and index update): correct it.
+        await this.#redis.zadd(this.#key('due'), 'XX', Number(reply[1]), id);
+        return undefined;
+    }
+  }
+
+  async read(id: string): Promise<Readable> {
+    const body = await this.#redis.hgetBuffer(this.#messageKey(id), 'body');
+    if (!body) throw new Error(`message ${id} is not in the queue`);
+    return Readable.from([body]);
+  }
+
+  async settle(lease: Lease, request: SettleRequest): Promise<boolean> {
+    const now = this.clock.now();
+    const outcomes = new Map(request.outcomes.map((o) => [o.address, o]));
+    const recipients: QueuedRecipient[] = lease.message.recipients.map((recipient) => {
+      const outcome = outcomes.get(recipient.address);
+      if (!outcome || recipient.status === 'delivered' || recipient.status === 'bounced') return recipient;
+      return { ...recipient, status: outcome.status, attempts: recipient.attempts + 1, lastReply: outcome.reply ?? recipient.lastReply, updatedAt: now };
+    });
+    const open = recipients.some((r) => r.status === 'pending' || r.status === 'deferred');
+    const { nextAttemptAt: _next, held: _held, ...stored } = lease.message;
+    const next = request.nextAttemptAt ?? now;
+    const record = open ? JSON.stringify({ ...stored, recipients, attempts: lease.message.attempts + 1 } satisfies StoredRecord) : '';
+    const reply = await this.#redis.petrelQueueSettle(this.#messageKey(lease.message.id), lease.token, record, next);
+    if (reply[0] === 'lost') return false;
+    if (reply[0] === 'deleted') await this.#unindex(lease.message.id);
+    else if (reply[1] !== '1') await this.#redis.zadd(this.#key('due'), next, lease.message.id);
+    return true;
+  }
+
+  async abandon(lease: Lease): Promise<void> {
+    const now = this.clock.now();
+    const reply = await this.#redis.petrelQueueAbandon(this.#messageKey(lease.message.id), lease.token, now);
+    if (reply[0] === 'released' && reply[1] !== '1') {
+      await this.#redis.zadd(this.#key('due'), now, lease.message.id);
+      await this.#wakeAll();
+    }
+  }
+
+  onDue(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    const [, score] = await this.#redis.zrange(this.#key('due'), '0', '0', 'WITHSCORES');
+    return score === undefined ? undefined : Number(score);
+  }
+
+  async list(filter: QueueFilter = {}): Promise<QueuedMessage[]> {
+    const ids = await this.#redis.zrange(this.#key('all'), '0', '-1');
+    const now = this.clock.now();
+    const messages: QueuedMessage[] = [];
+    // One command per message (not a pipeline): on a Cluster the messages live in different slots.
+    const found = await Promise.all(ids.map((id) => this.inspect(id)));
+    for (const [index, message] of found.entries()) {
+      if (!message) {
+        await this.#unindex(ids[index]);
+        continue;
+      }
+      if (matchesFilter(message, filter, now)) messages.push(message);
+    }
+    return filter.limit === undefined ? messages : messages.slice(0, filter.limit);
+  }
+
+  async inspect(id: string): Promise<QueuedMessage | undefined> {
+    const [record, next, held] = await this.#redis.hmget(this.#messageKey(id), 'record', 'next', 'held');
+    if (!record) return undefined;
+    return toMessage(JSON.parse(record) as StoredRecord, Number(next), held === '1');
+  }
+
+  async retry(id: string): Promise<boolean> {
+    const now = this.clock.now();
+    const exists = await this.#redis.petrelQueueUpdate(this.#messageKey(id), 'next', String(now));
+    if (!exists) return false;
+    const message = await this.inspect(id);
+    if (message && !message.held) {
+      await this.#redis.zadd(this.#key('due'), now, id);
+      await this.#wakeAll();
+    }
+    return true;
+  }
+
+  async hold(id: string): Promise<boolean> {
+    const exists = await this.#redis.petrelQueueUpdate(this.#messageKey(id), 'held', '1');
+    if (!exists) return false;
+    await this.#redis.zrem(this.#key('due'), id);
+    return true;
+  }
+
+  async release(id: string): Promise<boolean> {
+    const now = this.clock.now();
+    // Index first: a crash after it leaves a held message in the index, which
+    // a lease attempt removes again; the other order could strand a released message.
+    await this.#redis.zadd(this.#key('due'), now, id);
+    const exists = await this.#redis.petrelQueueUpdate(this.#messageKey(id), 'held', '', 'next', String(now));
+    if (!exists) {
+      await this.#unindex(id);
+      return false;
+    }
+    await this.#wakeAll();
+    return true;
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const removed = await this.#redis.del(this.#messageKey(id));
+    await this.#unindex(id);
+    return removed > 0;
+  }
+
+  async stats(): Promise<Record<QueueState, number>> {
+    const counts: Record<QueueState, number> = { active: 0, deferred: 0, held: 0 };
+    for (const message of await this.list()) counts[stateOf(message)]++;
+    return counts;
+  }
+
+  async #unindex(id: string): Promise<void> {
+    await this.#redis.zrem(this.#key('due'), id);
+    await this.#redis.zrem(this.#key('all'), id);
+  }
+
+  async #wakeAll(): Promise<void> {
+    this.#notifyDue();
+    // Other nodes hear it through the channel (this node's subscriber too; a second wake-up is harmless).
+    await this.#redis.publish(this.#channel, '1').catch((error: Error) => this.log.warn({ err: error }, 'could not publish a wake-up'));
+  }
+
+  #notifyDue(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
+  #key(name: 'due' | 'all'): string {
+    return `${this.#prefix}${name}`;
+  }
+
+  #messageKey(id: string): string {
+    return `${this.#prefix}m:{${id}}`;
+  }
+}
+
+function toMessage(record: StoredRecord, nextAttemptAt: number, held: boolean): QueuedMessage {
+  return { ...record, nextAttemptAt, held };
+}
