@@ -9,16 +9,15 @@ import { TOKENS } from '../../core/di/tokens.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { PluginMeta } from '../../core/plugins/contract.js';
 import {
-  stateOf,
   type Lease,
   type NewMessage,
   type Queue,
   type QueueFilter,
   type QueuedMessage,
-  type QueuedRecipient,
   type QueueState,
   type SettleRequest,
 } from '../../core/queue/contract.js';
+import { applyOutcomes, countByState } from '../../core/queue/apply-outcomes.js';
 import { matchesFilter } from '../../core/queue/queue-filter.js';
 import { duplicateClient, type RedisClient } from '../../core/redis/redis-client.js';
 import { checkPersistence } from './persistence-check.js';
@@ -183,13 +182,7 @@ export default class RedisQueue implements Queue {
 
   async settle(lease: Lease, request: SettleRequest): Promise<boolean> {
     const now = this.clock.now();
-    const outcomes = new Map(request.outcomes.map((o) => [o.address, o]));
-    const recipients: QueuedRecipient[] = lease.message.recipients.map((recipient) => {
-      const outcome = outcomes.get(recipient.address);
-      if (!outcome || recipient.status === 'delivered' || recipient.status === 'bounced') return recipient;
-      return { ...recipient, status: outcome.status, attempts: recipient.attempts + 1, lastReply: outcome.reply ?? recipient.lastReply, updatedAt: now };
-    });
-    const open = recipients.some((r) => r.status === 'pending' || r.status === 'deferred');
+    const { recipients, open } = applyOutcomes(lease.message.recipients, request.outcomes, now);
     const { nextAttemptAt: _next, held: _held, ...stored } = lease.message;
     const next = request.nextAttemptAt ?? now;
     const record = open ? JSON.stringify({ ...stored, recipients, attempts: lease.message.attempts + 1 } satisfies StoredRecord) : '';
@@ -281,9 +274,7 @@ export default class RedisQueue implements Queue {
   }
 
   async stats(): Promise<Record<QueueState, number>> {
-    const counts: Record<QueueState, number> = { active: 0, deferred: 0, held: 0 };
-    for (const message of await this.list()) counts[stateOf(message)]++;
-    return counts;
+    return countByState(await this.list());
   }
 
   async #unindex(id: string): Promise<void> {

@@ -10,16 +10,15 @@ import type { Logger } from '../../core/log/logger.js';
 import type { Paths } from '../../core/paths.js';
 import type { PluginMeta } from '../../core/plugins/contract.js';
 import {
-  stateOf,
   type Lease,
   type NewMessage,
   type Queue,
   type QueueFilter,
   type QueuedMessage,
-  type QueuedRecipient,
   type QueueState,
   type SettleRequest,
 } from '../../core/queue/contract.js';
+import { applyOutcomes, countByState } from '../../core/queue/apply-outcomes.js';
 import { matchesFilter } from '../../core/queue/queue-filter.js';
 import { MinHeap } from '../../core/util/min-heap.js';
 import { PidLock } from '../../core/util/pid-lock.js';
@@ -171,19 +170,7 @@ export default class SpoolQueue implements Queue {
     const entry = this.#entries.get(lease.message.id);
     if (!entry || entry.leaseToken !== lease.token) return false;
     const now = this.clock.now();
-    const outcomes = new Map(request.outcomes.map((o) => [o.address, o]));
-    const recipients: QueuedRecipient[] = entry.record.recipients.map((recipient) => {
-      const outcome = outcomes.get(recipient.address);
-      if (!outcome || recipient.status === 'delivered' || recipient.status === 'bounced') return recipient;
-      return {
-        ...recipient,
-        status: outcome.status,
-        attempts: recipient.attempts + 1,
-        lastReply: outcome.reply ?? recipient.lastReply,
-        updatedAt: now,
-      };
-    });
-    const open = recipients.some((r) => r.status === 'pending' || r.status === 'deferred');
+    const { recipients, open } = applyOutcomes(entry.record.recipients, request.outcomes, now);
     entry.leaseToken = undefined;
     entry.version++;
     if (!open) {
@@ -252,9 +239,7 @@ export default class SpoolQueue implements Queue {
   }
 
   async stats(): Promise<Record<QueueState, number>> {
-    const counts: Record<QueueState, number> = { active: 0, deferred: 0, held: 0 };
-    for (const message of await this.list()) counts[stateOf(message)]++;
-    return counts;
+    return countByState(await this.list());
   }
 
   async #update(id: string, change: (record: StoredMessage) => StoredMessage): Promise<boolean> {
