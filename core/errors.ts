@@ -18,6 +18,9 @@ export const ERROR_CODES = {
   PETREL_QUEUE_LOCKED: 'another process owns the queue directory',
   PETREL_GREETING_PATCH: 'the installed smtp-server changed in a way Petrel relies on',
   PETREL_TLS: 'a TLS certificate or key could not be loaded',
+  PETREL_CONTROL_IN_USE: 'another Petrel runs on this data directory (its control socket answers)',
+  PETREL_CONTROL_FAILED: 'a `petrel queue` request to the running server failed',
+  PETREL_REDIS_PERSISTENCE: 'Redis does not persist writes durably: acknowledged mail could be lost if it crashes',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

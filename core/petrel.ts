@@ -7,6 +7,8 @@ import type { PetrelConfig } from './config/schema.js';
 import { TOKENS } from './di/tokens.js';
 import { ReverseLookup } from './dns/reverse-lookup.js';
 import { systemResolver, type DnsResolver } from './dns/resolver.js';
+import { ControlServer } from './control/control-server.js';
+import { QueueOperations } from './control/queue-operations.js';
 import { Bouncer } from './delivery/bouncer.js';
 import { OutboundHooks } from './delivery/outbound-hooks.js';
 import { RetrySchedule } from './delivery/retry-schedule.js';
@@ -51,6 +53,7 @@ export class Petrel {
   #scheduler: DeliveryScheduler | undefined;
   #outbound: OutboundHooks | undefined;
   #bouncer: Bouncer | undefined;
+  #control: ControlServer | undefined;
 
   private constructor(
     readonly container: DependencyContainer,
@@ -130,6 +133,17 @@ export class Petrel {
     return this.#bouncer;
   }
 
+  /** What operators can do to the queue (`petrel queue ...`). */
+  queueOperations(): QueueOperations {
+    return new QueueOperations({
+      queue: this.plugins.queue,
+      bouncer: this.bouncer,
+      hooks: this.outboundHooks,
+      clock: this.container.resolve<Clock>(TOKENS.Clock),
+      leaseMs: this.config.delivery.leaseTime,
+    });
+  }
+
   /**
    * Starts only what the queue needs (Redis, the queue plugin): for
    * `petrel queue ...` when no server is running. `stop()` closes it again.
@@ -155,6 +169,8 @@ export class Petrel {
       this.logger.warn('no plugin handles the rcpt hook: every recipient will be refused (enable relay-access)');
     }
     await this.plugins.start();
+    this.#control = new ControlServer(this.paths.dataDir, this.queueOperations(), this.logger.child({ component: 'control' }));
+    await this.#control.listen();
     const tls = await this.#tlsMaterial();
     const dns = this.container.resolve<DnsResolver>(TOKENS.Dns);
     const clock = this.container.resolve<Clock>(TOKENS.Clock);
@@ -221,6 +237,7 @@ export class Petrel {
       ...this.listeners.map((listener) => listener.close(deadline)),
       this.#scheduler?.stop(deadline),
     ]);
+    await this.#control?.close();
     await this.plugins.close();
     if (this.#redis) this.#redis.disconnect();
     this.logger.info('stopped');

@@ -16,9 +16,16 @@ commands:
   start                  run the MTA
   check-config           validate the config (and plugin options); exit 1 on problems
   config schema          print the JSON Schema of mta.config.yaml (for editors and CI)
-  queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--json]
-  queue show ID          one message: envelope, recipients, attempts [--json]
-  queue stats            counts by state [--json]
+  queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--older-than 4h]
+  queue show ID          one message: envelope, recipients, attempts, last replies, headers
+  queue retry ID|--all   make a message (or every message not held) due now
+  queue hold ID          keep a message from being delivered until it is released
+  queue release ID       release a held message (due now)
+  queue delete ID        remove a message without notifying anyone
+  queue bounce ID        fail every open recipient now and send the sender a DSN
+  queue stats            counts by state and by destination
+                         (every queue command takes --json; with a server running on the
+                          same data directory it goes through the server's control socket)
   user add|passwd LOGIN  add a user or change a password (asked on the terminal, or --password-stdin)
   user remove LOGIN      remove a user
   user list              list the logins
@@ -36,6 +43,7 @@ export interface CliContext {
   readonly args: string[];
   readonly flags: Record<string, string | boolean | undefined>;
   readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -52,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
       sender: { type: 'string' },
       'password-stdin': { type: 'boolean' },
       'users-file': { type: 'string' },
+      'older-than': { type: 'string' },
+      all: { type: 'boolean' },
     },
   });
   const [command, ...args] = positionals;
@@ -64,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
     args,
     flags: values,
     out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`petrel: ${line}\n`),
   };
   switch (command) {
     case 'start':

@@ -1,56 +1,131 @@
-import { loadConfigFile } from '../../config/load.js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { controlSocketPath, type ControlRequest } from '../../control/control-protocol.js';
+import { sendControlRequest } from '../../control/control-client.js';
+import type { QueueStats, ShownMessage } from '../../control/queue-operations.js';
+import { loadConfigFile, type LoadedConfig } from '../../config/load.js';
+import { parseDuration } from '../../config/units.js';
 import { createLogger } from '../../log/logger.js';
+import { makePaths } from '../../paths.js';
 import { Petrel } from '../../petrel.js';
+import { isQueueId } from '../../queue/queue-id.js';
 import { stateOf, type QueuedMessage, type QueueState } from '../../queue/contract.js';
 import type { CliContext } from '../petrel.js';
 
 const STATES: readonly QueueState[] = ['active', 'deferred', 'held'];
 
-/** `petrel queue list|show|stats`: reads the configured queue (whichever plugin provides it). */
+export const QUEUE_USAGE = 'usage: petrel queue list|show ID|retry ID|retry --all|delete ID|bounce ID|hold ID|release ID|stats [--json]';
+
+/**
+ * `petrel queue ...`, with whichever queue plugin the config names. When a
+ * server runs on this config's data directory, the request goes to it over
+ * its control socket (the server owns the queue); otherwise the command
+ * opens the queue itself (for queue-spool this takes the queue's lock, so a
+ * server cannot start meanwhile).
+ */
 export async function queueCommand(context: CliContext): Promise<number> {
   const [action, id] = context.args;
+  const request = toRequest(action, id, context);
+  if (typeof request === 'string') {
+    context.err(request);
+    return 2;
+  }
   const loaded = await loadConfigFile(context.configFile);
-  const petrel = await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
-  const queue = petrel.queue;
-  const json = context.flags.json === true;
+  const dataDir = makePaths(loaded.baseDir, loaded.config.server.dataDir).dataDir;
+  let result = await sendControlRequest(controlSocketPath(dataDir), request);
+  if (result === undefined) result = await runWithoutServer(loaded, request);
+  return print(request, result, context);
+}
+
+function toRequest(action: string | undefined, id: string | undefined, context: CliContext): ControlRequest | string {
+  const { flags } = context;
   switch (action) {
     case 'list': {
-      const state = context.flags.state as QueueState | undefined;
-      if (state !== undefined && !STATES.includes(state)) {
-        context.out(`unknown state "${state}" (one of ${STATES.join(', ')})`);
-        return 2;
+      const state = flags.state as QueueState | undefined;
+      if (state !== undefined && !STATES.includes(state)) return `unknown state "${state}" (one of ${STATES.join(', ')})`;
+      let olderThanMs: number | undefined;
+      if (typeof flags['older-than'] === 'string') {
+        olderThanMs = parseDuration(flags['older-than']);
+        if (olderThanMs === undefined) return `--older-than wants a duration like 30m, 4h or 2d, not "${flags['older-than']}"`;
       }
-      const messages = await queue.list({
-        state,
-        domain: context.flags.domain as string | undefined,
-        sender: context.flags.sender as string | undefined,
-      });
-      if (json) context.out(JSON.stringify(messages, null, 2));
-      else printTable(messages, context.out);
+      return { op: 'list', filter: { state, domain: flags.domain as string | undefined, sender: flags.sender as string | undefined, olderThanMs } };
+    }
+    case 'stats':
+      return { op: 'stats' };
+    case 'retry':
+      if (flags.all === true) return { op: 'retry', id: 'all' };
+      return withId('retry', id, 'petrel queue retry ID | --all');
+    case 'show':
+    case 'hold':
+    case 'release':
+    case 'delete':
+    case 'bounce':
+      return withId(action, id, `petrel queue ${action} ID`);
+    default:
+      return QUEUE_USAGE;
+  }
+}
+
+function withId<Op extends 'show' | 'hold' | 'release' | 'delete' | 'bounce' | 'retry'>(op: Op, id: string | undefined, usage: string): ControlRequest | string {
+  if (!id) return `usage: ${usage}`;
+  if (!isQueueId(id)) return `"${id}" is not a queue id (they look like mi5k2w3c0-9f3b1c0d2a7e4f10)`;
+  return { op, id } as ControlRequest;
+}
+
+async function runWithoutServer(loaded: LoadedConfig, request: ControlRequest): Promise<unknown> {
+  const petrel = await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
+  try {
+    await petrel.openQueue();
+    // A bounce writes its DSN through the spool, as the server would.
+    await mkdir(join(petrel.paths.dataDir, 'spool', 'incoming'), { recursive: true });
+    // Through JSON, so the output is the same as from a running server.
+    return JSON.parse(JSON.stringify((await petrel.queueOperations().execute(request)) ?? null)) as unknown;
+  } finally {
+    await petrel.stop();
+  }
+}
+
+function print(request: ControlRequest, result: unknown, context: CliContext): number {
+  const { out } = context;
+  const json = context.flags.json === true;
+  if (json) out(JSON.stringify(result, null, 2));
+  switch (request.op) {
+    case 'list':
+      if (!json) printTable(result as QueuedMessage[], out);
+      return 0;
+    case 'stats':
+      if (!json) printStats(result as QueueStats, out);
+      return 0;
+    case 'show':
+      if (!result) return notFound(request.id, context);
+      if (!json) out(describe(result as ShownMessage));
+      return 0;
+    case 'retry': {
+      const count = result as number;
+      if (request.id !== 'all' && count === 0) return notFound(request.id, context);
+      if (!json) out(`${count} message${count === 1 ? '' : 's'} scheduled for immediate delivery`);
       return 0;
     }
-    case 'show': {
-      if (!id) {
-        context.out('usage: petrel queue show ID');
-        return 2;
-      }
-      const message = await queue.inspect(id);
-      if (!message) {
-        context.out(`no message ${id} in the queue`);
+    case 'bounce':
+      if (result === 'not-found') return notFound(request.id, context);
+      if (result === 'busy') {
+        context.err(`${request.id} is being delivered right now; try again in a moment`);
         return 1;
       }
-      context.out(json ? JSON.stringify(message, null, 2) : describe(message));
+      if (!json) out(`${request.id}: bounced (the sender gets a delivery status notification)`);
       return 0;
-    }
-    case 'stats': {
-      const stats = await queue.stats();
-      context.out(json ? JSON.stringify(stats) : STATES.map((s) => `${s.padEnd(9)} ${stats[s]}`).join('\n'));
+    case 'hold':
+    case 'release':
+    case 'delete':
+      if (result !== true) return notFound(request.id, context);
+      if (!json) out(`${request.id}: ${request.op === 'delete' ? 'deleted' : request.op === 'hold' ? 'on hold' : 'released'}`);
       return 0;
-    }
-    default:
-      context.out('usage: petrel queue list|show ID|stats');
-      return 2;
   }
+}
+
+function notFound(id: string, context: CliContext): number {
+  context.err(`no message ${id} in the queue`);
+  return 1;
 }
 
 function printTable(messages: readonly QueuedMessage[], out: (line: string) => void): void {
@@ -58,29 +133,45 @@ function printTable(messages: readonly QueuedMessage[], out: (line: string) => v
     out('queue is empty');
     return;
   }
-  out(`${'ID'.padEnd(27)} ${'STATE'.padEnd(8)} ${'SIZE'.padStart(8)} ${'RECEIVED'.padEnd(20)} SENDER -> RECIPIENTS`);
+  out(`${'ID'.padEnd(26)} ${'STATE'.padEnd(8)} ${'SIZE'.padStart(7)} ${'RECEIVED'.padEnd(19)} ${'TRIES'.padStart(5)} ${'NEXT TRY'.padEnd(19)} SENDER -> RECIPIENTS`);
   for (const m of messages) {
     const open = m.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred').map((r) => r.address);
     out(
-      `${m.id.padEnd(27)} ${stateOf(m).padEnd(8)} ${String(m.size).padStart(8)} ${new Date(m.receivedAt).toISOString().slice(0, 19).padEnd(20)} ` +
-        `<${m.envelope.from}> -> ${open.join(', ')}`,
+      `${m.id.padEnd(26)} ${stateOf(m).padEnd(8)} ${String(m.size).padStart(7)} ${isoSeconds(m.receivedAt)} ${String(m.attempts).padStart(5)} ` +
+        `${m.held ? '(held)'.padEnd(19) : isoSeconds(m.nextAttemptAt)} <${m.envelope.from}> -> ${open.join(', ')}`,
     );
   }
   out(`${messages.length} message${messages.length === 1 ? '' : 's'}`);
 }
 
-function describe(m: QueuedMessage): string {
+function printStats(stats: QueueStats, out: (line: string) => void): void {
+  out(`${'STATE'.padEnd(10)} MESSAGES`);
+  for (const state of STATES) out(`${state.padEnd(10)} ${stats.states[state]}`);
+  if (stats.destinations.length === 0) return;
+  const width = Math.max(11, ...stats.destinations.map((d) => d.destination.length));
+  out('');
+  out(`${'DESTINATION'.padEnd(width)} ${'MESSAGES'.padStart(8)} ${'RECIPIENTS'.padStart(10)}`);
+  for (const d of stats.destinations) out(`${d.destination.padEnd(width)} ${String(d.messages).padStart(8)} ${String(d.recipients).padStart(10)}`);
+}
+
+function describe({ message: m, headers }: ShownMessage): string {
   const lines = [
     `id:          ${m.id}`,
     `state:       ${stateOf(m)}`,
     `message-id:  ${m.messageId ?? '(none)'}`,
-    `from:        <${m.envelope.from}>`,
+    `from:        <${m.envelope.from}>${m.envelope.dsn?.envid ? `  ENVID=${m.envelope.dsn.envid}` : ''}${m.envelope.dsn?.ret ? `  RET=${m.envelope.dsn.ret}` : ''}`,
     `size:        ${m.size} bytes`,
-    `received:    ${new Date(m.receivedAt).toISOString()} from ${m.origin.remoteAddress} (${m.origin.helo ?? 'no helo'}) on ${m.origin.listener}${m.origin.user ? ` as ${m.origin.user}` : ''}`,
-    `next try:    ${new Date(m.nextAttemptAt).toISOString()}`,
+    `received:    ${new Date(m.receivedAt).toISOString()} from ${m.origin.remoteAddress} (${m.origin.helo ?? 'no helo'}) on ${m.origin.listener}${m.origin.user ? ` as ${m.origin.user}` : ''}${m.origin.generated ? ` [${m.origin.generated}]` : ''}`,
+    `next try:    ${m.held ? '(held)' : new Date(m.nextAttemptAt).toISOString()}`,
     `attempts:    ${m.attempts}`,
     'recipients:',
-    ...m.recipients.map((r) => `  ${r.address.padEnd(40)} ${r.status.padEnd(9)} attempts ${r.attempts}${r.lastReply ? `  last: ${r.lastReply}` : ''}`),
+    ...m.recipients.map((r) => `  ${r.address.padEnd(36)} ${r.status.padEnd(9)} attempts ${r.attempts}${r.lastReply ? `  last: ${r.lastReply}` : ''}`),
+    'headers:',
+    ...headers.replace(/\r\n$/, '').split('\r\n').filter((line) => line !== '').map((line) => `  ${line}`),
   ];
   return lines.join('\n');
+}
+
+function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 19);
 }
