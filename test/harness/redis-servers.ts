@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { sparePort } from './ports.js';
 import { tempDir } from './temp-dir.js';
 
 const run = promisify(execFile);
@@ -52,23 +52,6 @@ async function assertRedisInstalled(): Promise<void> {
   }
 }
 
-/** A port that is free, and whose cluster bus port (+10000) is free too. */
-async function sparePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    if ((await isFree(port)) && (await isFree(port + 10_000))) return port;
-  }
-  throw new Error('no spare loopback port found for a test Redis');
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-  });
-}
-
 async function waitForPing(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -107,7 +90,7 @@ function killChild(child: ChildProcess): Promise<void> {
 export async function startRedisServer(): Promise<RedisProcess> {
   await assertRedisInstalled();
   const dir = tempDir('petrel-redis-');
-  const port = await sparePort();
+  const port = await sparePort({ bus: true });
   const child = await spawnRedis(port, dir.path, []);
   return {
     port,
@@ -131,7 +114,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   try {
     const ports: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const port = await sparePort();
+      const port = await sparePort({ bus: true });
       ports.push(port);
       children.push(await spawnRedis(port, dir.path, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--appendfilename', `appendonly-${port}.aof`, '--appenddirname', `aof-${port}`]));
     }

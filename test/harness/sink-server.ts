@@ -15,14 +15,17 @@ export interface SinkMessage {
   /** Per-recipient DSN parameters as the sink received them (NOTIFY, ORCPT). */
   readonly dsn: Readonly<Record<string, { notify?: string[]; orcpt?: string }>>;
   readonly envelopeDsn?: { ret?: string; envid?: string };
+  /** The name the delivering client gave with EHLO (tells nodes apart). */
+  readonly helo: string;
+  /** When the last byte of DATA arrived. */
   readonly receivedAt: number;
 }
 
 export interface SinkOptions {
   /** Decides each RCPT: a reply refuses it, undefined accepts. `count` is how often this address was seen at RCPT (from 1). */
   readonly rcpt?: (address: string, count: number) => SinkReply | undefined;
-  /** Decides the end of DATA for the whole message; undefined accepts. */
-  readonly data?: (message: Omit<SinkMessage, 'receivedAt'>) => SinkReply | undefined;
+  /** Decides the end of DATA for the whole message; undefined accepts. May take its time (a slow server). */
+  readonly data?: (message: Omit<SinkMessage, 'receivedAt'>) => SinkReply | undefined | Promise<SinkReply | undefined>;
 }
 
 /**
@@ -59,6 +62,8 @@ export class SinkServer {
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
         stream.on('end', () => {
+          // When the whole message was here (before any scripted delay of the reply).
+          const receivedAt = Date.now();
           const envelope = session.envelope as typeof session.envelope & { dsn?: { ret?: string; envid?: string } };
           const message = {
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -66,12 +71,14 @@ export class SinkServer {
             data: Buffer.concat(chunks),
             dsn: Object.fromEntries(session.envelope.rcptTo.map((r) => [r.address, (r as SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } }).dsn ?? {}])),
             envelopeDsn: envelope.dsn,
+            helo: session.hostNameAppearsAs ?? '',
           };
-          const reply = options.data?.(message);
-          if (reply) return done(replyError(reply));
-          sink!.messages.push({ ...message, receivedAt: Date.now() });
-          sink!.#wake();
-          done();
+          Promise.resolve(options.data?.(message)).then((reply) => {
+            if (reply) return done(replyError(reply));
+            sink!.messages.push({ ...message, receivedAt });
+            sink!.#wake();
+            done();
+          }, done);
         });
       },
     });

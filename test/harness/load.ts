@@ -1,0 +1,53 @@
+import { SmtpTestClient } from './smtp-client.js';
+import { sampleMessage } from './smtp-client.js';
+
+export interface LoadResult {
+  /** Message-IDs the server answered 250 to. */
+  readonly acknowledged: string[];
+  /** Messages that got no 250 (connection lost, 4xx): not the server's responsibility. */
+  readonly unacknowledged: number;
+}
+
+/**
+ * Sends `count` small messages, each with a unique Message-ID
+ * `<load-N@load.test>`, over `concurrency` connections, reconnecting after
+ * errors (a server that is being killed and restarted) until `stop()` says
+ * so or every message was tried. Only a 250 counts as acknowledged.
+ */
+export function sendLoad(port: () => number, options: { count: number; concurrency: number; to: string; from?: string; pauseMs?: number }): { done: Promise<LoadResult>; stop: () => void } {
+  let next = 0;
+  let stopped = false;
+  const acknowledged: string[] = [];
+  let unacknowledged = 0;
+  const worker = async () => {
+    let client: SmtpTestClient | undefined;
+    while (!stopped && next < options.count) {
+      const messageId = `<load-${next++}@load.test>`;
+      try {
+        client ??= await SmtpTestClient.ready(port());
+        const reply = await client.sendMail(options.from ?? 'load@origin.test', [options.to], sampleMessage({ messageId, subject: messageId }));
+        if (reply.code === 250) acknowledged.push(messageId);
+        else unacknowledged++;
+      } catch {
+        unacknowledged++;
+        client?.close();
+        client = undefined;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      if (options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
+    }
+    await client?.quit().catch(() => undefined);
+  };
+  const done = Promise.all(Array.from({ length: options.concurrency }, worker)).then(() => ({ acknowledged, unacknowledged }));
+  return { done, stop: () => { stopped = true; } };
+}
+
+/** Message-ID → how many times the sink got it. */
+export function countById(messages: readonly { data: Buffer }[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const message of messages) {
+    const id = /^Message-ID: (<[^>]+>)/im.exec(message.data.toString('utf8'))?.[1] ?? '(none)';
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return counts;
+}
