@@ -3,8 +3,7 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { fixturePlugin } from './fixtures/paths.js';
 import { countById, sendLoad } from './harness/load.js';
-import { PetrelProcess } from './harness/petrel-process.js';
-import { sparePort } from './harness/ports.js';
+import { ChildPetrel } from './harness/child-petrel.js';
 import { deleteKeys, TEST_REDIS_URL, testPrefix } from './harness/redis-servers.js';
 import { SinkServer } from './harness/sink-server.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -17,11 +16,14 @@ import { tempDir } from './harness/temp-dir.js';
 describe('two nodes on one Redis queue', () => {
   const dir = tempDir('petrel-nodes-');
   const keyPrefix = testPrefix();
-  const processes: PetrelProcess[] = [];
+  const processes: ChildPetrel[] = [];
   let sink: SinkServer | undefined;
 
   after(async () => {
-    for (const node of processes) await node.kill();
+    for (const node of processes) {
+      node.kill('SIGKILL');
+      await node.exited();
+    }
     await sink?.close();
     const admin = new Redis(TEST_REDIS_URL);
     await deleteKeys([admin], keyPrefix);
@@ -29,13 +31,12 @@ describe('two nodes on one Redis queue', () => {
     dir.remove();
   });
 
-  async function node(name: string, deliver: boolean, sinkPort: number): Promise<PetrelProcess> {
-    const port = await sparePort();
+  async function node(name: string, deliver: boolean, sinkPort: number): Promise<ChildPetrel> {
     const config = {
-      server: { hostname: `${name}.petrel.test`, dataDir: `./${name}-data`, localDomains: ['localhost'], shutdownTimeout: '5s' },
-      listeners: [{ name: 'mx', host: '127.0.0.1', port, tls: 'none' }],
+      server: { hostname: `${name}.petrel.test`, dataDir: `${dir.path}/${name}-data`, localDomains: ['localhost'], shutdownTimeout: '5s' },
+      listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
       dns: { reverseLookup: false },
-      logging: { level: 'warn' },
+      logging: { level: 'info' },
       redis: { url: TEST_REDIS_URL, keyPrefix },
       delivery: { enabled: deliver, retry: ['100ms'], concurrency: { total: 20, perDestination: 20 } },
       plugins: [
@@ -44,9 +45,8 @@ describe('two nodes on one Redis queue', () => {
         { path: fixturePlugin('sink-delivery'), options: { port: sinkPort, name } },
       ],
     };
-    const petrel = PetrelProcess.create(dir.path, name, config, port);
+    const petrel = await ChildPetrel.start(dir.path, config);
     processes.push(petrel);
-    await petrel.start();
     return petrel;
   }
 
@@ -62,10 +62,11 @@ describe('two nodes on one Redis queue', () => {
       },
     });
     const intake = await node('intake', false, sink.port);
-    const load = sendLoad(() => intake.port, { count: 1000, concurrency: 8, to: 'user@remote.test' });
+    const load = sendLoad(() => intake.port(), { count: 1000, concurrency: 8, to: 'user@remote.test' });
     const { acknowledged, unacknowledged } = await load.done;
     assert.equal(acknowledged.length, 1000, `all 1,000 accepted (${unacknowledged} not)`);
-    assert.equal(await intake.stop(), 0, 'the intake node shuts down cleanly');
+    intake.kill('SIGTERM');
+    assert.equal((await intake.exited()).code, 0, 'the intake node shuts down cleanly');
 
     await Promise.all([node('alpha', true, sink.port), node('beta', true, sink.port)]);
     await sink.waitUntil((messages) => new Set(countById(messages).keys()).size >= 1000, 60_000, 'all 1,000 messages at the sink');
