@@ -24,8 +24,8 @@ export type {
   TransientCode,
   TransientEnhancedCode,
 } from './hooks/results.js';
-export type { HookArgs, HookHandler, HookMap, HookName, HookOutcome } from './hooks/catalogue.js';
-export { HOOK_NAMES, DEFAULT_HOOK_TIMEOUTS } from './hooks/catalogue.js';
+export type { HookArgs, HookHandler, HookMap, HookName, HookOutcome, InboundHookMap, InboundHookName, OutboundHookMap, OutboundHookName } from './hooks/catalogue.js';
+export { ALL_HOOK_NAMES, DEFAULT_HOOK_TIMEOUTS, HOOK_NAMES, OUTBOUND_HOOK_NAMES } from './hooks/catalogue.js';
 export type { HandlerOptions, HookRegistrar } from './hooks/registry.js';
 export type { OptionsOf, Plugin, PluginClass, PluginMeta } from './plugins/contract.js';
 export type { Address, Credentials, HeloInfo, ListenerInfo, Notes, Session, TlsInfo, Transaction } from './session.js';
@@ -37,6 +37,23 @@ export type { DnsResolver, RecordType } from './dns/resolver.js';
 export type { Logger } from './log/logger.js';
 export type { Paths } from './paths.js';
 export type * from './queue/contract.js';
+export type {
+  BouncedEvent,
+  BouncedVerdict,
+  DeferredEvent,
+  DeferredVerdict,
+  DeliveredEvent,
+  Delivery,
+  DeliveryOutcome,
+  DeliveryReply,
+  OutboundMessage,
+  OutgoingContent,
+  RecipientReport,
+  RecipientResult,
+  Route,
+  RouteOutcome,
+} from './delivery/outbound.js';
+export { formatReply, parseReply, results } from './delivery/outbound.js';
 export { stateOf } from './queue/contract.js';
 export type { PetrelConfig } from './config/schema.js';
 export { ConfigError } from './config/config-error.js';

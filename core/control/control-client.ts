@@ -13,7 +13,9 @@ export function sendControlRequest(path: string, request: ControlRequest, timeou
     let answer = '';
     let connected = false;
     socket.setEncoding('utf8');
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`the server did not answer within ${timeoutMs} ms`)));
+    socket.setTimeout(timeoutMs, () =>
+      socket.destroy(new PetrelError('PETREL_CONTROL_FAILED', `the running server did not answer on ${path} within ${timeoutMs / 1000} s`)),
+    );
     socket.once('connect', () => {
       connected = true;
       socket.write(`${JSON.stringify(request)}\n`);
@@ -23,7 +25,7 @@ export function sendControlRequest(path: string, request: ControlRequest, timeou
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       if (!connected && (error.code === 'ENOENT' || error.code === 'ECONNREFUSED')) resolve(undefined);
-      else reject(error);
+      else reject(error instanceof PetrelError ? error : new PetrelError('PETREL_CONTROL_FAILED', `control socket ${path}: ${error.message}`));
     });
     socket.once('end', () => {
       try {
