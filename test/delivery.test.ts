@@ -4,7 +4,11 @@ import { fixturePlugin } from './fixtures/paths.js';
 import { parseMime, type ParsedMessage } from './harness/mime-parts.js';
 import { SinkServer, type SinkMessage, type SinkOptions } from './harness/sink-server.js';
 import { sampleMessage } from './harness/smtp-client.js';
+import { tempDir } from './harness/temp-dir.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
+import { configFromObject } from '../core/config/load.js';
+import { createLogger } from '../core/log/logger.js';
+import { Petrel } from '../core/petrel.js';
 
 /**
  * The delivery engine end to end: mail goes in over real SMTP, the scheduler
@@ -28,18 +32,22 @@ after(async () => {
   }
 });
 
-async function setup(sinkOptions: SinkOptions = {}, delivery: Record<string, unknown> = {}, extraPlugins: unknown[] = []): Promise<Setup> {
-  const sink = await SinkServer.start(sinkOptions);
-  const server = await startTestServer({
+function deliveryConfig(sinkPort: number, delivery: Record<string, unknown> = {}, extraPlugins: unknown[] = []) {
+  return {
     delivery: { retry: ['150ms'], expireAfter: '1m', delayWarningAfter: 0, idlePoll: '1s', ...delivery },
     plugins: [
       { name: 'relay-access', options: { relayNetworks: ['127.0.0.0/8'] } },
       { name: 'queue-spool' },
       ...extraPlugins,
-      { path: fixturePlugin('sink-delivery'), options: { port: sink.port } },
+      { path: fixturePlugin('sink-delivery'), options: { port: sinkPort } },
     ],
-  });
-  const made = { server, sink };
+  };
+}
+
+async function setup(sinkOptions: SinkOptions = {}, delivery: Record<string, unknown> = {}, extraPlugins: unknown[] = [], server: Record<string, unknown> = {}): Promise<Setup> {
+  const sink = await SinkServer.start(sinkOptions);
+  const petrel = await startTestServer({ ...deliveryConfig(sink.port, delivery, extraPlugins), server });
+  const made = { server: petrel, sink };
   running.push(made);
   return made;
 }
@@ -244,6 +252,56 @@ describe('delivery', () => {
     assert.equal(recipient.status, '4.4.1');
     assert.ok(recipient['will-retry-until'], 'says until when it keeps trying');
     assert.ok(warning.parts.some((p) => p.contentType === 'text/rfc822-headers'), 'a delay warning carries only the headers');
+  });
+});
+
+describe('delivery at shutdown', () => {
+  it('lets a delivery in flight finish within the shutdown deadline', async () => {
+    let started = false;
+    const { server, sink } = await setup({ data: () => { started = true; return new Promise((resolve) => setTimeout(() => resolve(undefined), 300)); } });
+    await send(server, ['slow@remote.test']);
+    while (!started) await new Promise((resolve) => setTimeout(resolve, 10));
+    await server.petrel.stop();
+    assert.equal(sink.messages.length, 1);
+    assert.equal(server.logs.find({ msg: 'delivery delivered' }).length, 1, 'the outcome was recorded before the server stopped');
+    assert.equal(server.logs.lines.filter((l) => /shutdown deadline reached/.test(String(l.msg))).length, 0);
+  });
+
+  it('gives a delivery still running at the deadline back to the queue', async () => {
+    const data = tempDir('petrel-shutdown-');
+    let started = false;
+    const { server } = await setup(
+      { data: () => { started = true; return new Promise((resolve) => setTimeout(() => resolve(undefined), 3_000)); } },
+      {},
+      [],
+      { dataDir: data.path, shutdownTimeout: '200ms' },
+    );
+    try {
+      const id = await send(server, ['stuck@remote.test']);
+      while (!started) await new Promise((resolve) => setTimeout(resolve, 10));
+      await server.petrel.stop();
+      const [given] = server.logs.lines.filter((l) => /shutdown deadline reached/.test(String(l.msg)));
+      assert.ok(given, 'the scheduler said it gave the delivery back');
+      assert.deepEqual(given.messages, [id]);
+      // What the next start finds: the message, untouched (no attempt recorded).
+      const config = configFromObject({
+        server: { hostname: 'mx.petrel.test', dataDir: data.path },
+        listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
+        ...deliveryConfig(1),
+      }, data.path);
+      const next = await Petrel.build({ config, logger: createLogger({ level: 'silent' }) });
+      try {
+        const queue = await next.openQueue();
+        const [message] = await queue.list();
+        assert.equal(message?.id, id);
+        assert.equal(message.attempts, 0);
+        assert.equal(message.recipients[0].status, 'pending');
+      } finally {
+        await next.stop();
+      }
+    } finally {
+      data.remove();
+    }
   });
 });
 

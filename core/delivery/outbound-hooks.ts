@@ -71,8 +71,9 @@ export class OutboundHooks {
     return route.target === undefined ? handlers[0] : handlers.find((entry) => entry.plugin === route.target);
   }
 
+  /** Runs a target's deliver handler; gives up as soon as `delivery.signal` fires (shutdown), whatever the handler does. */
   async deliver(entry: RegisteredHandler<'deliver'>, delivery: Delivery, onTimeout: () => void): Promise<readonly RecipientResult[]> {
-    const results = await this.#call(entry, [delivery], onTimeout);
+    const results = await Promise.race([this.#call(entry, [delivery], onTimeout), aborted(delivery.signal)]);
     if (!Array.isArray(results)) {
       throw new OutboundHookError(entry.plugin, 'deliver', new TypeError('returned something that is not an array of recipient results'));
     }
@@ -123,6 +124,13 @@ export class OutboundHooks {
       throw error instanceof OutboundHookError ? error : new OutboundHookError(entry.plugin, entry.hook, error);
     }
   }
+}
+
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    if (signal.aborted) reject(signal.reason as Error);
+    else signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
 }
 
 export function domainOf(address: string): string {

@@ -66,6 +66,8 @@ export class HookRunner {
 export function withTimeout<T>(promise: PromiseLike<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new HandlerTimeout(ms)), ms);
+    // A handler that never settles (a delivery aborted at shutdown) must not keep the process alive.
+    timer.unref();
     promise.then(
       (value) => {
         clearTimeout(timer);
