@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { fixturePlugin } from './fixtures/paths.js';
 import { countById, sendLoad } from './harness/load.js';
 import { ChildPetrel } from './harness/child-petrel.js';
-import { deleteKeys, TEST_REDIS_URL, testPrefix } from './harness/redis-servers.js';
+import { REDIS_URL } from './fixtures/redis.js';
+import { deleteKeys, testPrefix } from './harness/redis-cluster.js';
 import { SinkServer } from './harness/sink-server.js';
 import { tempDir } from './harness/temp-dir.js';
 
@@ -25,7 +26,7 @@ describe('two nodes on one Redis queue', () => {
       await node.exited();
     }
     await sink?.close();
-    const admin = new Redis(TEST_REDIS_URL);
+    const admin = new Redis(REDIS_URL);
     await deleteKeys([admin], keyPrefix);
     admin.disconnect();
     dir.remove();
@@ -37,7 +38,7 @@ describe('two nodes on one Redis queue', () => {
       listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
       dns: { reverseLookup: false },
       logging: { level: 'info' },
-      redis: { url: TEST_REDIS_URL, keyPrefix },
+      redis: { url: REDIS_URL, keyPrefix },
       delivery: { enabled: deliver, retry: ['100ms'], concurrency: { total: 20, perDestination: 20 } },
       plugins: [
         { name: 'relay-access', options: { relayNetworks: ['127.0.0.0/8'] } },
@@ -79,7 +80,7 @@ describe('two nodes on one Redis queue', () => {
     assert.equal(duplicates.length, 0, `delivered twice: ${duplicates.map(([id]) => id).join(', ')}`);
     assert.deepEqual([...counts.keys()].sort(), [...acknowledged].sort(), 'exactly the acknowledged messages arrived');
     assert.ok(byNode.alpha > 0 && byNode.beta > 0, 'both nodes delivered');
-    const admin = new Redis(TEST_REDIS_URL, { keyPrefix });
+    const admin = new Redis(REDIS_URL, { keyPrefix });
     assert.equal(await admin.zcard('queue:all'), 0, 'the shared queue is empty');
     admin.disconnect();
   });

@@ -4,10 +4,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import type { Clock } from '../core/clock.js';
 import type { Plugin } from '../core/plugins/contract.js';
 import type { NewMessage, Queue } from '../core/queue/contract.js';
 import { newQueueId } from '../core/queue/queue-id.js';
+import { ManualClock } from './fixtures/manual-clock.js';
 import { tempDir } from './harness/temp-dir.js';
 
 /**
@@ -17,18 +17,6 @@ import { tempDir } from './harness/temp-dir.js';
  * queue-spool, the same instance, since one process owns the directory) and
  * a restarted instance (what a node sees after a crash).
  */
-
-export class TestClock implements Clock {
-  #now = Date.now();
-
-  now(): number {
-    return this.#now;
-  }
-
-  advance(ms: number): void {
-    this.#now += ms;
-  }
-}
 
 export type ContractQueue = Queue & Plugin;
 
@@ -42,21 +30,21 @@ export interface QueueUnderTest {
   cleanup(): Promise<void>;
 }
 
-export type QueueFactory = (clock: TestClock) => Promise<QueueUnderTest>;
+export type QueueFactory = (clock: ManualClock) => Promise<QueueUnderTest>;
 
 const HEADER = 'Subject: contract\r\nMessage-ID: <contract@petrel.test>\r\n\r\n';
 
 export function queueContract(name: string, factory: QueueFactory): void {
   describe(`queue contract: ${name}`, () => {
     const files = tempDir('petrel-contract-');
-    let clock: TestClock;
+    let clock: ManualClock;
     let subject: QueueUnderTest;
     let queue: ContractQueue;
 
     before(() => undefined);
     after(() => files.remove());
     beforeEach(async () => {
-      clock = new TestClock();
+      clock = new ManualClock();
       subject = await factory(clock);
       queue = subject.queue;
     });

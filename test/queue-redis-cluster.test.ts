@@ -1,5 +1,5 @@
 import { after, before } from 'node:test';
-import { startRedisCluster, type RedisCluster } from './harness/redis-servers.js';
+import { startRedisCluster, type RedisCluster } from './harness/redis-cluster.js';
 import { queueContract } from './queue-contract.js';
 import { clusterRedis, redisQueueFactory } from './redis-queue-factory.js';
 

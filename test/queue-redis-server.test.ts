@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { fixturePlugin } from './fixtures/paths.js';
-import { startRedisServer, type RedisProcess } from './harness/redis-servers.js';
+import { DedicatedRedis } from './harness/dedicated-redis.js';
 import { SinkServer } from './harness/sink-server.js';
 import { sampleMessage } from './harness/smtp-client.js';
+import { tempDir } from './harness/temp-dir.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
 
 /**
- * queue-redis inside a running Petrel, against a Redis this test starts (so
+ * queue-redis inside a running Petrel, against a Redis of the test's own (so
  * it can change its settings and kill it): mail is delivered through the
  * Redis queue, the persistence check speaks up, and a Redis that is down
  * gets the client a 451, never a 250.
@@ -19,7 +20,7 @@ after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
 });
 
-async function petrelOn(redis: RedisProcess, plugins: unknown[] = []): Promise<TestServer> {
+async function petrelOn(redis: DedicatedRedis, plugins: unknown[] = []): Promise<TestServer> {
   const server = await startTestServer({
     redis: { url: redis.url, keyPrefix: 'petrel:', commandTimeout: '500ms' },
     delivery: { retry: ['200ms'], idlePoll: '1s' },
@@ -31,8 +32,12 @@ async function petrelOn(redis: RedisProcess, plugins: unknown[] = []): Promise<T
 
 describe('queue-redis in a running server', () => {
   it('delivers mail through the Redis queue and leaves no keys behind', async () => {
-    const redis = await startRedisServer();
-    cleanups.push(() => redis.kill());
+    const dir = tempDir('petrel-redis-');
+    const redis = await DedicatedRedis.start(['--dir', dir.path, '--appendonly', 'yes', '--appendfsync', 'always']);
+    cleanups.push(async () => {
+      await redis.stop();
+      dir.remove();
+    });
     const sink = await SinkServer.start();
     cleanups.push(() => sink.close());
     const server = await petrelOn(redis, [{ path: fixturePlugin('sink-delivery'), options: { port: sink.port } }]);
@@ -56,12 +61,9 @@ describe('queue-redis in a running server', () => {
     }
   });
 
-  it('warns loudly at start when Redis does not persist acknowledged mail', async () => {
-    const redis = await startRedisServer();
-    cleanups.push(() => redis.kill());
-    const admin = new Redis(redis.url);
-    await admin.config('SET', 'appendonly', 'no');
-    admin.disconnect();
+  it('warns loudly at start when Redis does not persist acknowledged mail (appendonly no)', async () => {
+    const redis = await DedicatedRedis.start();
+    cleanups.push(() => redis.stop());
     const server = await petrelOn(redis);
     const [warning] = server.logs.find({ code: 'PETREL_REDIS_PERSISTENCE' });
     assert.ok(warning, 'a persistence warning was logged');
@@ -71,13 +73,14 @@ describe('queue-redis in a running server', () => {
   });
 
   it('answers 451, never 250, when Redis is down at the end of DATA', async () => {
-    const redis = await startRedisServer();
+    const redis = await DedicatedRedis.start();
+    cleanups.push(() => redis.stop());
     const server = await petrelOn(redis);
     const client = await server.client();
     await client.command('MAIL FROM:<sender@origin.test>');
     await client.command('RCPT TO:<someone@remote.test>');
     await client.command('DATA', /^354 /);
-    await redis.kill();
+    await redis.stop();
     client.write(sampleMessage());
     const reply = await client.command('.', /^4\d\d /);
     assert.equal(reply.raw, '451 4.3.0 Requested action aborted: local error in processing, please try again later');

@@ -3,9 +3,10 @@ import { makePaths } from '../core/paths.js';
 import { createLogger } from '../core/log/logger.js';
 import SpoolQueue from '../plugins/queue-spool/index.js';
 import { tempDir } from './harness/temp-dir.js';
-import { queueContract, type ContractQueue, type TestClock } from './queue-contract.js';
+import type { ManualClock } from './fixtures/manual-clock.js';
+import { queueContract, type ContractQueue } from './queue-contract.js';
 
-queueContract('queue-spool', async (clock: TestClock) => {
+queueContract('queue-spool', async (clock: ManualClock) => {
   const dir = tempDir('petrel-spool-');
   const make = async (): Promise<ContractQueue> => {
     const queue = new SpoolQueue({ directory: 'queue' }, makePaths(dir.path, dir.path), clock, createLogger({ level: 'silent' }));

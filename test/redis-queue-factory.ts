@@ -4,7 +4,7 @@ import type { PetrelConfig } from '../core/config/schema.js';
 import { createLogger } from '../core/log/logger.js';
 import { redisMasters, type RedisClient } from '../core/redis/redis-client.js';
 import RedisQueue from '../plugins/queue-redis/index.js';
-import { deleteKeys, testPrefix } from './harness/redis-servers.js';
+import { deleteKeys, testPrefix } from './harness/redis-cluster.js';
 import type { ContractQueue, QueueFactory } from './queue-contract.js';
 
 /**

@@ -9,10 +9,14 @@ import net from 'node:net';
 export class DedicatedRedis {
   #process: ChildProcess | undefined;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: readonly string[],
+  ) {}
 
-  static async start(): Promise<DedicatedRedis> {
-    const redis = new DedicatedRedis(await sparePort());
+  /** `extraArgs` are appended to the command line (later settings win), e.g. `['--dir', tmp, '--appendonly', 'yes']`. */
+  static async start(extraArgs: readonly string[] = []): Promise<DedicatedRedis> {
+    const redis = new DedicatedRedis(await sparePort(), extraArgs);
     await redis.restart();
     return redis;
   }
@@ -24,7 +28,7 @@ export class DedicatedRedis {
   /** Starts the server (again), without persistence; resolves when it answers PING. */
   async restart(): Promise<void> {
     if (this.#process) throw new Error('redis-server is already running');
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

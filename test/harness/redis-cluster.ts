@@ -7,26 +7,18 @@ import { tempDir } from './temp-dir.js';
 const run = promisify(execFile);
 
 /**
- * Real Redis servers a test starts for itself on spare loopback ports: a
- * standalone one it may kill (Redis down at enqueue), or a Cluster of three
- * masters. A missing redis-server fails the test loudly; it never skips.
+ * A real Redis Cluster of three masters that a test starts for itself on
+ * spare loopback ports (and removes again), plus key clean-up for it. A
+ * missing redis-server fails the test loudly; it never skips. A standalone
+ * Redis of a test's own is test/harness/dedicated-redis.ts.
  */
-
-export interface RedisProcess {
-  readonly port: number;
-  readonly url: string;
-  /** Stops the server (SIGKILL: like a crash). */
-  kill(): Promise<void>;
-}
 
 export interface RedisCluster {
   readonly nodes: readonly string[];
   stop(): Promise<void>;
 }
 
-export const TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** A key prefix of our own on the shared test Redis. */
+/** A key prefix of a test's own (`petrel-test:<random>:`). */
 export function testPrefix(): string {
   return `petrel-test:${Math.random().toString(36).slice(2, 10)}:`;
 }
@@ -85,21 +77,6 @@ function killChild(child: ChildProcess): Promise<void> {
     child.once('exit', () => resolve());
     child.kill('SIGKILL');
   });
-}
-
-export async function startRedisServer(): Promise<RedisProcess> {
-  await assertRedisInstalled();
-  const dir = tempDir('petrel-redis-');
-  const port = await sparePort({ bus: true });
-  const child = await spawnRedis(port, dir.path, []);
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    kill: async () => {
-      await killChild(child);
-      dir.remove();
-    },
-  };
 }
 
 /** Three masters, slots spread by `redis-cli --cluster create`, appendonly on. */
