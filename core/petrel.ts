@@ -8,6 +8,7 @@ import { TOKENS } from './di/tokens.js';
 import { ReverseLookup } from './dns/reverse-lookup.js';
 import { systemResolver, type DnsResolver } from './dns/resolver.js';
 import { ControlServer } from './control/control-server.js';
+import type { PetrelError } from './errors.js';
 import { QueueOperations } from './control/queue-operations.js';
 import { Bouncer } from './delivery/bouncer.js';
 import { OutboundHooks } from './delivery/outbound-hooks.js';
@@ -169,8 +170,7 @@ export class Petrel {
       this.logger.warn('no plugin handles the rcpt hook: every recipient will be refused (enable relay-access)');
     }
     await this.plugins.start();
-    this.#control = new ControlServer(this.paths.dataDir, this.queueOperations(), this.logger.child({ component: 'control' }));
-    await this.#control.listen();
+    await this.#openControlSocket();
     const tls = await this.#tlsMaterial();
     const dns = this.container.resolve<DnsResolver>(TOKENS.Dns);
     const clock = this.container.resolve<Clock>(TOKENS.Clock);
@@ -193,6 +193,23 @@ export class Petrel {
       this.listeners.push(listener);
     }
     this.#startDelivery(clock);
+  }
+
+  /**
+   * The socket `petrel queue` talks to. Another server answering on it stops
+   * the start (two servers on one data directory); any other failure (a path
+   * too long for a Unix socket, permissions) only costs the operator commands,
+   * not mail service, so it is a warning.
+   */
+  async #openControlSocket(): Promise<void> {
+    const control = new ControlServer(this.paths.dataDir, this.queueOperations(), this.logger.child({ component: 'control' }));
+    try {
+      await control.listen();
+      this.#control = control;
+    } catch (error) {
+      if ((error as PetrelError).code === 'PETREL_CONTROL_IN_USE') throw error;
+      this.logger.warn({ err: error, path: control.path }, `no control socket (${(error as Error).message}): petrel queue commands cannot reach this server`);
+    }
   }
 
   #startDelivery(clock: Clock): void {

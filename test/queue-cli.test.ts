@@ -152,4 +152,19 @@ describe('petrel queue', () => {
     assert.match((await cli('delete', two)).stdout, new RegExp(`^${two}: deleted$`, 'm'));
     assert.match((await cli('list')).stdout, /^queue is empty$/m);
   });
+
+  it('a server whose data directory is too deep for a Unix socket still runs, and says so', async () => {
+    const deep = join(data.path, 'x'.repeat(60), 'y'.repeat(60));
+    const other = await startTestServer({ server: { hostname: 'mx.petrel.test', dataDir: deep, localDomains: ['localhost'], shutdownTimeout: '1s' } });
+    try {
+      const warning = other.logs.lines.find((line) => /no control socket/.test(String(line.msg)));
+      assert.ok(warning, 'the missing control socket is logged');
+      assert.equal(warning.level, 'warn');
+      const client = await other.client();
+      await client.command('MAIL FROM:<a@example.org>');
+      await client.quit();
+    } finally {
+      await other.stop();
+    }
+  });
 });
