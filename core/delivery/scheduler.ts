@@ -6,7 +6,7 @@ import type { Bouncer } from './bouncer.js';
 import { DestinationSlots } from './destination-slots.js';
 import type { DsnRecipient } from './dsn.js';
 import { OutboundHookError, type OutboundHooks } from './outbound-hooks.js';
-import { formatReply, parseReply, type Delivery, type DeliveryReply, type RecipientResult, type Route } from './outbound.js';
+import { formatReply, type Delivery, type DeliveryReply, type RecipientResult, type Route } from './outbound.js';
 import { QueuedContent } from './outgoing-content.js';
 import { RetrySchedule } from './retry-schedule.js';
 
@@ -33,8 +33,6 @@ const REPLIES = {
   noTarget: { code: 451, enhanced: '4.3.5', text: 'no delivery target for this route (configuration error)' },
   aborted: { code: 451, enhanced: '4.3.2', text: 'delivery interrupted by shutdown' },
 } as const satisfies Record<string, DeliveryReply>;
-
-const STORED_REPLY_PREFIX = /^[245]\d\d /;
 
 /**
  * Drives queued messages to a final state. It leases due messages from the
@@ -377,11 +375,6 @@ function toOutcome(settled: Settled): RecipientOutcome {
     return { address: result.address, status: 'delivered', ...(result.reply ? { reply: formatReply(result.reply) } : {}) };
   }
   return { address: result.address, status: result.status, reply: formatReply(result.reply) };
-}
-
-/** A stored reply (`451 4.4.1 text`) back as a DeliveryReply, for reports about messages between attempts. */
-export function storedReply(text: string | undefined, fallback: DeliveryReply): DeliveryReply {
-  return text && STORED_REPLY_PREFIX.test(text) ? parseReply(text) : fallback;
 }
 
 function describeDuration(ms: number): string {
