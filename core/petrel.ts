@@ -2,28 +2,33 @@ import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
 import { systemClock, type Clock } from './clock.js';
+import { ConfigError } from './config/config-error.js';
 import type { LoadedConfig } from './config/load.js';
 import type { PetrelConfig } from './config/schema.js';
 import { TOKENS } from './di/tokens.js';
 import { ReverseLookup } from './dns/reverse-lookup.js';
 import { systemResolver, type DnsResolver } from './dns/resolver.js';
+import { AdminServer } from './admin/admin-server.js';
 import { ControlServer } from './control/control-server.js';
+import type { ControlRequest } from './control/control-protocol.js';
 import type { PetrelError } from './errors.js';
 import { QueueOperations } from './control/queue-operations.js';
 import { Bouncer } from './delivery/bouncer.js';
-import { OutboundHooks } from './delivery/outbound-hooks.js';
+import type { OutboundHooks } from './delivery/outbound-hooks.js';
 import { RetrySchedule } from './delivery/retry-schedule.js';
 import { DeliveryScheduler } from './delivery/scheduler.js';
+import { Generation } from './generation.js';
 import { HookRegistry } from './hooks/registry.js';
-import { HookRunner } from './hooks/runner.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { Metrics } from './metrics/metrics.js';
 import { makePaths, type Paths } from './paths.js';
-import { PluginHost } from './plugins/plugin-host.js';
+import { PluginHost, type PreviousPlugins } from './plugins/plugin-host.js';
 import type { Queue } from './queue/contract.js';
 import { createRedisClient, type RedisClient } from './redis/redis-client.js';
 import { SmtpListener } from './smtp/smtp-listener.js';
 import { loadTlsMaterial, type TlsMaterial } from './smtp/tls-material.js';
 import { Spool } from './spool/spool.js';
+import { restartOnlyChanges, sameCoreConfig } from './reload/restart-only-changes.js';
 
 export interface PetrelOptions {
   readonly config: LoadedConfig;
@@ -32,62 +37,79 @@ export interface PetrelOptions {
   /** Defaults to the system resolver. Tests inject test/harness/fake-dns.ts. */
   readonly dns?: DnsResolver;
   readonly clock?: Clock;
+  /** Defaults to a fresh registry with Node's process metrics. */
+  readonly metrics?: Metrics;
   /**
    * Replace a service before plugins are built, keeping everything else real
    * (like NestJS's overrideProvider): `c => c.registerInstance(TOKENS.Dns, fake)`.
    */
   readonly override?: (container: DependencyContainer) => void;
+  /** Where `reload()` re-reads the config from (SIGHUP, `petrel reload`). */
+  readonly reloadConfig?: () => Promise<LoadedConfig>;
 }
 
 /**
- * A running Petrel: the container, the plugins, the listeners. `Petrel.start`
+ * A running Petrel: the core services, the current generation of plugins
+ * (see generation.ts), the listeners and the delivery scheduler. `start`
  * brings it up in the order the lifecycle promises (plugins constructed,
- * registered and started before any port opens), `stop` takes it down
+ * registered and started before any port opens), `reload` swaps in a new
+ * configuration without dropping a connection, `stop` takes it down
  * gracefully.
  */
 export class Petrel {
   readonly listeners: SmtpListener[] = [];
-  readonly config: PetrelConfig;
   readonly paths: Paths;
+  readonly metrics: Metrics;
+  #generation: Generation;
   #redis: RedisClient | undefined;
   #stopping: Promise<void> | undefined;
+  #reloading: Promise<void> | undefined;
   #scheduler: DeliveryScheduler | undefined;
-  #outbound: OutboundHooks | undefined;
   #bouncer: Bouncer | undefined;
   #control: ControlServer | undefined;
+  #admin: AdminServer | undefined;
+  /** Generations replaced by a reload whose sessions have not all ended. */
+  readonly #retiring = new Set<Generation>();
 
   private constructor(
-    readonly container: DependencyContainer,
-    private readonly registry: HookRegistry,
-    readonly plugins: PluginHost,
+    /** Core services shared by every generation: clock, DNS, spool, Redis, metrics, the queue. */
+    readonly base: DependencyContainer,
     readonly logger: Logger,
-    loaded: LoadedConfig,
+    private readonly options: PetrelOptions,
+    generation: Generation,
+    metrics: Metrics,
   ) {
-    this.config = loaded.config;
-    this.paths = makePaths(loaded.baseDir, loaded.config.server.dataDir);
+    this.#generation = generation;
+    this.metrics = metrics;
+    this.paths = base.resolve<Paths>(TOKENS.Paths);
   }
 
   /** Builds the container and constructs and registers the plugins, without starting anything. */
   static async build(options: PetrelOptions): Promise<Petrel> {
     const { config } = options.config;
     const logger = options.logger ?? createLogger({ level: config.logging.level });
-    const root = globalContainer.createChildContainer();
-    const registry = new HookRegistry();
-    const petrel = new Petrel(root, registry, new PluginHost(root, registry, logger), logger, options.config);
-    const clock = options.clock ?? systemClock;
-    root.registerInstance(TOKENS.Config, config);
-    root.registerInstance(TOKENS.Paths, petrel.paths);
-    root.registerInstance(TOKENS.Clock, clock);
-    root.registerInstance(TOKENS.Dns, options.dns ?? systemResolver(config.dns.timeout));
-    root.registerInstance(TOKENS.Spool, new Spool(petrel.paths.dataDir));
-    root.registerInstance(TOKENS.Logger, logger);
+    const metrics = options.metrics ?? new Metrics();
+    const base = globalContainer.createChildContainer();
+    const paths = makePaths(options.config.baseDir, config.server.dataDir);
+    base.registerInstance(TOKENS.Paths, paths);
+    base.registerInstance(TOKENS.Clock, options.clock ?? systemClock);
+    base.registerInstance(TOKENS.Dns, options.dns ?? systemResolver(config.dns.timeout));
+    base.registerInstance(TOKENS.Spool, new Spool(paths.dataDir));
+    base.registerInstance(TOKENS.Logger, logger);
+    base.registerInstance(TOKENS.Metrics, metrics);
+    let redis: RedisClient | undefined;
     if (config.redis) {
-      petrel.#redis = createRedisClient(config.redis);
-      petrel.#redis.on('error', (error: Error) => logger.warn({ err: error }, `redis: ${error.message}`));
-      root.registerInstance(TOKENS.Redis, petrel.#redis);
+      redis = createRedisClient(config.redis);
+      redis.on('error', (error: Error) => {
+        metrics.redisErrors.inc();
+        logger.warn({ err: error }, `redis: ${error.message}`);
+      });
+      base.registerInstance(TOKENS.Redis, redis);
     }
-    options.override?.(root);
-    await petrel.plugins.load(options.config);
+    options.override?.(base);
+    const generation = await Petrel.#generationFor(options.config, base, logger, metrics);
+    const petrel = new Petrel(base, logger, options, generation, metrics);
+    petrel.#redis = redis;
     return petrel;
   }
 
@@ -103,6 +125,33 @@ export class Petrel {
     return petrel;
   }
 
+  /** A generation's own container (with its Config) under the shared one, and its plugins loaded. */
+  static async #generationFor(loaded: LoadedConfig, base: DependencyContainer, logger: Logger, metrics: Metrics, previous?: PreviousPlugins): Promise<Generation> {
+    const container = base.createChildContainer();
+    container.registerInstance(TOKENS.Config, loaded.config);
+    const registry = new HookRegistry((hook, plugin, seconds, failed) => {
+      metrics.hookDuration.observe({ hook, plugin }, seconds);
+      if (failed) metrics.hookFailures.inc({ hook, plugin });
+    });
+    const plugins = new PluginHost(container, registry, logger);
+    await plugins.load(loaded, previous);
+    return new Generation(loaded, container, registry, plugins, logger);
+  }
+
+  /** The configuration in force (for new sessions). */
+  get config(): PetrelConfig {
+    return this.#generation.config;
+  }
+
+  get plugins(): PluginHost {
+    return this.#generation.plugins;
+  }
+
+  /** The root container of the current generation (core services and its Config). */
+  get container(): DependencyContainer {
+    return this.#generation.container;
+  }
+
   get queue(): Queue {
     return this.plugins.queue;
   }
@@ -112,20 +161,19 @@ export class Petrel {
     return this.#scheduler;
   }
 
-  /** Runs the outbound hooks (route, transform, deliver, notifications) of the loaded plugins. */
+  /** Runs the outbound hooks (route, transform, deliver, notifications) of the current plugins. */
   get outboundHooks(): OutboundHooks {
-    this.#outbound ??= new OutboundHooks(this.registry, this.logger.child({ component: 'delivery' }));
-    return this.#outbound;
+    return this.#generation.outbound;
   }
 
   /** Queues delivery status notifications (used by the scheduler and by `petrel queue bounce`). */
   get bouncer(): Bouncer {
     if (!this.#bouncer) {
-      const clock = this.container.resolve<Clock>(TOKENS.Clock);
+      const clock = this.base.resolve<Clock>(TOKENS.Clock);
       const schedule = new RetrySchedule(this.config.delivery);
       this.#bouncer = new Bouncer(
         () => this.plugins.queue,
-        this.container.resolve<Spool>(TOKENS.Spool),
+        this.base.resolve<Spool>(TOKENS.Spool),
         clock,
         { hostname: this.config.server.hostname, bounces: this.config.delivery.bounces, expiresAt: (m) => schedule.expiresAt(m.receivedAt) },
         this.logger.child({ component: 'bounces' }),
@@ -134,13 +182,13 @@ export class Petrel {
     return this.#bouncer;
   }
 
-  /** What operators can do to the queue (`petrel queue ...`). */
+  /** What operators can do to the queue (`petrel queue ...`, the admin API). */
   queueOperations(): QueueOperations {
     return new QueueOperations({
       queue: this.plugins.queue,
       bouncer: this.bouncer,
       hooks: this.outboundHooks,
-      clock: this.container.resolve<Clock>(TOKENS.Clock),
+      clock: this.base.resolve<Clock>(TOKENS.Clock),
       leaseMs: this.config.delivery.leaseTime,
     });
   }
@@ -162,26 +210,83 @@ export class Petrel {
     return listener.address();
   }
 
+  /**
+   * Re-reads the configuration (SIGHUP, `petrel reload`) and switches to it
+   * when it is valid: new sessions use the new plugins and settings, open
+   * sessions finish on the old ones, and no connection is dropped. Plugins
+   * whose config entry did not change keep running with their state; TLS
+   * certificates are read again. A config that does not validate, or that
+   * changes what only a restart can (listeners, data directory, Redis, the
+   * queue plugin, DNS, delivery), is refused and the running one stays;
+   * the returned promise rejects with the reason.
+   */
+  reload(next?: LoadedConfig): Promise<string[]> {
+    const run = async () => {
+      const loaded = next ?? (await this.options.reloadConfig?.());
+      if (!loaded) throw new Error('no config file to reload from');
+      await this.#reload(loaded);
+      return this.plugins.plugins.map((p) => `${p.name}@${p.version}`);
+    };
+    // One reload at a time: a second SIGHUP waits for the first.
+    const attempt = (this.#reloading ?? Promise.resolve()).then(run);
+    this.#reloading = attempt.then(
+      () => undefined,
+      () => undefined,
+    );
+    return attempt;
+  }
+
+  async #reload(loaded: LoadedConfig): Promise<void> {
+    const old = this.#generation;
+    const blocked = restartOnlyChanges(old.config, loaded.config);
+    if (blocked.length > 0) {
+      throw new ConfigError(blocked.map((key) => ({ file: loaded.locator.file, line: 0, column: 0, path: key, message: 'changing this needs a restart; the running configuration stays' })));
+    }
+    const tls = await this.#tlsMaterial(loaded.config);
+    // Plugins read the config when they are built, so they keep their instances only when nothing but the plugin list changed.
+    const keep = sameCoreConfig(old.config, loaded.config) ? 'unchanged' : 'queue';
+    const generation = await Petrel.#generationFor(loaded, this.base, this.logger, this.metrics, { host: old.plugins, keep });
+    try {
+      await generation.plugins.start();
+    } catch (error) {
+      await generation.plugins.close();
+      throw error;
+    }
+    generation.plugins.takeOver(old.plugins);
+    this.#generation = generation;
+    this.logger.level = loaded.config.logging.level;
+    for (const listener of this.listeners) listener.apply(loaded.config, tls);
+    this.#scheduler?.useHooks(generation.outbound);
+    this.#retiring.add(old);
+    old.retire(() => {
+      this.#retiring.delete(old);
+      void old.plugins.close();
+    });
+    this.logger.info(
+      { plugins: generation.plugins.plugins.map((p) => p.name), openSessionsOnOld: old.sessions },
+      'configuration reloaded',
+    );
+  }
+
   async #start(): Promise<void> {
-    const spool = this.container.resolve<Spool>(TOKENS.Spool);
+    const spool = this.base.resolve<Spool>(TOKENS.Spool);
     await spool.init();
     if (this.#redis) await this.#redis.connect();
-    if (!this.registry.has('rcpt')) {
+    if (!this.#generation.registry.has('rcpt')) {
       this.logger.warn('no plugin handles the rcpt hook: every recipient will be refused (enable relay-access)');
     }
     await this.plugins.start();
     await this.#openControlSocket();
-    const tls = await this.#tlsMaterial();
-    const dns = this.container.resolve<DnsResolver>(TOKENS.Dns);
-    const clock = this.container.resolve<Clock>(TOKENS.Clock);
+    const tls = await this.#tlsMaterial(this.config);
+    const dns = this.base.resolve<DnsResolver>(TOKENS.Dns);
+    const clock = this.base.resolve<Clock>(TOKENS.Clock);
     const reverseLookup = this.config.dns.reverseLookup || this.config.listeners.some((l) => l.reverseDns)
       ? new ReverseLookup(dns, clock, this.config.dns.cacheTtl)
       : undefined;
-    const runner = new HookRunner(this.registry);
     for (const listenerConfig of this.config.listeners) {
       const listener = new SmtpListener(listenerConfig, this.config, {
-        config: this.config,
-        runner,
+        pipeline: () => this.#generation,
+        metrics: this.metrics,
         spool,
         queue: () => this.plugins.queue,
         logger: this.logger,
@@ -193,16 +298,41 @@ export class Petrel {
       this.listeners.push(listener);
     }
     this.#startDelivery(clock);
+    await this.#startAdmin();
+  }
+
+  /** The admin listener's bound address, when `admin:` is configured. */
+  get adminAddress(): AddressInfo | undefined {
+    return this.#admin?.address();
+  }
+
+  async #startAdmin(): Promise<void> {
+    const settings = this.config.admin;
+    if (!settings) return;
+    const admin = new AdminServer(settings.token, {
+      config: () => this.config,
+      metrics: this.metrics,
+      queueOperations: () => this.queueOperations(),
+      plugins: () => this.plugins.plugins,
+      readiness: () => ({
+        queue: this.queue.stats(),
+        ...(this.#redis ? { redis: this.#redis.ping() } : {}),
+      }),
+      reload: async () => ({ plugins: await this.reload() }),
+      log: this.logger.child({ component: 'admin' }),
+    });
+    await admin.listen(settings.port, settings.host);
+    this.#admin = admin;
   }
 
   /**
-   * The socket `petrel queue` talks to. Another server answering on it stops
-   * the start (two servers on one data directory); any other failure (a path
-   * too long for a Unix socket, permissions) only costs the operator commands,
-   * not mail service, so it is a warning.
+   * The socket `petrel queue` and `petrel reload` talk to. Another server
+   * answering on it stops the start (two servers on one data directory); any
+   * other failure (a path too long for a Unix socket, permissions) only costs
+   * the operator commands, not mail service, so it is a warning.
    */
   async #openControlSocket(): Promise<void> {
-    const control = new ControlServer(this.paths.dataDir, this.queueOperations(), this.logger.child({ component: 'control' }));
+    const control = new ControlServer(this.paths.dataDir, (request: ControlRequest) => this.#answerControl(request), this.logger.child({ component: 'control' }));
     try {
       await control.listen();
       this.#control = control;
@@ -210,6 +340,11 @@ export class Petrel {
       if ((error as PetrelError).code === 'PETREL_CONTROL_IN_USE') throw error;
       this.logger.warn({ err: error, path: control.path }, `no control socket (${(error as Error).message}): petrel queue commands cannot reach this server`);
     }
+  }
+
+  async #answerControl(request: ControlRequest): Promise<unknown> {
+    if (request.op === 'reload') return { plugins: await this.reload() };
+    return this.queueOperations().execute(request);
   }
 
   #startDelivery(clock: Clock): void {
@@ -228,14 +363,15 @@ export class Petrel {
       config: this.config.delivery,
       clock,
       log: this.logger.child({ component: 'delivery' }),
+      metrics: this.metrics,
     });
     this.#scheduler.start();
   }
 
-  async #tlsMaterial(): Promise<TlsMaterial | undefined> {
-    const needed = this.config.listeners.some((l) => l.tls !== 'none');
-    if (!needed || !this.config.tls) return undefined;
-    return loadTlsMaterial(this.config.tls, this.paths, this.config.server.hostname);
+  async #tlsMaterial(config: PetrelConfig): Promise<TlsMaterial | undefined> {
+    const needed = config.listeners.some((l) => l.tls !== 'none');
+    if (!needed || !config.tls) return undefined;
+    return loadTlsMaterial(config.tls, this.paths, config.server.hostname);
   }
 
   /**
@@ -250,11 +386,14 @@ export class Petrel {
 
   async #stop(): Promise<void> {
     const deadline = Date.now() + this.config.server.shutdownTimeout;
+    await this.#reloading;
     await Promise.all([
       ...this.listeners.map((listener) => listener.close(deadline)),
       this.#scheduler?.stop(deadline),
     ]);
     await this.#control?.close();
+    await this.#admin?.close();
+    for (const old of this.#retiring) await old.plugins.close();
     await this.plugins.close();
     if (this.#redis) this.#redis.disconnect();
     this.logger.info('stopped');

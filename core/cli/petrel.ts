@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { PetrelError } from '../errors.js';
 import { checkConfigCommand } from './commands/check-config.js';
+import { reloadCommand } from './commands/reload.js';
 import { configCommand } from './commands/config.js';
 import { limitsCommand } from './commands/limits.js';
 import { queueCommand } from './commands/queue.js';
@@ -14,6 +15,7 @@ const USAGE = `usage: petrel <command> [options]
 
 commands:
   start                  run the MTA
+  reload                 make the running server re-read its config (like SIGHUP), with its answer
   check-config           validate the config (and plugin options); exit 1 on problems
   config schema          print the JSON Schema of mta.config.yaml (for editors and CI)
   queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--older-than 4h]
@@ -79,6 +81,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       return startCommand(context);
+    case 'reload':
+      return reloadCommand(context);
     case 'check-config':
       return checkConfigCommand(context);
     case 'config':

@@ -188,6 +188,14 @@ export const configSchema = z.strictObject({
     .refine((redis) => !(redis.cluster && redis.sentinel), { message: 'give cluster or sentinel, not both' })
     .optional()
     .describe('only when a plugin needs it; absent means no Redis connection is made'),
+  admin: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1').describe('keep it on loopback or a management network'),
+      port: port(),
+      token: z.string().optional().describe('bearer token for /api/*; take it from the environment: ${PETREL_ADMIN_TOKEN}'),
+    })
+    .optional()
+    .describe('the admin HTTP listener: /metrics, /health, /ready and the /api queue, plugin and config endpoints'),
   logging: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

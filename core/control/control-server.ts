@@ -3,12 +3,14 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { PetrelError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { CONTROL_OPS, controlSocketPath, type ControlRequest, type ControlResponse } from './control-protocol.js';
-import type { QueueOperations } from './queue-operations.js';
 
 const MAX_REQUEST_BYTES = 64 * 1024;
 
+/** Carries out one control request in the running server. */
+export type ControlHandler = (request: ControlRequest) => Promise<unknown>;
+
 /**
- * Serves `petrel queue ...` requests for a running server on
+ * Serves `petrel queue ...` and `petrel reload` requests for a running server on
  * `<dataDir>/control.sock`, so operators change the queue through the
  * process that owns it (queue-spool's files belong to one process). A stale
  * socket file from a crash is replaced; a live one means another server
@@ -20,7 +22,7 @@ export class ControlServer {
 
   constructor(
     dataDir: string,
-    private readonly operations: QueueOperations,
+    private readonly handle: ControlHandler,
     private readonly log: Logger,
   ) {
     this.path = controlSocketPath(dataDir);
@@ -72,8 +74,10 @@ export class ControlServer {
       return { ok: false, error: `bad control request: ${(error as Error).message}` };
     }
     try {
-      const result = await this.operations.execute(request);
-      if (request.op !== 'list' && request.op !== 'stats' && request.op !== 'show') {
+      const result = await this.handle(request);
+      if (request.op === 'reload') {
+        this.log.info({ op: request.op }, 'reload requested by operator');
+      } else if (request.op !== 'list' && request.op !== 'stats' && request.op !== 'show') {
         this.log.info({ op: request.op, qid: request.id, result }, `queue ${request.op} by operator`);
       }
       return { ok: true, result: result ?? null };

@@ -3,7 +3,7 @@ import type { Bouncer } from '../delivery/bouncer.js';
 import { bounceByOperator } from '../delivery/operator-bounce.js';
 import { domainOf, type OutboundHooks } from '../delivery/outbound-hooks.js';
 import { readHeaderBlock } from '../delivery/outgoing-content.js';
-import type { ControlRequest } from './control-protocol.js';
+import type { QueueRequest } from './control-protocol.js';
 import { stateOf, type Queue, type QueuedMessage, type QueueFilter, type QueueState } from '../queue/contract.js';
 
 export interface QueueStats {
@@ -29,7 +29,7 @@ export class QueueOperations {
   ) {}
 
   /** Runs one request as the CLI or the control socket phrased it. */
-  execute(request: ControlRequest): Promise<unknown> {
+  execute(request: QueueRequest): Promise<unknown> {
     switch (request.op) {
       case 'list':
         return this.list(request.filter ?? {});

@@ -117,8 +117,10 @@ export class OutboundHooks {
   async #call<H extends OutboundHookName>(entry: RegisteredHandler<H>, args: HookArgs<H>, onTimeout?: () => void) {
     type Answer = Awaited<ReturnType<HookMap[H]>>;
     try {
-      const outcome = (entry.handler as unknown as (...a: HookArgs<H>) => Answer | Promise<Answer>)(...args);
-      return await withTimeout(Promise.resolve(outcome), entry.timeoutMs);
+      return await this.registry.call(entry, () => {
+        const outcome = (entry.handler as unknown as (...a: HookArgs<H>) => Answer | Promise<Answer>)(...args);
+        return withTimeout(Promise.resolve(outcome), entry.timeoutMs);
+      });
     } catch (error) {
       if ((error as Error)?.name === 'HandlerTimeout') onTimeout?.();
       throw error instanceof OutboundHookError ? error : new OutboundHookError(entry.plugin, entry.hook, error);

@@ -1,11 +1,12 @@
 import type { Clock } from '../clock.js';
 import type { DeliveryConfig } from '../config/schema.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/logger.js';
 import type { Lease, Queue, QueuedRecipient, RecipientOutcome } from '../queue/contract.js';
 import type { Bouncer } from './bouncer.js';
 import { DestinationSlots } from './destination-slots.js';
 import type { DsnRecipient } from './dsn.js';
-import { OutboundHookError, type OutboundHooks } from './outbound-hooks.js';
+import { domainOf, OutboundHookError, type OutboundHooks } from './outbound-hooks.js';
 import { formatReply, type Delivery, type DeliveryReply, type RecipientResult, type Route } from './outbound.js';
 import { QueuedContent } from './outgoing-content.js';
 import { RetrySchedule } from './retry-schedule.js';
@@ -17,6 +18,7 @@ export interface SchedulerDeps {
   readonly config: DeliveryConfig;
   readonly clock: Clock;
   readonly log: Logger;
+  readonly metrics?: Metrics;
 }
 
 /** The outcome of one recipient in one attempt, with what decided it. */
@@ -49,7 +51,7 @@ const REPLIES = {
  * (Redis down) is logged and retried with backoff; mail stays queued.
  */
 export class DeliveryScheduler {
-  readonly #deps: SchedulerDeps;
+  #deps: SchedulerDeps;
   readonly #schedule: RetrySchedule;
   readonly #slots: DestinationSlots;
   /** Attempts in flight, by lease token. */
@@ -63,6 +65,11 @@ export class DeliveryScheduler {
   #wake: (() => void) | undefined;
   #unsubscribe: (() => void) | undefined;
   #backoff = 0;
+
+  /** After a config reload: deliveries from now on run the new plugins' outbound hooks. */
+  useHooks(hooks: OutboundHooks): void {
+    this.#deps = { ...this.#deps, hooks };
+  }
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
@@ -292,12 +299,21 @@ export class DeliveryScheduler {
   }
 
   /** Expiry, hooks, DSNs, then the queue record: in that order, so a crash repeats work rather than losing it. */
+  #record(settled: Settled, receivedAt: number, now: number): void {
+    const metrics = this.#deps.metrics;
+    if (!metrics) return;
+    const destination = settled.route?.destination ?? domainOf(settled.recipient.address);
+    metrics.deliveryAttempts.inc({ destination, outcome: settled.result.status });
+    if (settled.result.status === 'delivered') metrics.deliveryLatency.observe({ destination }, (now - receivedAt) / 1000);
+  }
+
   async #finish(lease: Lease, settled: Settled[], now: number, log: Logger): Promise<void> {
     const { queue, hooks, bouncer } = this.#deps;
     const message = lease.message;
     const expired = this.#schedule.isExpired(message.receivedAt, now);
     const outcomes = settled.map((s) => (expired && s.result.status === 'deferred' ? expire(s, this.#deps.config.expireAfter) : s));
     for (const s of outcomes) {
+      this.#record(s, message.receivedAt, now);
       log.info(
         { rcpt: s.recipient.address, status: s.result.status, reply: s.result.reply ? formatReply(s.result.reply) : undefined, target: s.route?.target, destination: s.route?.destination, attempt: message.attempts + 1 },
         `delivery ${s.result.status}`,

@@ -33,10 +33,37 @@ export interface PluginHookSettings {
  * while plugins register, then sealed: after boot nothing can be added, so
  * the pipeline a session runs is the one that was checked at start.
  */
+/** Told about every handler call (metrics): how long it took and whether it failed. */
+export type HandlerObserver = (hook: HookName, plugin: string, seconds: number, failed: boolean) => void;
+
 export class HookRegistry {
   readonly #handlers = new Map<HookName, RegisteredHandler[]>();
   #sealed = false;
   #sequence = 0;
+  #observer: HandlerObserver | undefined;
+
+  constructor(observer?: HandlerObserver) {
+    this.#observer = observer;
+  }
+
+  /**
+   * Calls a handler and reports the call to the observer. Both runners (the
+   * inbound HookRunner and the outbound hooks) call handlers through this, so
+   * per-plugin latency and failures are measured in one place.
+   */
+  async call<T>(entry: RegisteredHandler, invoke: () => Promise<T>): Promise<T> {
+    const observer = this.#observer;
+    if (!observer) return invoke();
+    const started = performance.now();
+    try {
+      const result = await invoke();
+      observer(entry.hook, entry.plugin, (performance.now() - started) / 1000, false);
+      return result;
+    } catch (error) {
+      observer(entry.hook, entry.plugin, (performance.now() - started) / 1000, true);
+      throw error;
+    }
+  }
 
   forPlugin(plugin: string, settings: PluginHookSettings): HookRegistrar {
     return {

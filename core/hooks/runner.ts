@@ -39,7 +39,7 @@ export class HookRunner {
     for (const entry of handlers) {
       let result: HookResult;
       try {
-        result = await this.#call(entry, args);
+        result = await this.registry.call(entry, () => this.#call(entry, args));
       } catch (error) {
         log.error(
           { plugin: entry.plugin, hook, err: error, code: 'PETREL_HOOK_FAILED' },

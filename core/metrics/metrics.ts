@@ -57,7 +57,7 @@ export class Metrics {
   readonly queueDepth = this.gauge({ name: 'petrel_queue_messages', help: 'Messages in the queue by state', labelNames: ['state'] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'petrel_process_' });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'petrel_' });
   }
 
   /** Registers (or returns the already registered) counter. Plugins: prefix names with `petrel_<plugin>_`. */

@@ -21,12 +21,24 @@ interface ResolvedPlugin {
   readonly options: unknown;
 }
 
+/**
+ * The running plugins a reload starts from: the queue is always carried over;
+ * other plugins only when `keep` is 'unchanged' (the rest of the config is the
+ * same) and their own config entry did not change.
+ */
+export interface PreviousPlugins {
+  readonly host: PluginHost;
+  readonly keep: 'unchanged' | 'queue';
+}
+
 /** A constructed plugin with what the server reports about it. */
 export interface LoadedPlugin {
   readonly name: string;
   readonly version: string;
   readonly instance: Plugin;
   readonly options: unknown;
+  /** The config entry it was made from, to recognise it on reload. */
+  readonly entryKey: string;
 }
 
 /**
@@ -39,6 +51,8 @@ export interface LoadedPlugin {
 export class PluginHost {
   readonly plugins: LoadedPlugin[] = [];
   #started: LoadedPlugin[] = [];
+  /** Carried over from the previous host on reload; not ours to start or close until takeOver(). */
+  #adopted: LoadedPlugin[] = [];
   #queue: Queue | undefined;
 
   constructor(
@@ -52,20 +66,30 @@ export class PluginHost {
     return this.#queue;
   }
 
-  async load(loaded: LoadedConfig): Promise<void> {
+  /**
+   * Loads the plugins of `loaded`. With `previous` (a config reload), a plugin
+   * whose config entry is unchanged keeps its instance, started and with its
+   * state, and is handed over to this host; the others are constructed anew.
+   * The queue is always carried over: it cannot change without a restart.
+   */
+  async load(loaded: LoadedConfig, previous?: PreviousPlugins): Promise<void> {
     const resolved = await this.#resolveAll(loaded);
     const providers = resolved.filter((p) => p.pluginClass.meta.provides?.includes('queue'));
     const others = resolved.filter((p) => !providers.includes(p));
     const constructed = new Map<ResolvedPlugin, LoadedPlugin>();
     for (const plugin of [...providers, ...others]) {
-      const instance = this.#construct(plugin, loaded.locator);
-      constructed.set(plugin, {
-        name: plugin.pluginClass.meta.name,
-        version: plugin.pluginClass.meta.version,
-        instance,
-        options: plugin.options,
-      });
-      if (providers.includes(plugin)) {
+      const entryKey = JSON.stringify(plugin.entry);
+      const isQueue = providers.includes(plugin);
+      const mayKeep = previous !== undefined && (isQueue || previous.keep === 'unchanged');
+      const kept = mayKeep ? previous.host.#running(entryKey, plugin.pluginClass) : undefined;
+      if (!kept && previous && isQueue) {
+        throw new ConfigError([issueAt(loaded.locator, ['plugins', plugin.index], 'the queue plugin and its options cannot change on reload; restart Petrel to change them')]);
+      }
+      const instance = kept ? kept.instance : this.#construct(plugin, loaded.locator);
+      const loadedPlugin = { name: plugin.pluginClass.meta.name, version: plugin.pluginClass.meta.version, instance, options: plugin.options, entryKey };
+      constructed.set(plugin, loadedPlugin);
+      if (kept) this.#adopted.push(loadedPlugin);
+      if (isQueue) {
         this.#queue = instance as unknown as Queue;
         this.root.registerInstance(TOKENS.Queue, instance);
       }
@@ -86,9 +110,10 @@ export class PluginHost {
     this.registry.seal();
   }
 
-  /** Starts the plugins in config order (or only those `which` selects). */
+  /** Starts the plugins in config order (or only those `which` selects); ones already running are skipped. */
   async start(which: (plugin: LoadedPlugin) => boolean = () => true): Promise<void> {
     for (const plugin of this.plugins.filter(which)) {
+      if (this.#started.includes(plugin) || this.#adopted.includes(plugin)) continue;
       try {
         await plugin.instance.start?.();
       } catch (error) {
@@ -110,6 +135,23 @@ export class PluginHost {
       }
     }
     this.#started = [];
+  }
+
+  /** A running plugin made from this exact config entry, which a new host may carry over (reload). */
+  #running(entryKey: string, pluginClass: PluginClass): LoadedPlugin | undefined {
+    return this.#started.find((p) => p.entryKey === entryKey && p.instance.constructor === pluginClass);
+  }
+
+  /**
+   * Completes a reload: the plugins this host carried over from `previous`
+   * become this host's to close, and `previous` forgets them, so closing the
+   * old host closes only what the new one did not keep.
+   */
+  takeOver(previous: PluginHost): void {
+    const kept = new Set(this.#adopted.map((p) => p.instance));
+    previous.#started = previous.#started.filter((p) => !kept.has(p.instance));
+    this.#started.unshift(...this.#adopted);
+    this.#adopted = [];
   }
 
   async #resolveAll(loaded: LoadedConfig): Promise<ResolvedPlugin[]> {

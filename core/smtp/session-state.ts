@@ -1,5 +1,6 @@
 import type { SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../log/logger.js';
+import type { SessionPipeline } from './session-pipeline.js';
 import type { Address, ListenerInfo, Notes, Session, TlsInfo, Transaction } from '../session.js';
 
 /** The mutable state behind the read-only Session that plugins see. */
@@ -19,6 +20,8 @@ export class SessionState implements Session {
   constructor(
     private readonly raw: SMTPServerSession,
     readonly listener: ListenerInfo,
+    /** The config and hooks this session runs on, fixed for its lifetime. */
+    readonly pipeline: SessionPipeline,
     readonly log: Logger,
   ) {
     this.tls = { secure: raw.secure };

@@ -56,6 +56,25 @@ export class SmtpListener {
     this.#server.on('error', (error: Error) => this.#log.warn({ err: error }, `listener error: ${error.message}`));
   }
 
+  /**
+   * A config reload: limits, our name and TLS certificates change for
+   * sessions that start from now on (smtp-server reads these options per
+   * session); listener addresses cannot change without a restart.
+   */
+  apply(serverConfig: PetrelConfig, tls: TlsMaterial | undefined): void {
+    const options = this.#server.options;
+    const { limits } = serverConfig;
+    Object.assign(options, {
+      name: serverConfig.server.hostname,
+      size: limits.messageSize,
+      maxClients: limits.clients,
+      maxRecipients: limits.recipients,
+      maxCommandLength: limits.commandLength,
+      socketTimeout: limits.socketTimeout,
+    });
+    if (tls) this.#server.updateSecureContext({ key: tls.key, cert: tls.cert, minVersion: tls.minVersion, SNICallback: tls.SNICallback });
+  }
+
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       const server = this.#server.server;

@@ -7,8 +7,7 @@ import type {
   SMTPServerSession,
 } from 'smtp-server';
 import type { Clock } from '../clock.js';
-import type { PetrelConfig } from '../config/schema.js';
-import type { HookRunner } from '../hooks/runner.js';
+import type { InboundHookName } from '../hooks/catalogue.js';
 import { defer, reject, type DecisiveResult, type HookResult, type SmtpReply } from '../hooks/results.js';
 import type { Logger } from '../log/logger.js';
 import type { NewMessage, Queue } from '../queue/contract.js';
@@ -18,6 +17,8 @@ import type { IncomingMessage } from '../spool/incoming-message.js';
 import type { Spool } from '../spool/spool.js';
 import { CLOSE_AFTER_REPLY, type HeloRequest } from './petrel-smtp-server.js';
 import { receivedHeader } from './received-header.js';
+import type { SessionPipeline } from './session-pipeline.js';
+import { replyClass, type Metrics } from '../metrics/metrics.js';
 import { SessionState, TransactionState } from './session-state.js';
 
 type Done = (error?: Error | null) => void;
@@ -41,8 +42,9 @@ const REPLIES = {
 
 export interface SessionHandlerDeps {
   readonly listener: ListenerInfo;
-  readonly config: PetrelConfig;
-  readonly runner: HookRunner;
+  /** The pipeline new sessions start on (it changes on reload; a session keeps its own). */
+  readonly pipeline: () => SessionPipeline;
+  readonly metrics?: Metrics;
   readonly spool: Spool;
   readonly queue: () => Queue;
   readonly logger: Logger;
@@ -70,12 +72,16 @@ export class SmtpSessionHandlers {
   readonly inFlight = new Set<SessionState>();
 
   onConnect = (session: SMTPServerSession, done: Done): void => {
-    const state = new SessionState(session, this.deps.listener, this.deps.logger.child({ sid: session.id }));
+    const pipeline = this.deps.pipeline();
+    pipeline.enter();
+    const state = new SessionState(session, this.deps.listener, pipeline, this.deps.logger.child({ sid: session.id }));
     this.#sessions.set(session, state);
+    this.deps.metrics?.connections.inc({ listener: this.deps.listener.name });
+    this.deps.metrics?.connectionsOpen.inc({ listener: this.deps.listener.name });
     this.#restrictAuth(session, state);
     if (session.secure) state.tls = tlsInfoOf(undefined, session);
     state.log.debug({ remote: session.remoteAddress, hostname: state.remote.hostname, listener: this.deps.listener.name }, 'connection');
-    this.#run(session, state.log, this.deps.runner.run('connect', state.log, state), done, () => done());
+    this.#run('connect', session, state.log, state.pipeline.runner.run('connect', state.log, state), done, () => done());
   };
 
   onSecure = (socket: unknown, session: SMTPServerSession, done: Done): void => {
@@ -90,7 +96,7 @@ export class SmtpSessionHandlers {
   onHelo = (request: HeloRequest, session: SMTPServerSession, done: Done): void => {
     const state = this.#state(session);
     const helo = { command: request.command, hostname: request.hostname };
-    this.#run(session, state.log, this.deps.runner.run('helo', state.log, state, helo), done, () => {
+    this.#run('helo', session, state.log, state.pipeline.runner.run('helo', state.log, state, helo), done, () => {
       state.helo = request.hostname;
       done();
     });
@@ -109,14 +115,16 @@ export class SmtpSessionHandlers {
       password: auth.password ?? undefined,
       validatePassword: auth.method === 'CRAM-MD5' ? (secret: string) => auth.validatePassword(secret) : undefined,
     };
-    this.deps.runner.run('auth', state.log, state, credentials).then(({ result, decidedBy }) => {
+    state.pipeline.runner.run('auth', state.log, state, credentials).then(({ result, decidedBy }) => {
       if (result.kind === 'accept') {
         state.user = credentials.username;
         state.log.info({ user: state.user, method: auth.method, plugin: decidedBy }, 'authenticated');
+        this.#count('auth', 235, decidedBy);
         return done(null, { user: state.user });
       }
       const refusal = result.kind === 'next' ? REPLIES.authFailed : result;
       state.log.info({ user: credentials.username, method: auth.method, plugin: decidedBy, code: refusal.reply.code }, 'authentication failed');
+      this.#count('auth', refusal.reply.code, decidedBy);
       this.#markDisconnect(session, refusal);
       done(replyError(refusal.reply));
     }, (error: unknown) => done(error as Error));
@@ -131,7 +139,7 @@ export class SmtpSessionHandlers {
     const from = toAddress(address);
     const transaction = new TransactionState(id, from, state.log.child({ qid: id }));
     state.transaction = transaction;
-    this.#run(session, transaction.log, this.deps.runner.run('mail', transaction.log, state, transaction, from), (error) => {
+    this.#run('mail', session, transaction.log, state.pipeline.runner.run('mail', transaction.log, state, transaction, from), (error) => {
       state.transaction = undefined;
       done(error);
     }, () => done());
@@ -142,12 +150,14 @@ export class SmtpSessionHandlers {
     const transaction = state.transaction;
     if (!transaction) return done(replyError(reject(503, '5.5.1', 'Error: need MAIL command').reply));
     const recipient = toAddress(address);
-    this.deps.runner.run('rcpt', transaction.log, state, transaction, recipient).then(({ result, decidedBy }) => {
+    state.pipeline.runner.run('rcpt', transaction.log, state, transaction, recipient).then(({ result, decidedBy }) => {
       if (result.kind === 'accept') {
         transaction.to.push(recipient);
+        this.#count('rcpt', 250, decidedBy);
         return done();
       }
       const refusal = result.kind === 'next' ? REPLIES.recipientNotAccepted : result;
+      this.#count('rcpt', refusal.reply.code, decidedBy);
       transaction.log.info({ rcpt: recipient.address, plugin: decidedBy, reply: replyText(refusal.reply) }, 'recipient refused');
       this.#markDisconnect(session, refusal);
       done(replyError(refusal.reply));
@@ -174,18 +184,22 @@ export class SmtpSessionHandlers {
     const state = this.#sessions.get(session);
     if (!state) return;
     this.#sessions.delete(session);
-    this.deps.runner.run('disconnect', state.log, state).catch(() => undefined);
+    this.deps.metrics?.connectionsOpen.dec({ listener: this.deps.listener.name });
+    state.pipeline.runner
+      .run('disconnect', state.log, state)
+      .catch(() => undefined)
+      .finally(() => state.pipeline.leave());
     state.log.debug({ accepted: state.accepted, ms: Date.now() - state.startedAt }, 'disconnected');
   };
 
   async #receive(stream: SMTPServerDataStream, session: SMTPServerSession, state: SessionState, transaction: TransactionState): Promise<string> {
     const log = transaction.log;
     const started = Date.now();
-    const dataRun = await this.deps.runner.run('data', log, state, transaction);
+    const dataRun = await state.pipeline.runner.run('data', log, state, transaction);
     if (dataRun.result.kind !== 'next' && dataRun.result.kind !== 'accept') {
       return this.#refuse(session, log, dataRun.result, dataRun.decidedBy, transaction, 0);
     }
-    const { limits } = this.deps.config;
+    const { limits } = state.pipeline.config;
     const outcome = await this.deps.spool
       .receive(transaction.id, stream as Readable, { maxBytes: limits.messageSize, maxHeaderBytes: limits.headerSize })
       .catch((error: unknown) => {
@@ -204,14 +218,14 @@ export class SmtpSessionHandlers {
         receivedHeader({
           session: state,
           protocol: session.transmissionType || 'ESMTP',
-          byHost: this.deps.config.server.hostname,
+          byHost: state.pipeline.config.server.hostname,
           queueId: transaction.id,
           recipients: transaction.to.map((to) => to.address),
           date: new Date(this.deps.clock.now()),
         }),
       );
       for (const hook of ['message', 'queue'] as const) {
-        const run = await this.deps.runner.run(hook, log, state, transaction, message);
+        const run = await state.pipeline.runner.run(hook, log, state, transaction, message);
         if (run.result.kind === 'accept' && hook === 'queue') {
           return this.#accepted(state, transaction, message, run.decidedBy, started, run.result.text);
         }
@@ -234,6 +248,9 @@ export class SmtpSessionHandlers {
 
   #accepted(state: SessionState, transaction: TransactionState, message: IncomingMessage, plugin: string | undefined, started: number, text?: string): string {
     state.accepted++;
+    this.#count('queue', 250, plugin ?? 'core');
+    this.deps.metrics?.messages.inc({ listener: this.deps.listener.name, result: 'accepted' });
+    this.deps.metrics?.bytes.inc({ listener: this.deps.listener.name }, message.size);
     transaction.log.info(
       {
         result: 'queued',
@@ -251,6 +268,8 @@ export class SmtpSessionHandlers {
 
   #refuse(session: SMTPServerSession, log: Logger, refusal: DecisiveResult, plugin: string | undefined, transaction: TransactionState, size: number): never {
     const reply = refusal.kind === 'accept' ? REPLIES.queueFailed.reply : refusal.reply;
+    this.#count('message', reply.code, plugin);
+    this.deps.metrics?.messages.inc({ listener: this.deps.listener.name, result: reply.code >= 500 ? 'rejected' : 'deferred' });
     log.info(
       { result: refusal.kind, from: transaction.from.address, to: transaction.to.map((to) => to.address), size, plugin, reply: replyText(reply) },
       'message refused',
@@ -260,13 +279,19 @@ export class SmtpSessionHandlers {
   }
 
   /** Calls `proceed` when the hook did not refuse, else answers with the refusal. */
-  #run(session: SMTPServerSession, log: Logger, run: Promise<{ result: HookResult; decidedBy?: string }>, done: Done, proceed: () => void): void {
+  #run(hook: InboundHookName, session: SMTPServerSession, log: Logger, run: Promise<{ result: HookResult; decidedBy?: string }>, done: Done, proceed: () => void): void {
     run.then(({ result, decidedBy }) => {
       if (result.kind === 'next' || result.kind === 'accept') return proceed();
+      this.#count(hook, result.reply.code, decidedBy);
       log.info({ plugin: decidedBy, reply: replyText(result.reply) }, 'refused');
       this.#markDisconnect(session, result);
       done(replyError(result.reply));
     }, (error: unknown) => done(error as Error));
+  }
+
+  /** One reply, counted by hook, class and the plugin that decided it. */
+  #count(hook: InboundHookName, code: number, plugin: string | undefined): void {
+    this.deps.metrics?.replies.inc({ hook, class: replyClass(code), plugin: plugin ?? 'default' });
   }
 
   #markDisconnect(session: SMTPServerSession, result: DecisiveResult | HookResult): void {

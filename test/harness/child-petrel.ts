@@ -16,7 +16,11 @@ export class ChildPetrel {
   #stdout = '';
   #partial = '';
 
-  private constructor(configFile: string, env: NodeJS.ProcessEnv) {
+  private constructor(
+    /** The YAML file it runs on; rewrite it and send SIGHUP to test reloads. */
+    readonly configFile: string,
+    env: NodeJS.ProcessEnv,
+  ) {
     const node = join(process.cwd(), 'node_modules', '.bin', 'node');
     const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
     this.#process = spawn(node, [cli, 'start', '-c', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

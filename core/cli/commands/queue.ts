@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { controlSocketPath, type ControlRequest } from '../../control/control-protocol.js';
+import { controlSocketPath, type QueueRequest } from '../../control/control-protocol.js';
 import { sendControlRequest } from '../../control/control-client.js';
 import type { QueueStats, ShownMessage } from '../../control/queue-operations.js';
 import { loadConfigFile, type LoadedConfig } from '../../config/load.js';
@@ -37,7 +37,7 @@ export async function queueCommand(context: CliContext): Promise<number> {
   return print(request, result, context);
 }
 
-function toRequest(action: string | undefined, id: string | undefined, context: CliContext): ControlRequest | string {
+function toRequest(action: string | undefined, id: string | undefined, context: CliContext): QueueRequest | string {
   const { flags } = context;
   switch (action) {
     case 'list': {
@@ -66,13 +66,13 @@ function toRequest(action: string | undefined, id: string | undefined, context: 
   }
 }
 
-function withId<Op extends 'show' | 'hold' | 'release' | 'delete' | 'bounce' | 'retry'>(op: Op, id: string | undefined, usage: string): ControlRequest | string {
+function withId<Op extends 'show' | 'hold' | 'release' | 'delete' | 'bounce' | 'retry'>(op: Op, id: string | undefined, usage: string): QueueRequest | string {
   if (!id) return `usage: ${usage}`;
   if (!isQueueId(id)) return `"${id}" is not a queue id (they look like mi5k2w3c0-9f3b1c0d2a7e4f10)`;
-  return { op, id } as ControlRequest;
+  return { op, id } as QueueRequest;
 }
 
-async function runWithoutServer(loaded: LoadedConfig, request: ControlRequest): Promise<unknown> {
+async function runWithoutServer(loaded: LoadedConfig, request: QueueRequest): Promise<unknown> {
   const petrel = await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
   try {
     await petrel.openQueue();
@@ -85,7 +85,7 @@ async function runWithoutServer(loaded: LoadedConfig, request: ControlRequest): 
   }
 }
 
-function print(request: ControlRequest, result: unknown, context: CliContext): number {
+function print(request: QueueRequest, result: unknown, context: CliContext): number {
   const { out } = context;
   const json = context.flags.json === true;
   if (json) out(JSON.stringify(result, null, 2));
