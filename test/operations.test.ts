@@ -209,3 +209,19 @@ describe('live reload (SIGHUP and petrel reload)', () => {
     }
   });
 });
+
+describe('docs/admin-api.yaml', () => {
+  it('is valid YAML and documents every route the admin server answers', async () => {
+    const { parse } = await import('yaml');
+    const spec = parse(readFileSync(join(process.cwd(), 'docs', 'admin-api.yaml'), 'utf8')) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    assert.match(spec.openapi, /^3\./);
+    const documented = Object.entries(spec.paths).flatMap(([path, methods]) => Object.keys(methods).filter((m) => m !== 'parameters').map((m) => `${m.toUpperCase()} ${path}`));
+    for (const route of [
+      'GET /health', 'GET /ready', 'GET /metrics', 'GET /api/queue', 'GET /api/queue/stats', 'POST /api/queue/retry-all',
+      'GET /api/queue/{id}', 'DELETE /api/queue/{id}', 'POST /api/queue/{id}/retry', 'POST /api/queue/{id}/hold',
+      'POST /api/queue/{id}/release', 'POST /api/queue/{id}/bounce', 'GET /api/plugins', 'GET /api/config', 'POST /api/reload',
+    ]) {
+      assert.ok(documented.includes(route), `${route} is not in docs/admin-api.yaml`);
+    }
+  });
+});

@@ -197,7 +197,9 @@ export class DeliveryScheduler {
   async #attempt(lease: Lease): Promise<void> {
     const { queue, clock } = this.#deps;
     const message = lease.message;
-    const log = this.#deps.log.child({ qid: message.id });
+    // The fields an operator greps delivery lines by: queue id, message-id, sender.
+    const log = this.#deps.log.child({ qid: message.id, msgid: message.messageId, from: message.envelope.from });
+    const started = Date.now();
     const open = message.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred');
     if (open.length === 0) {
       await queue.settle(lease, { outcomes: [] });
@@ -211,7 +213,7 @@ export class DeliveryScheduler {
       await queue.abandon(lease);
       return;
     }
-    await this.#finish(lease, settled, clock.now(), log);
+    await this.#finish(lease, settled, clock.now(), log.child({ ms: Date.now() - started }));
   }
 
   async #route(lease: Lease, open: readonly QueuedRecipient[], log: Logger): Promise<Map<string, { route: Route | undefined; recipients: QueuedRecipient[] }>> {
