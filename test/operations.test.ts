@@ -225,3 +225,26 @@ describe('docs/admin-api.yaml', () => {
     }
   });
 });
+
+describe('plugin metrics', () => {
+  it('rate-limit hits show at /metrics through the injected Metrics service', async () => {
+    const server = await startTestServer({
+      admin: { host: '127.0.0.1', port: 0 },
+      plugins: [
+        { name: 'rate-limit', options: { rules: [{ name: 'one-per-sender', count: 'messages', key: 'sender', limit: 1, window: '1h' }] } },
+        { name: 'relay-access' },
+        { name: 'queue-spool' },
+      ],
+    });
+    try {
+      const client = await server.client();
+      await client.sendMail('busy@example.org', ['postmaster@localhost'], sampleMessage());
+      await client.command('MAIL FROM:<busy@example.org>', /^4\d\d /);
+      await client.quit();
+      const text = (await http(server, '/metrics')).text;
+      assert.equal(sample(text, 'petrel_rate_limit_hits_total', { rule: 'one-per-sender', count: 'messages' }), 1);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -20,6 +20,8 @@ import { RedisStore, type RedisClient } from './redis-store.js';
 import { keyValue } from './rule-keys.js';
 import { compileRule, rulesSchema, type Rule } from './rules.js';
 import { StoreHealth } from './store-health.js';
+import { rateLimitCounters } from './rate-limit-metrics.js';
+import type { Metrics } from '../../core/metrics/metrics.js';
 
 export const options = z.strictObject({
   store: z
@@ -72,11 +74,13 @@ export default class RateLimit implements RateLimitAdmin {
     @inject(TOKENS.Clock) clock: Clock,
     @inject(TOKENS.Logger) private readonly log: Logger,
     @inject(TOKENS.Redis, { isOptional: true }) redis: RedisClient | undefined,
+    @inject(TOKENS.Metrics) metrics: Metrics,
   ) {
     this.#rules = opts.rules.map((rule) => compileRule(rule, opts.failMode));
     this.#checkListeners();
     this.#store = this.#makeStore(opts, clock, redis);
-    this.#checks = new LimitChecks(this.#store, new StoreHealth(this.#rules, log, clock), opts.keyPrefix, log);
+    const counters = rateLimitCounters(metrics);
+    this.#checks = new LimitChecks(this.#store, new StoreHealth(this.#rules, log, clock, counters.storeFailures), opts.keyPrefix, log, counters.hits);
     const ruleExempt = new Map(this.#rules.map((rule) => [rule, new NetworkList(rule.exempt)]));
     const nodeId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     this.#limiter = new RateLimiter(this.#rules, this.#checks, new NetworkList(opts.exempt), ruleExempt, nodeId, log);

@@ -1,3 +1,4 @@
+import type { Counter } from 'prom-client';
 import { next, type HookResult } from '../../core/hooks/results.js';
 import type { Logger } from '../../core/log/logger.js';
 import { answerFor, STORE_UNAVAILABLE, type Refusal } from './answers.js';
@@ -33,6 +34,7 @@ export class LimitChecks {
     private readonly health: StoreHealth,
     private readonly keyPrefix: string,
     private readonly log: Logger,
+    private readonly hits: Counter<'rule' | 'count'>,
   ) {}
 
   /** `<prefix>rate:<rule>:<value>` or `<prefix>slots:<rule>:<value>`; the kind keeps a renamed count from meeting an old key of another type. */
@@ -79,6 +81,7 @@ export class LimitChecks {
 
   #exceeded(refusal: Refusal): Verdict {
     this.log.info({ rule: refusal.rule.name, count: refusal.rule.count, key: refusal.rule.key, value: refusal.value }, 'rate limit exceeded');
+    this.hits.inc({ rule: refusal.rule.name, count: refusal.rule.count });
     return { kind: 'exceeded', refusal };
   }
 }

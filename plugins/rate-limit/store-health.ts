@@ -1,17 +1,10 @@
-import { Counter } from 'prom-client';
+import type { Counter } from 'prom-client';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { Rule } from './rules.js';
 
 /** At most one "still unavailable" warning this often, however much mail arrives meanwhile. */
 const REPEAT_WARNING_MS = 60_000;
-
-/** Decisions taken without the store, by rule and fail mode (prom-client's default registry). */
-const storeFailures = new Counter({
-  name: 'petrel_rate_limit_store_failures_total',
-  help: 'Rate-limit decisions taken without the store (Redis unavailable), by rule and fail mode',
-  labelNames: ['rule', 'fail_mode'],
-});
 
 /**
  * Tracks whether the store answers, and says so in the log without flooding
@@ -31,6 +24,7 @@ export class StoreHealth {
     rules: readonly Rule[],
     private readonly log: Logger,
     private readonly clock: Clock,
+    private readonly storeFailures: Counter<'rule' | 'fail_mode'>,
   ) {
     const named = (mode: Rule['failMode']) => rules.filter((rule) => rule.failMode === mode).map((rule) => rule.name).join(', ');
     this.#consequences = [
@@ -46,7 +40,7 @@ export class StoreHealth {
   }
 
   failed(rule: Rule, error: unknown): void {
-    storeFailures.inc({ rule: rule.name, fail_mode: rule.failMode });
+    this.storeFailures.inc({ rule: rule.name, fail_mode: rule.failMode });
     const now = this.clock.now();
     if (this.#downSince === undefined) {
       this.#downSince = now;
