@@ -137,14 +137,17 @@ describe('the DATA path', () => {
     assert.equal(typeof line.sid, 'string');
   });
 
-  it('stores queue files as the spool plugin documents (.eml as received, .json record)', async () => {
+  it('stores one queue file per message as the spool plugin documents (bytes as received, then the record)', async () => {
     const client = await server.client();
     const reply = await client.sendMail('files@example.org', ['postmaster@localhost'], sampleMessage());
     await client.quit();
     const id = reply.raw.split(' ').pop() as string;
-    const record = JSON.parse(await readFile(join(server.dataDir, 'queue', 'messages', `${id}.json`), 'utf8'));
+    const file = await readFile(join(server.dataDir, 'queue', 'messages', `${id}.msg`), 'utf8');
+    assert.ok(file.startsWith('From: sender@example.org'), 'the .msg starts with the bytes as received');
+    const offset = Number(file.slice(-20));
+    const record = JSON.parse(file.slice(offset, -21));
     assert.equal(record.id, id);
-    const eml = await readFile(join(server.dataDir, 'queue', 'messages', `${id}.eml`), 'utf8');
-    assert.ok(eml.startsWith('From: sender@example.org'), 'the .eml holds the bytes as received');
+    assert.equal(record.envelope.from, 'files@example.org');
+    assert.equal(offset, record.size, 'the record follows the received bytes');
   });
 });

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { makePaths } from '../core/paths.js';
 import { createLogger } from '../core/log/logger.js';
 import SpoolQueue from '../plugins/queue-spool/index.js';
+import { Spool } from '../core/spool/spool.js';
 import { tempDir } from './harness/temp-dir.js';
 import type { ManualClock } from './fixtures/manual-clock.js';
 import { queueContract, type ContractQueue } from './queue-contract.js';
@@ -9,7 +10,7 @@ import { queueContract, type ContractQueue } from './queue-contract.js';
 queueContract('queue-spool', async (clock: ManualClock) => {
   const dir = tempDir('petrel-spool-');
   const make = async (): Promise<ContractQueue> => {
-    const queue = new SpoolQueue({ directory: 'queue' }, makePaths(dir.path, dir.path), clock, createLogger({ level: 'silent' }));
+    const queue = new SpoolQueue({ directory: 'queue' }, makePaths(dir.path, dir.path), clock, createLogger({ level: 'silent' }), new Spool(dir.path));
     await queue.start();
     return queue;
   };

@@ -42,9 +42,10 @@ export class IncomingMessage {
   }
 }
 
+/** The body; bytes after `size` (a queue's own record, appended to the file) are not part of it. */
 export function bodyStream(file: SpooledFile): Readable {
   if (file.bodyOffset >= file.size) return Readable.from([]);
-  return createReadStream(file.path, { start: file.bodyOffset });
+  return createReadStream(file.path, { start: file.bodyOffset, end: file.size - 1 });
 }
 
 /** A header block followed by the body of a spooled file, as one stream. */

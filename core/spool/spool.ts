@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LineEndingInspector } from './line-ending-inspector.js';
@@ -15,12 +15,16 @@ export type ReceiveOutcome =
 
 /**
  * Incoming message bodies on disk while they arrive, so memory stays flat
- * whatever the message size. A file here is not acknowledged mail: the queue
+ * whatever the message size. A received file stays open until the queue
+ * takes it (queue-spool appends its record and fsyncs through the same
+ * descriptor) or it is discarded. A file here is not acknowledged mail: the queue
  * takes it over (by rename, or by copying) before the client sees a 250, and
  * whatever is left at boot is from a crash before that point and is removed.
  */
 export class Spool {
   readonly directory: string;
+  /** Files received and still open for writing, until the queue takes them or they are discarded. */
+  readonly #open = new Map<string, FileHandle>();
 
   constructor(dataDir: string) {
     this.directory = join(dataDir, 'spool', 'incoming');
@@ -42,15 +46,14 @@ export class Spool {
     const path = join(this.directory, id);
     const inspector = new LineEndingInspector(limits);
     const file = await open(path, 'wx', 0o640);
+    this.#open.set(path, file);
     try {
       for await (const chunk of data) {
         const keep = inspector.inspect(chunk as Buffer);
         if (keep.length > 0) await file.write(keep);
       }
       inspector.finish();
-      await file.close();
     } catch (error) {
-      await file.close().catch(() => undefined);
       await this.discard(path);
       throw error;
     }
@@ -71,8 +74,20 @@ export class Spool {
     return { kind: 'received', message };
   }
 
-  /** Removes a spooled file; a file the queue already moved away is not an error. */
+  /**
+   * Hands the still-open file over to a queue that stores it in place (it may
+   * append, fsync and rename it without opening it again), or undefined when
+   * it is not open any more. The taker closes it.
+   */
+  takeHandle(path: string): FileHandle | undefined {
+    const handle = this.#open.get(path);
+    this.#open.delete(path);
+    return handle;
+  }
+
+  /** Closes and removes a spooled file; a file the queue already took is not an error. */
   async discard(path: string): Promise<void> {
+    await this.takeHandle(path)?.close().catch(() => undefined);
     await unlink(path).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
     });

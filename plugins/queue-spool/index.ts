@@ -23,6 +23,7 @@ import { matchesFilter } from '../../core/queue/queue-filter.js';
 import { MinHeap } from '../../core/util/min-heap.js';
 import { PidLock } from '../../core/util/pid-lock.js';
 import { SpoolFiles, type StoredMessage } from './spool-files.js';
+import type { Spool } from '../../core/spool/spool.js';
 
 export const options = z.strictObject({
   directory: z.string().min(1).default('queue').describe('where the queue lives, relative to server.dataDir'),
@@ -73,6 +74,7 @@ export default class SpoolQueue implements Queue {
     @inject(TOKENS.Paths) paths: Paths,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly log: Logger,
+    @inject(TOKENS.Spool) private readonly spool: Spool,
   ) {
     const directory = join(paths.dataDir, opts.directory);
     this.#files = new SpoolFiles(directory);
@@ -114,7 +116,7 @@ export default class SpoolQueue implements Queue {
       headerBlock: message.headerBlock.toString('base64'),
       bodyOffset: message.file.bodyOffset,
     };
-    await this.#files.store(message, record);
+    await this.#files.store(message, record, this.spool.takeHandle(message.file.path));
     this.#track(record);
     this.#notifyDue();
   }

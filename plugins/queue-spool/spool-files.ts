@@ -1,30 +1,38 @@
-import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { NewMessage, QueuedMessage } from '../../core/queue/contract.js';
 import { messageStream } from '../../core/spool/incoming-message.js';
 import { DirectorySyncer, fsyncFile, writeAndRename } from '../../core/util/durable-fs.js';
 
-/** What a message's .json file holds: the queue record plus where its content is. */
+/** A message's queue record: what the queue knows, plus where its content is. */
 export interface StoredMessage extends QueuedMessage {
   readonly format: 1;
   /** The outgoing header block, base64 (header bytes need not be UTF-8). */
   readonly headerBlock: string;
-  /** Byte offset of the body in the .eml file. */
+  /** Byte offset of the body in the .msg file. */
   readonly bodyOffset: number;
 }
+
+/** `\n` and 20 decimal digits: where the record starts. The last bytes of every .msg file. */
+const TRAILER_LENGTH = 21;
 
 /**
  * The on-disk layout of queue-spool, and nothing else:
  *
- *   <directory>/messages/<id>.eml   the bytes as received (renamed from the incoming spool)
- *   <directory>/messages/<id>.json  envelope, recipient states, outgoing headers
- *   <directory>/tmp/                 .json files being written
- *   <directory>/corrupt/             records that could not be read, kept for a human
+ *   <directory>/messages/<id>.msg    the bytes as received, then the record as it was
+ *                                     at acceptance (JSON), then a 21-byte trailer with
+ *                                     the record's offset
+ *   <directory>/messages/<id>.state  the record as it is now, once it has changed
+ *                                     (delivery attempts, hold); supersedes the one in .msg
+ *   <directory>/tmp/                  .state files being written
+ *   <directory>/corrupt/              messages that could not be read, kept for a human
  *
- * A message exists once its .json is in messages/ and the directory is
- * fsynced; an .eml without a .json is from a crash before that point (never
- * acknowledged) and is removed on recovery.
+ * One file per message makes acceptance cheap: the received file is still
+ * open when the queue takes it, so storing is append the record, fsync,
+ * rename into messages/, fsync the directory (shared by concurrent
+ * enqueues). Postfix writes its queue files the same way. A .msg appears in
+ * messages/ only complete and fsynced, so recovery can trust every one.
  */
 export class SpoolFiles {
   readonly messages: string;
@@ -43,35 +51,50 @@ export class SpoolFiles {
     await Promise.all([this.messages, this.#tmp, this.#corrupt].map((dir) => mkdir(dir, { recursive: true })));
   }
 
-  /** Makes a new message durable. Resolves only after everything is on disk. */
-  async store(message: NewMessage, record: StoredMessage): Promise<void> {
-    const eml = this.#eml(message.id);
-    await fsyncFile(message.file.path);
+  /**
+   * Makes a new message durable. `handle` is the received file, still open
+   * (the spool hands it over); without one the file is opened again.
+   * Resolves only after everything is on disk.
+   */
+  async store(message: NewMessage, record: StoredMessage, handle: FileHandle | undefined): Promise<void> {
+    const file = handle ?? (await open(message.file.path, 'r+'));
+    const target = this.#msg(message.id);
     try {
-      await rename(message.file.path, eml);
+      await file.write(withTrailer(record, message.file.size), 0, undefined, message.file.size);
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+    try {
+      await rename(message.file.path, target);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
       // The spool and the queue are on different file systems: copy instead.
-      await copyFile(message.file.path, eml);
-      await fsyncFile(eml);
+      await copyFile(message.file.path, target);
+      await fsyncFile(target);
+      await unlink(message.file.path);
     }
     try {
-      await this.write(record);
       await this.#syncer.sync();
     } catch (error) {
-      await rm(eml, { force: true });
+      await rm(target, { force: true });
       throw error;
     }
   }
 
-  /** Replaces a record atomically (temp file + rename). */
+  /** Replaces the current record atomically (temp file, fsync, rename). */
   async write(record: StoredMessage): Promise<void> {
-    await writeAndRename(join(this.#tmp, `${record.id}.json`), this.#json(record.id), JSON.stringify(record));
+    await writeAndRename(join(this.#tmp, `${record.id}.state`), this.#state(record.id), JSON.stringify(record));
   }
 
   async read(id: string): Promise<StoredMessage | undefined> {
     try {
-      return JSON.parse(await readFile(this.#json(id), 'utf8')) as StoredMessage;
+      return JSON.parse(await readFile(this.#state(id), 'utf8')) as StoredMessage;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    try {
+      return await recordInMessage(this.#msg(id));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
@@ -80,39 +103,44 @@ export class SpoolFiles {
 
   /** The message as it goes out: the stored header block, then the body. */
   content(record: StoredMessage): Readable {
-    const file = { path: this.#eml(record.id), size: record.size, bodyOffset: record.bodyOffset };
+    const file = { path: this.#msg(record.id), size: record.size, bodyOffset: record.bodyOffset };
     return messageStream(Buffer.from(record.headerBlock, 'base64'), file);
   }
 
-  /** Removes a message. The record goes first, so a crash in between leaves an orphan .eml, which recovery removes. */
+  /**
+   * Removes a message. The .msg goes first: a crash in between leaves an
+   * orphan .state, which recovery removes, rather than a .msg whose stale
+   * record would send it again.
+   */
   async remove(id: string): Promise<void> {
-    await rm(this.#json(id), { force: true });
-    await rm(this.#eml(id), { force: true });
+    await rm(this.#msg(id), { force: true });
+    await rm(this.#state(id), { force: true });
   }
 
-  /** Every readable record; broken ones are moved to corrupt/ and reported. */
+  /** Every readable record; unreadable messages are moved to corrupt/ and reported. */
   async recover(onCorrupt: (id: string, error: Error) => void): Promise<StoredMessage[]> {
     await rm(this.#tmp, { recursive: true, force: true });
     await mkdir(this.#tmp, { recursive: true });
     const names = await readdir(this.messages);
     const records: StoredMessage[] = [];
-    const withRecord = new Set<string>();
+    const present = new Set<string>();
     for (const name of names) {
-      if (!name.endsWith('.json')) continue;
-      const id = name.slice(0, -5);
+      if (!name.endsWith('.msg')) continue;
+      const id = name.slice(0, -4);
+      present.add(id);
       try {
-        const record = JSON.parse(await readFile(join(this.messages, name), 'utf8')) as StoredMessage;
-        if (record.format !== 1 || record.id !== id) throw new Error('not a queue-spool record');
+        const record = await this.read(id);
+        if (!record || record.format !== 1 || record.id !== id) throw new Error('not a queue-spool record');
         records.push(record);
-        withRecord.add(id);
       } catch (error) {
-        await rename(join(this.messages, name), join(this.#corrupt, name)).catch(() => undefined);
-        await rename(this.#eml(id), join(this.#corrupt, `${id}.eml`)).catch(() => undefined);
+        for (const suffix of ['.msg', '.state']) {
+          await rename(join(this.messages, `${id}${suffix}`), join(this.#corrupt, `${id}${suffix}`)).catch(() => undefined);
+        }
         onCorrupt(id, error as Error);
       }
     }
     for (const name of names) {
-      if (name.endsWith('.eml') && !withRecord.has(name.slice(0, -4))) await rm(join(this.messages, name), { force: true });
+      if (name.endsWith('.state') && !present.has(name.slice(0, -6))) await rm(join(this.messages, name), { force: true });
     }
     return records;
   }
@@ -121,18 +149,44 @@ export class SpoolFiles {
   async scan(): Promise<StoredMessage[]> {
     const records: StoredMessage[] = [];
     for (const name of await readdir(this.messages).catch(() => [] as string[])) {
-      if (!name.endsWith('.json')) continue;
-      const record = await this.read(name.slice(0, -5)).catch(() => undefined);
+      if (!name.endsWith('.msg')) continue;
+      const record = await this.read(name.slice(0, -4)).catch(() => undefined);
       if (record) records.push(record);
     }
     return records;
   }
 
-  #eml(id: string): string {
-    return join(this.messages, `${id}.eml`);
+  #msg(id: string): string {
+    return join(this.messages, `${id}.msg`);
   }
 
-  #json(id: string): string {
-    return join(this.messages, `${id}.json`);
+  #state(id: string): string {
+    return join(this.messages, `${id}.state`);
+  }
+}
+
+/** The record as JSON followed by the trailer that says where it starts. */
+function withTrailer(record: StoredMessage, recordOffset: number): Buffer {
+  const json = Buffer.from(JSON.stringify(record));
+  const trailer = Buffer.from(`\n${String(recordOffset).padStart(TRAILER_LENGTH - 1, '0')}`);
+  return Buffer.concat([json, trailer]);
+}
+
+/** Reads the record appended to a .msg file (see withTrailer). */
+async function recordInMessage(path: string): Promise<StoredMessage> {
+  const file = await open(path, 'r');
+  try {
+    const { size } = await file.stat();
+    if (size < TRAILER_LENGTH) throw new Error('no record trailer');
+    const trailer = Buffer.alloc(TRAILER_LENGTH);
+    await file.read(trailer, 0, TRAILER_LENGTH, size - TRAILER_LENGTH);
+    const text = trailer.toString('latin1');
+    const offset = Number(text.slice(1));
+    if (text[0] !== '\n' || !/^\d+$/.test(text.slice(1)) || offset >= size - TRAILER_LENGTH) throw new Error('bad record trailer');
+    const json = Buffer.alloc(size - TRAILER_LENGTH - offset);
+    await file.read(json, 0, json.length, offset);
+    return JSON.parse(json.toString('utf8')) as StoredMessage;
+  } finally {
+    await file.close();
   }
 }
