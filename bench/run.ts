@@ -80,7 +80,11 @@ async function main(): Promise<void> {
       log('');
       log(formatReport(summary, systems));
       log('');
-      log(`50 MiB message into petrel-spool: RSS grew ${(memoryCheck.growth / 2 ** 20).toFixed(1)} MiB (peak ${(memoryCheck.peakRss / 2 ** 20).toFixed(0)} MiB, before ${(memoryCheck.before / 2 ** 20).toFixed(0)} MiB), reply: ${memoryCheck.reply}`);
+      const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+      log(
+        `50 MiB message into petrel-spool: RSS grew ${mib(memoryCheck.growth)} MiB (first message of the process: ${mib(memoryCheck.firstGrowth)} MiB; ` +
+          `peak ${mib(memoryCheck.peakRss)} MiB), reply: ${memoryCheck.reply}`,
+      );
     }
   } finally {
     await Promise.all([...running.values()].map((server) => server.stop()));
