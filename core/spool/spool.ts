@@ -25,6 +25,8 @@ export class Spool {
   readonly directory: string;
   /** Files received and still open for writing, until the queue takes them or they are discarded. */
   readonly #open = new Map<string, FileHandle>();
+  /** Files a queue took over: they are the queue's now, discard() leaves them alone. */
+  readonly #taken = new Set<string>();
 
   constructor(dataDir: string) {
     this.directory = join(dataDir, 'spool', 'incoming');
@@ -81,13 +83,19 @@ export class Spool {
    */
   takeHandle(path: string): FileHandle | undefined {
     const handle = this.#open.get(path);
-    this.#open.delete(path);
+    if (handle) {
+      this.#open.delete(path);
+      this.#taken.add(path);
+    }
     return handle;
   }
 
-  /** Closes and removes a spooled file; a file the queue already took is not an error. */
+  /** Closes and removes a spooled file, unless a queue took it over (then it is the queue's). */
   async discard(path: string): Promise<void> {
-    await this.takeHandle(path)?.close().catch(() => undefined);
+    if (this.#taken.delete(path)) return;
+    const handle = this.#open.get(path);
+    this.#open.delete(path);
+    await handle?.close().catch(() => undefined);
     await unlink(path).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
     });

@@ -41,12 +41,14 @@ export async function writeAndRename(tmpPath: string, finalPath: string, data: s
 export class DirectorySyncer {
   #running: Promise<void> | undefined;
   #next: Promise<void> | undefined;
+  /** Kept open between syncs: opening the directory for every fsync would double the cost. */
+  #handle: Promise<FileHandle> | undefined;
 
   constructor(readonly directory: string) {}
 
   sync(): Promise<void> {
     if (this.#running === undefined) {
-      this.#running = fsyncDirectory(this.directory).finally(() => {
+      this.#running = this.#fsync().finally(() => {
         this.#running = undefined;
       });
       return this.#running;
@@ -61,6 +63,26 @@ export class DirectorySyncer {
   #startQueued(): Promise<void> {
     this.#next = undefined;
     return this.sync();
+  }
+
+  async #fsync(): Promise<void> {
+    this.#handle ??= open(this.directory, 'r');
+    try {
+      await (await this.#handle).sync();
+    } catch (error) {
+      // Reopen next time (the directory may have been replaced).
+      const handle = this.#handle;
+      this.#handle = undefined;
+      await handle.then((h) => h.close()).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Releases the directory descriptor. */
+  async close(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    await handle?.then((h) => h.close()).catch(() => undefined);
   }
 }
 

@@ -97,6 +97,7 @@ export default class SpoolQueue implements Queue {
 
   async close(): Promise<void> {
     this.#started = false;
+    await this.#files.close();
     await this.#lock.release();
   }
 

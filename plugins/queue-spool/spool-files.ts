@@ -82,6 +82,11 @@ export class SpoolFiles {
     }
   }
 
+  /** Releases the descriptors kept open (the messages/ directory). */
+  close(): Promise<void> {
+    return this.#syncer.close();
+  }
+
   /** Replaces the current record atomically (temp file, fsync, rename). */
   async write(record: StoredMessage): Promise<void> {
     await writeAndRename(join(this.#tmp, `${record.id}.state`), this.#state(record.id), JSON.stringify(record));
