@@ -18,7 +18,8 @@ import { runSmtpSource, smtpSourceAvailable } from './load/smtp-source.js';
 import { checkLargeMessageMemory } from './large-message.js';
 import { formatReport, summarize, type RunRecord, type Scenario } from './report.js';
 import type { ServerProcess } from './systems/server-process.js';
-import { bareSmtpServer, petrelSpool, type SystemSpec } from './systems/systems.js';
+import { bareSmtpServer, petrelRedis, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
+import { deleteKeys } from './redis-cleanup.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
   const generatorName = values.generator ?? (smtpSourceAvailable() ? 'smtp-source' : 'node');
   const generate = generatorName === 'smtp-source' ? runSmtpSource : runNodeLoad;
   const rounds = Number(values.rounds);
-  const systems: SystemSpec[] = [bareSmtpServer, petrelSpool];
+  const systems: SystemSpec[] = [bareSmtpServer, petrelSpool, petrelRedis];
   const workDir = mkdtempSync(join(tmpdir(), 'petrel-bench-'));
   const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
   log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
@@ -89,6 +90,7 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all([...running.values()].map((server) => server.stop()));
     rmSync(workDir, { recursive: true, force: true });
+    await deleteKeys(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_BENCH_PREFIX);
   }
 }
 

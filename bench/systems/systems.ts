@@ -25,7 +25,7 @@ export const bareSmtpServer: SystemSpec = {
 
 /**
  * Petrel with the shipped mta.config.yaml, changed only where a benchmark
- * must: its own data directory and a free port for the MX listener.
+ * must: its own data directory and free ports (several run side by side).
  */
 export function petrelShipped(name: string, description: string, change: (config: Record<string, any>) => void = () => undefined): SystemSpec {
   return {
@@ -35,6 +35,7 @@ export function petrelShipped(name: string, description: string, change: (config
       const config = parse(readFileSync(join(process.cwd(), 'mta.config.yaml'), 'utf8')) as Record<string, any>;
       config.server.dataDir = join(workDir, `${name}-data`);
       for (const listener of config.listeners) listener.port = 0;
+      if (config.admin) config.admin.port = 0;
       change(config);
       const file = join(workDir, `${name}.yaml`);
       writeFileSync(file, stringify(config));
@@ -52,7 +53,27 @@ export function petrelShipped(name: string, description: string, change: (config
   };
 }
 
-/** The shipped profile; the size limit is raised so the 50 MiB memory check can be accepted. */
-export const petrelSpool = petrelShipped('petrel-spool', 'Petrel, shipped MX profile, accepting into queue-spool (fsync before 250)', (config) => {
+/**
+ * What the accept benchmarks change in the shipped profile: the size limit is
+ * raised so the 50 MiB memory check is accepted, and delivery is off so the
+ * figures are for acceptance alone (relaying is its own scenario).
+ */
+function acceptOnly(config: Record<string, any>): void {
   config.limits = { ...config.limits, messageSize: '64MiB' };
+  config.delivery = { ...config.delivery, enabled: false };
+}
+
+export const petrelSpool = petrelShipped('petrel-spool', 'Petrel, shipped MX profile, accepting into queue-spool (fsync before 250)', acceptOnly);
+
+/** Where the Redis benchmark keeps its keys; removed when the run ends. */
+export const REDIS_BENCH_PREFIX = `petrel-bench:${process.pid}:`;
+
+/**
+ * The same profile with queue-redis on the Redis at REDIS_URL (default
+ * 127.0.0.1:6379), under a key prefix of its own that is removed afterwards.
+ */
+export const petrelRedis = petrelShipped('petrel-redis', 'Petrel, shipped MX profile, accepting into queue-redis', (config) => {
+  acceptOnly(config);
+  config.redis = { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: REDIS_BENCH_PREFIX };
+  config.plugins = config.plugins.map((entry: { name?: string }) => (entry.name === 'queue-spool' ? { name: 'queue-redis' } : entry));
 });
