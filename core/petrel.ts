@@ -24,7 +24,7 @@ import { Metrics } from './metrics/metrics.js';
 import { makePaths, type Paths } from './paths.js';
 import { PluginHost, type PreviousPlugins } from './plugins/plugin-host.js';
 import type { Queue } from './queue/contract.js';
-import { createRedisClient, type RedisClient } from './redis/redis-client.js';
+import type { RedisClient } from './redis/redis-client.js';
 import { SmtpListener } from './smtp/smtp-listener.js';
 import { loadTlsMaterial, type TlsMaterial } from './smtp/tls-material.js';
 import { Spool } from './spool/spool.js';
@@ -99,6 +99,8 @@ export class Petrel {
     base.registerInstance(TOKENS.Metrics, metrics);
     let redis: RedisClient | undefined;
     if (config.redis) {
+      // ioredis is loaded only when Redis is configured (it is ~25 MiB of memory otherwise unused).
+      const { createRedisClient } = await import('./redis/redis-client.js');
       redis = createRedisClient(config.redis);
       redis.on('error', (error: Error) => {
         metrics.redisErrors.inc();

@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import selfsigned from 'selfsigned';
+import { createRequire } from 'node:module';
 import type { TlsConfig } from '../config/schema.js';
 import { PetrelError } from '../errors.js';
 import type { Paths } from '../paths.js';
@@ -73,6 +73,8 @@ async function selfSignedPair(directory: string, hostname: string): Promise<{ ke
 
 /** A self-signed RSA certificate for `hostname`, localhost and 127.0.0.1 (node-forge; takes a second or two). */
 export function generateSelfSigned(hostname: string): { key: Buffer; cert: Buffer } {
+  // Loaded only here: node-forge is ~10 MiB of memory a server that has real certificates never needs.
+  const selfsigned = createRequire(import.meta.url)('selfsigned') as typeof import('selfsigned');
   const pems = selfsigned.generate([{ name: 'commonName', value: hostname }], {
     keySize: 2048,
     days: 825,
