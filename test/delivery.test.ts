@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { fixturePlugin } from './fixtures/paths.js';
+import { queueEmpty } from './harness/eventually.js';
 import { parseMime, type ParsedMessage } from './harness/mime-parts.js';
 import { SinkServer, type SinkMessage, type SinkOptions } from './harness/sink-server.js';
 import { sampleMessage } from './harness/smtp-client.js';
@@ -61,14 +62,6 @@ async function send(server: TestServer, to: string[], options: { from?: string; 
   const reply = await client.command('.', /^250 /);
   await client.quit();
   return /queued as (\S+)/.exec(reply.raw)![1];
-}
-
-async function queueEmpty(server: TestServer, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await server.petrel.queue.list()).length > 0) {
-    if (Date.now() > deadline) throw new Error(`queue not empty after ${timeoutMs} ms: ${JSON.stringify(await server.petrel.queue.list())}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 function reportsTo(sink: SinkServer, address: string): SinkMessage[] {

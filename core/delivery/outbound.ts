@@ -150,6 +150,16 @@ export const results = {
   bounced(address: string, reply: DeliveryReply): RecipientResult {
     return { address, status: 'bounced', reply };
   },
+  /**
+   * The result a server's reply means: delivered for 2xx, bounced for 5xx,
+   * deferred for anything else (a reply without a usable code is deferred
+   * as 451, so a garbled answer never bounces mail).
+   */
+  fromReply(address: string, reply: DeliveryReply): RecipientResult {
+    if (reply.code >= 200 && reply.code < 300) return { address, status: 'delivered', reply };
+    if (reply.code >= 500 && reply.code < 600) return { address, status: 'bounced', reply };
+    return { address, status: 'deferred', reply: reply.code >= 400 && reply.code < 500 ? reply : { ...reply, code: 451 } };
+  },
 };
 
 const REPLY_LINE = /^([245]\d\d)[ -]?(?:([245]\.\d{1,3}\.\d{1,3})\s+)?(.*)$/s;

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 
 /** A reply the sink gives instead of accepting: `{ code: 550, text: '5.1.1 No such user' }`. */
 export interface SinkReply {
@@ -19,6 +19,14 @@ export interface SinkMessage {
   readonly helo: string;
   /** When the last byte of DATA arrived. */
   readonly receivedAt: number;
+  /** The connection was TLS (STARTTLS or implicit). */
+  readonly secure: boolean;
+  /** The login, when the client authenticated. */
+  readonly user?: string;
+  /** MAIL FROM carried REQUIRETLS. */
+  readonly requireTls: boolean;
+  /** Which connection of this sink carried it (from 1), to tell reuse from new connections. */
+  readonly connection: number;
 }
 
 export interface SinkOptions {
@@ -26,6 +34,18 @@ export interface SinkOptions {
   readonly rcpt?: (address: string, count: number) => SinkReply | undefined;
   /** Decides the end of DATA for the whole message; undefined accepts. May take its time (a slow server). */
   readonly data?: (message: Omit<SinkMessage, 'receivedAt'>) => SinkReply | undefined | Promise<SinkReply | undefined>;
+  /** Refuses connections with this greeting instead of 220 (a busy or hostile server). */
+  readonly greeting?: SinkReply;
+  /** Offers STARTTLS with this certificate; with `implicitTls`, speaks TLS from the first byte. `maxVersion` makes handshakes fail for clients that insist on more. */
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer; readonly maxVersion?: 'TLSv1.2' };
+  readonly implicitTls?: boolean;
+  /** Requires AUTH (PLAIN or LOGIN) with this login before MAIL. */
+  readonly auth?: { readonly user: string; readonly password: string };
+  /** Speaks LMTP: LHLO, and one reply per recipient after DATA, decided by `lmtpReply` (undefined accepts). */
+  readonly lmtp?: boolean;
+  readonly lmtpReply?: (address: string) => SinkReply | undefined;
+  /** Hides REQUIRETLS from EHLO (smtp-server offers it on TLS connections). */
+  readonly hideRequireTls?: boolean;
 }
 
 /**
@@ -35,6 +55,8 @@ export interface SinkOptions {
  */
 export class SinkServer {
   readonly messages: SinkMessage[] = [];
+  /** Connections accepted so far (including refused ones). */
+  connections = 0;
   readonly #rcptCounts = new Map<string, number>();
   #waiters: (() => void)[] = [];
 
@@ -45,12 +67,29 @@ export class SinkServer {
 
   static async start(options: SinkOptions = {}): Promise<SinkServer> {
     let sink: SinkServer | undefined;
+    const connectionOf = new WeakMap<SMTPServerSession, number>();
+    const disabled = [...(options.tls && !options.implicitTls ? [] : ['STARTTLS']), ...(options.auth ? [] : ['AUTH'])];
     const server = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS', 'AUTH'],
+      authOptional: !options.auth,
+      disabledCommands: disabled,
       hideDSN: false,
       logger: false,
       size: 0,
+      lmtp: options.lmtp === true,
+      secure: options.implicitTls === true,
+      hideREQUIRETLS: options.hideRequireTls === true,
+      ...(options.tls ? { key: options.tls.key, cert: options.tls.cert, ...(options.tls.maxVersion ? { maxVersion: options.tls.maxVersion } : {}) } : {}),
+      ...(options.auth ? { authMethods: ['PLAIN', 'LOGIN'] } : {}),
+      onConnect(session: SMTPServerSession, done: (error?: Error | null) => void) {
+        sink!.connections++;
+        connectionOf.set(session, sink!.connections);
+        done(options.greeting ? replyError(options.greeting) : null);
+      },
+      onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, done: (error: Error | null | undefined, response?: { user: string }) => void) {
+        const expected = options.auth;
+        if (expected && auth.username === expected.user && auth.password === expected.password) return done(null, { user: auth.username });
+        done(Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 }));
+      },
       onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, done: (error?: Error | null) => void) {
         const key = address.address.toLowerCase();
         const count = (sink!.#rcptCounts.get(key) ?? 0) + 1;
@@ -72,9 +111,21 @@ export class SinkServer {
             dsn: Object.fromEntries(session.envelope.rcptTo.map((r) => [r.address, (r as SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } }).dsn ?? {}])),
             envelopeDsn: envelope.dsn,
             helo: session.hostNameAppearsAs ?? '',
+            secure: session.secure === true,
+            ...(typeof session.user === 'string' ? { user: session.user } : {}),
+            requireTls: (session.envelope as { requireTLS?: boolean }).requireTLS === true,
+            connection: connectionOf.get(session) ?? 0,
           };
           Promise.resolve(options.data?.(message)).then((reply) => {
             if (reply) return done(replyError(reply));
+            if (options.lmtp) {
+              // One reply per recipient; the message is kept for those accepted.
+              const replies = message.to.map((address) => options.lmtpReply?.(address));
+              const accepted = message.to.filter((_address, i) => replies[i] === undefined);
+              if (accepted.length > 0) sink!.messages.push({ ...message, to: accepted, receivedAt });
+              sink!.#wake();
+              return done(null, replies.map((reply) => (reply ? replyError(reply) : 'OK: delivered')) as never);
+            }
             sink!.messages.push({ ...message, receivedAt });
             sink!.#wake();
             done();
