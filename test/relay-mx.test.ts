@@ -4,14 +4,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { testCertificate } from './harness/certificates.js';
-import { eventually, queueEmpty } from './harness/eventually.js';
+import { afterFirstAttempt, eventually, queueEmpty } from './harness/eventually.js';
 import { parseMime } from './harness/mime-parts.js';
 import { MxWorld } from './harness/mx-world.js';
 import type { SinkMessage } from './harness/sink-server.js';
 import { sampleMessage } from './harness/smtp-client.js';
 import { tempDir } from './harness/temp-dir.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
-import type { QueuedMessage } from '../core/queue/contract.js';
 
 /**
  * relay-mx end to end: mail goes in over SMTP, and out through relay-mx to
@@ -61,16 +60,6 @@ async function send(server: TestServer, to: string[], options: { subject?: strin
   const reply = await client.command('.', /^250 /);
   await client.quit();
   return /queued as (\S+)/.exec(reply.raw)![1];
-}
-
-/** The message once its first delivery attempt is recorded. */
-async function afterFirstAttempt(server: TestServer, id: string): Promise<QueuedMessage> {
-  return eventually(async () => {
-    const message = await server.petrel.queue.inspect(id);
-    return message && message.attempts >= 1 ? message : undefined;
-  }, `the first delivery attempt of ${id}`).catch(async (error: Error) => {
-    throw new Error(`${error.message}: ${JSON.stringify(await server.petrel.queue.inspect(id))}\n${server.logs.lines.filter((l) => l.qid === id || l.level === 'warn' || l.level === 'error').map((l) => JSON.stringify(l)).join('\n')}`);
-  });
 }
 
 function dsnStatus(report: SinkMessage): Promise<string> {

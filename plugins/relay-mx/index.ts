@@ -7,10 +7,10 @@ import type { PetrelConfig } from '../../core/config/schema.js';
 import { duration, port } from '../../core/config/units.js';
 import { TOKENS } from '../../core/di/tokens.js';
 import { domainOf } from '../../core/delivery/outbound-hooks.js';
-import { results, type Delivery, type RecipientResult } from '../../core/delivery/outbound.js';
+import type { Delivery, RecipientResult } from '../../core/delivery/outbound.js';
 import { ConnectionPool } from '../../core/delivery/smtp-client/connection-pool.js';
-import { DeliveryFailure } from '../../core/delivery/smtp-client/delivery-failure.js';
-import { limitsOf, poolOptions } from '../../core/delivery/smtp-client/pool-options.js';
+import { poolOptions } from '../../core/delivery/smtp-client/pool-options.js';
+import { sendPooled } from '../../core/delivery/smtp-client/pooled-send.js';
 import type { SmtpSession } from '../../core/delivery/smtp-client/smtp-session.js';
 import type { DnsResolver } from '../../core/dns/resolver.js';
 import type { HookRegistrar } from '../../core/hooks/registry.js';
@@ -109,7 +109,7 @@ export default class RelayMx {
     @inject(TOKENS.Config) config: PetrelConfig,
     @inject(TOKENS.Paths) paths: Paths,
     @inject(TOKENS.Dns) private readonly dns: DnsResolver,
-    @inject(TOKENS.Logger) private readonly log: Logger,
+    @inject(TOKENS.Logger) log: Logger,
   ) {
     this.#policies = new PolicyCache(join(paths.dataDir, opts.mtaSts.cacheFile), log);
     this.#mtaSts = new MtaSts(this.#policies, dns, !opts.allowLocalDestinations, log);
@@ -155,24 +155,11 @@ export default class RelayMx {
     return answers;
   }
 
-  async #deliverTo(domain: string, recipients: readonly QueuedRecipient[], delivery: Delivery): Promise<RecipientResult[]> {
-    const addresses = recipients.map((r) => r.address);
+  #deliverTo(domain: string, recipients: readonly QueuedRecipient[], delivery: Delivery): Promise<RecipientResult[]> {
     const requireTls = delivery.message.envelope.requireTls;
     // A connection set up for ordinary mail may lack what a REQUIRETLS message needs: separate pools.
     const key = requireTls ? `${domain} requiretls` : domain;
-    const limits = limitsOf(delivery);
-    let session: SmtpSession;
-    try {
-      session = await this.#pool.acquire(key, () => this.#open(domain, requireTls, delivery), limits, delivery.signal);
-    } catch (error) {
-      if (error instanceof DeliveryFailure) return error.resultsFor(addresses);
-      if (delivery.signal.aborted) throw error;
-      delivery.log.error({ err: error, domain }, `relay-mx could not connect for ${domain}: ${(error as Error).message}`);
-      return addresses.map((address) => results.deferred(address, { code: 451, enhanced: '4.3.0', text: 'local error connecting to the MX, will retry' }));
-    }
-    const answers = await session.send(delivery, recipients);
-    this.#pool.release(key, session, limits);
-    return answers;
+    return sendPooled(this.#pool, key, () => this.#open(domain, requireTls, delivery), delivery, recipients);
   }
 
   /** A new session for `domain`: its MX hosts, its MTA-STS policy, the first MX that takes us. */

@@ -46,12 +46,17 @@ export interface SinkOptions {
   readonly lmtpReply?: (address: string) => SinkReply | undefined;
   /** Hides REQUIRETLS from EHLO (smtp-server offers it on TLS connections). */
   readonly hideRequireTls?: boolean;
+  /** Listens on this Unix socket instead of 127.0.0.1 (`port` is then 0). */
+  readonly path?: string;
 }
 
 /**
  * A local stand-in for a remote mail host: a real SMTP server on
  * 127.0.0.1, port 0, that keeps what it accepts in memory and answers RCPT
  * and DATA as a test scripts it (451 twice then 250, 550 for one address).
+ * It can also play a busy server (a 421 greeting), offer STARTTLS or speak
+ * TLS from the start, require AUTH (a smarthost), or be an LMTP server with
+ * one reply per recipient, on TCP or a Unix socket.
  */
 export class SinkServer {
   readonly messages: SinkMessage[] = [];
@@ -134,8 +139,9 @@ export class SinkServer {
       },
     });
     server.on('error', () => undefined);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    sink = new SinkServer(server, (server.server.address() as AddressInfo).port);
+    if (options.path) await new Promise<void>((resolve) => server.listen(options.path, resolve));
+    else await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    sink = new SinkServer(server, options.path ? 0 : (server.server.address() as AddressInfo).port);
     return sink;
   }
 

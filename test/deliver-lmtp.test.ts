@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { afterFirstAttempt } from './harness/eventually.js';
+import { SinkServer, type SinkOptions } from './harness/sink-server.js';
+import { sampleMessage } from './harness/smtp-client.js';
+import { tempDir } from './harness/temp-dir.js';
+import { startTestServer, type TestServer } from './harness/test-server.js';
+
+/**
+ * deliver-lmtp against an LMTP sink (smtp-server in LMTP mode): one reply
+ * per recipient after DATA, each honoured on its own.
+ */
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+});
+
+async function lmtpServer(options: SinkOptions): Promise<SinkServer> {
+  const sink = await SinkServer.start({ lmtp: true, ...options });
+  cleanups.push(() => sink.close());
+  return sink;
+}
+
+async function petrel(lmtp: Record<string, unknown>): Promise<TestServer> {
+  const server = await startTestServer({
+    server: { localDomains: ['mail.test'] },
+    delivery: { retry: ['1h'], delayWarningAfter: 0 },
+    plugins: [{ name: 'relay-access' }, { name: 'queue-spool' }, { name: 'deliver-lmtp', options: lmtp }],
+  });
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+async function send(server: TestServer, to: string[]): Promise<string> {
+  const client = await server.client();
+  const reply = await client.sendMail('someone@example.org', to, sampleMessage({ to: to.join(', '), subject: 'for the mailboxes' }));
+  await client.quit();
+  return /queued as (\S+)/.exec(reply.raw)![1];
+}
+
+describe('deliver-lmtp', () => {
+  it('honours the reply for each recipient after DATA: one delivered, one refused, one over quota', async () => {
+    const sink = await lmtpServer({
+      lmtpReply: (address) =>
+        address.startsWith('ghost@') ? { code: 550, text: '5.1.1 <ghost@mail.test> User doesn\'t exist' } : address.startsWith('full@') ? { code: 452, text: '4.2.2 Mailbox full' } : undefined,
+    });
+    const server = await petrel({ host: '127.0.0.1', port: sink.port });
+    const id = await send(server, ['alice@mail.test', 'ghost@mail.test', 'full@mail.test']);
+    await sink.waitUntil((messages) => messages.length === 1);
+    assert.deepEqual(sink.messages[0].to, ['alice@mail.test'], 'the sink kept the message for the accepted recipient only');
+    assert.match(sink.messages[0].data.toString(), /^Subject: for the mailboxes/m);
+    const message = await afterFirstAttempt(server, id);
+    const byAddress = Object.fromEntries(message.recipients.map((r) => [r.address, r]));
+    assert.equal(byAddress['alice@mail.test'].status, 'delivered');
+    assert.equal(byAddress['ghost@mail.test'].status, 'bounced');
+    assert.match(byAddress['ghost@mail.test'].lastReply ?? '', /^550 5\.1\.1 /);
+    assert.equal(byAddress['full@mail.test'].status, 'deferred');
+    assert.match(byAddress['full@mail.test'].lastReply ?? '', /^452 4\.2\.2 Mailbox full/);
+  });
+
+  it('talks to an LMTP server on a Unix socket', async () => {
+    const dir = tempDir();
+    cleanups.push(async () => dir.remove());
+    const sink = await lmtpServer({ path: join(dir.path, 'lmtp') });
+    const server = await petrel({ socket: join(dir.path, 'lmtp') });
+    await send(server, ['bob@mail.test']);
+    await sink.waitUntil((messages) => messages.length === 1);
+    assert.deepEqual(sink.messages[0].to, ['bob@mail.test']);
+  });
+
+  it('defers everyone when the LMTP server is not there', async () => {
+    const dir = tempDir();
+    cleanups.push(async () => dir.remove());
+    const server = await petrel({ socket: join(dir.path, 'missing') });
+    const id = await send(server, ['carol@mail.test']);
+    const message = await afterFirstAttempt(server, id);
+    assert.equal(message.recipients[0].status, 'deferred');
+    assert.match(message.recipients[0].lastReply ?? '', /^451 4\.4\.1 connect to .*missing failed: .*ENOENT/);
+  });
+});
