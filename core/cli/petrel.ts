@@ -6,6 +6,7 @@ import { PetrelError } from '../errors.js';
 import { checkConfigCommand } from './commands/check-config.js';
 import { reloadCommand } from './commands/reload.js';
 import { configCommand } from './commands/config.js';
+import { dkimCommand } from './commands/dkim.js';
 import { limitsCommand } from './commands/limits.js';
 import { queueCommand } from './commands/queue.js';
 import { startCommand } from './commands/start.js';
@@ -34,6 +35,8 @@ commands:
                          (the users file of the auth-file plugin; --users-file FILE names another)
   limits show VALUE [RULE]   rate-limit counters VALUE (an IP, address, domain, user) is a key of [--json]
   limits reset VALUE [RULE]  forget those counters (lift a limit now)
+  dkim keygen --domain D --selector S [--algo ed25519|rsa] [--bits N] [--out FILE] [--force]
+                         make a DKIM key for dkim-sign; prints the DNS record to publish
 
 options:
   -c, --config FILE      config file (default: $PETREL_CONFIG or ./mta.config.yaml)
@@ -64,6 +67,11 @@ async function main(argv: string[]): Promise<number> {
       'users-file': { type: 'string' },
       'older-than': { type: 'string' },
       all: { type: 'boolean' },
+      selector: { type: 'string' },
+      algo: { type: 'string' },
+      bits: { type: 'string' },
+      out: { type: 'string' },
+      force: { type: 'boolean' },
     },
   });
   const [command, ...args] = positionals;
@@ -93,6 +101,8 @@ async function main(argv: string[]): Promise<number> {
       return userCommand(context);
     case 'limits':
       return limitsCommand(context);
+    case 'dkim':
+      return dkimCommand(context);
     default:
       process.stderr.write(`petrel: unknown command "${command}"\n\n${USAGE}`);
       return 2;

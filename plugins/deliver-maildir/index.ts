@@ -1,0 +1,114 @@
+import { join, resolve } from 'node:path';
+import { inject, injectable } from 'tsyringe';
+import { z } from 'zod';
+import { TOKENS } from '../../core/di/tokens.js';
+import { results, type Delivery, type DeliveryReply, type RecipientResult } from '../../core/delivery/outbound.js';
+import type { HookRegistrar } from '../../core/hooks/registry.js';
+import type { Paths } from '../../core/paths.js';
+import type { PluginMeta } from '../../core/plugins/contract.js';
+import type { QueuedRecipient } from '../../core/queue/contract.js';
+import { MailboxMap, mailboxPathProblem, type MailboxTarget } from './mailbox-map.js';
+import { MaildirWriter, NoSuchMailbox } from './maildir-writer.js';
+
+const mailboxPath = z.string().min(1).superRefine((path, ctx) => {
+  const problem = mailboxPathProblem(path.replaceAll('{local}', 'user').replaceAll('{domain}', 'example.org'));
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+export const options = z.strictObject({
+  directory: z.string().min(1).default('maildir').describe('the maildir root, relative to server.dataDir'),
+  mailbox: mailboxPath
+    .default('{local}')
+    .describe('the mailbox directory of an address under the root: {local} (one local domain) or {domain}/{local} (several)'),
+  mailboxes: z
+    .record(z.string().min(1), mailboxPath)
+    .default({})
+    .describe('address, @domain or local part → mailbox, before the template: aliases and catch-alls'),
+  subaddressSeparator: z.string().max(1).default('+').describe('alice+tag@ is alice@; empty turns it off'),
+  subaddressFolders: z.boolean().default(false).describe('deliver alice+tag@ into the Maildir++ folder .tag of alice (created on demand) instead of her inbox'),
+  createMailboxes: z.boolean().default(true).describe('create missing maildirs; off, mail for an address without one bounces (550 5.1.1)'),
+  lineEndings: z.enum(['crlf', 'lf']).default('crlf').describe('crlf stores the message byte for byte as received; lf converts to Unix line ends'),
+  fileMode: z
+    .string()
+    .regex(/^0?[0-7]{3}$/, 'an octal mode like 0600')
+    .default('0600')
+    .transform((mode) => Number.parseInt(mode, 8))
+    .describe('permissions of message files'),
+});
+
+type Options = z.output<typeof options>;
+
+/**
+ * Local delivery into maildirs: each recipient gets the message, with
+ * `Return-Path:` and `Delivered-To:` in front, as a new file in its
+ * mailbox's `new/` (maildir-writer.ts: tmp → fsync → rename → fsync). Which
+ * mailbox an address means is mailbox-map.ts. A full disk or quota defers;
+ * a missing mailbox bounces only when mailboxes are not created on demand.
+ * See README.md.
+ */
+@injectable()
+export default class DeliverMaildir {
+  static readonly meta: PluginMeta = {
+    name: 'deliver-maildir',
+    version: '1.0.0',
+    description: 'local delivery into maildirs (tmp → new with fsync), address → mailbox mapping, +tag handling',
+  };
+  static readonly options = options;
+
+  readonly #root: string;
+  readonly #mailboxes: MailboxMap;
+  readonly #writer: MaildirWriter;
+
+  constructor(
+    @inject(TOKENS.PluginOptions) opts: Options,
+    @inject(TOKENS.Paths) paths: Paths,
+  ) {
+    this.#root = resolve(paths.dataDir, opts.directory);
+    this.#mailboxes = new MailboxMap({
+      template: opts.mailbox,
+      mailboxes: opts.mailboxes,
+      separator: opts.subaddressSeparator,
+      folders: opts.subaddressFolders,
+    });
+    this.#writer = new MaildirWriter({ create: opts.createMailboxes, lineEndings: opts.lineEndings, fileMode: opts.fileMode });
+  }
+
+  register(hooks: HookRegistrar): void {
+    hooks.on('deliver', (delivery) => this.deliver(delivery));
+  }
+
+  async deliver(delivery: Delivery): Promise<RecipientResult[]> {
+    const answers: RecipientResult[] = [];
+    for (const recipient of delivery.recipients) answers.push(await this.#deliverOne(delivery, recipient));
+    return answers;
+  }
+
+  async #deliverOne(delivery: Delivery, recipient: QueuedRecipient): Promise<RecipientResult> {
+    const target = this.#mailboxes.targetOf(recipient.address);
+    if (!target) return results.bounced(recipient.address, { code: 550, enhanced: '5.1.3', text: `<${recipient.address}>: not a mailbox address` });
+    const header = `Return-Path: <${delivery.message.envelope.from}>\r\nDelivered-To: ${recipient.address}\r\n`;
+    try {
+      const file = await this.#writer.deliver(join(this.#root, target.mailbox), target.folder, header, await delivery.open());
+      delivery.log.debug({ rcpt: recipient.address, file }, 'stored in maildir');
+      return results.delivered(recipient.address, { code: 250, enhanced: '2.0.0', text: `delivered to mailbox ${describe(target)}` });
+    } catch (error) {
+      const reply = failureReply(error, recipient.address);
+      if (reply.code >= 500) return results.bounced(recipient.address, reply);
+      delivery.log.error({ rcpt: recipient.address, mailbox: target.mailbox, err: error }, `maildir delivery failed: ${(error as Error).message}`);
+      return results.deferred(recipient.address, reply);
+    }
+  }
+}
+
+function describe(target: MailboxTarget): string {
+  return target.folder ? `${target.mailbox}/${target.folder}` : target.mailbox;
+}
+
+/** A missing mailbox is the sender's problem (bounce); a full or broken disk is ours (retry). */
+function failureReply(error: unknown, address: string): DeliveryReply {
+  if (error instanceof NoSuchMailbox) return { code: 550, enhanced: '5.1.1', text: `<${address}>: no such mailbox` };
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EDQUOT') return { code: 452, enhanced: '4.2.2', text: `<${address}>: mailbox full (quota)` };
+  if (code === 'ENOSPC') return { code: 452, enhanced: '4.3.1', text: 'mail system full, will retry' };
+  return { code: 451, enhanced: '4.3.0', text: `local error writing the mailbox, will retry${code ? ` (${code})` : ''}` };
+}
