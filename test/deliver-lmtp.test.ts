@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { sendRequireTls, startTlsListener } from './fixtures/require-tls.js';
 import { afterFirstAttempt } from './harness/eventually.js';
 import { SinkServer, type SinkOptions } from './harness/sink-server.js';
 import { sampleMessage } from './harness/smtp-client.js';
@@ -23,8 +24,9 @@ async function lmtpServer(options: SinkOptions): Promise<SinkServer> {
   return sink;
 }
 
-async function petrel(lmtp: Record<string, unknown>): Promise<TestServer> {
+async function petrel(lmtp: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<TestServer> {
   const server = await startTestServer({
+    ...extra,
     server: { localDomains: ['mail.test'] },
     delivery: { retry: ['1h'], delayWarningAfter: 0 },
     plugins: [{ name: 'relay-access' }, { name: 'queue-spool' }, { name: 'deliver-lmtp', options: lmtp }],
@@ -68,6 +70,14 @@ describe('deliver-lmtp', () => {
     await send(server, ['bob@mail.test']);
     await sink.waitUntil((messages) => messages.length === 1);
     assert.deepEqual(sink.messages[0].to, ['bob@mail.test']);
+  });
+
+  it('delivers a REQUIRETLS message: LMTP is final delivery, not a relay hop that must offer REQUIRETLS', async () => {
+    const sink = await lmtpServer({});
+    const server = await petrel({ host: '127.0.0.1', port: sink.port }, startTlsListener());
+    await sendRequireTls(server, 'someone@example.org', 'dora@mail.test');
+    await sink.waitUntil((messages) => messages.length === 1);
+    assert.equal(sink.messages[0].requireTls, false);
   });
 
   it('defers everyone when the LMTP server is not there', async () => {

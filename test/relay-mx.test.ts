@@ -3,6 +3,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { sendRequireTls, startTlsListener } from './fixtures/require-tls.js';
 import { testCertificate } from './harness/certificates.js';
 import { afterFirstAttempt, eventually, queueEmpty } from './harness/eventually.js';
 import { parseMime } from './harness/mime-parts.js';
@@ -275,27 +276,6 @@ describe('relay-mx', () => {
   });
 
   describe('REQUIRETLS (RFC 8689)', () => {
-    async function tlsPetrel(made: MxWorld, relayMx: Record<string, unknown>): Promise<TestServer> {
-      const own = testCertificate('mx.petrel.test');
-      return petrel(made, relayMx, {
-        tls: { cert: own.certFile, key: own.keyFile },
-        listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'starttls' }],
-      });
-    }
-
-    async function sendRequireTls(server: TestServer, to: string): Promise<string> {
-      const client = await server.client();
-      await client.startTls({ rejectUnauthorized: false });
-      await client.command('EHLO client.example.test');
-      await client.command(`MAIL FROM:<${SENDER}> REQUIRETLS`);
-      await client.command(`RCPT TO:<${to}>`);
-      await client.command('DATA', /^354 /);
-      client.write(sampleMessage({ from: SENDER, to, subject: 'needs TLS all the way' }));
-      const reply = await client.command('.', /^250 /);
-      await client.quit();
-      return /queued as (\S+)/.exec(reply.raw)![1];
-    }
-
     it('goes only to an MX with a valid certificate that offers REQUIRETLS, and bounces (5.7.30) otherwise', async () => {
       const { world: made, origin } = await world();
       const certificate = testCertificate('mx.secure.test');
@@ -303,11 +283,11 @@ describe('relay-mx', () => {
       const lacking = await made.host('mx.lacking.test', { tls: testCertificate('mx.lacking.test'), hideRequireTls: true });
       made.domain('secure.test', [['mx.secure.test', 10]]);
       made.domain('lacking.test', [['mx.lacking.test', 10]]);
-      const server = await tlsPetrel(made, { tls: { ca: [certificate.certFile, testCertificate('mx.lacking.test').certFile] } });
-      await sendRequireTls(server, 'lena@secure.test');
+      const server = await petrel(made, { tls: { ca: [certificate.certFile, testCertificate('mx.lacking.test').certFile] } }, startTlsListener());
+      await sendRequireTls(server, SENDER, 'lena@secure.test');
       await secure.waitUntil((messages) => messages.length === 1);
       assert.equal(secure.messages[0].requireTls, true, 'REQUIRETLS was passed on');
-      await sendRequireTls(server, 'mike@lacking.test');
+      await sendRequireTls(server, SENDER, 'mike@lacking.test');
       await origin.waitUntil((messages) => messages.some((m) => m.from === ''));
       assert.match(await dsnStatus(origin.messages.find((m) => m.from === '')!), /Status: 5\.7\.30/);
       assert.equal(lacking.messages.length, 0);

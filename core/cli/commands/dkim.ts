@@ -46,7 +46,9 @@ export async function dkimCommand(context: CliContext): Promise<number> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   await writeFile(file, key.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
 
-  const keyFile = relative(process.cwd(), file).startsWith('..') ? file : `./${relative(process.cwd(), file)}`;
+  // dkim-sign reads keyFile relative to the config file.
+  const fromConfig = relative(dirname(resolve(context.configFile)), file);
+  const keyFile = fromConfig.startsWith('..') ? file : `./${fromConfig}`;
   context.out(`wrote ${file} (${algo}${algo === 'rsa' ? `, ${bits} bits` : ''})`);
   context.out('');
   context.out('Publish this DNS record:');

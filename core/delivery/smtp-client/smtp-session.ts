@@ -21,6 +21,8 @@ export class SmtpSession {
     private readonly connection: SMTPConnection,
     /** How the server is named in replies, logs and DSNs (Remote-MTA). */
     readonly remoteMta: string,
+    /** LMTP is final delivery: REQUIRETLS (RFC 8689) governs relaying and is not passed on. */
+    private readonly lmtp: boolean,
   ) {
     const dead = () => {
       this.#alive = false;
@@ -55,7 +57,7 @@ export class SmtpSession {
         resolve();
       });
     });
-    return new SmtpSession(connection, remoteMta);
+    return new SmtpSession(connection, remoteMta, options.lmtp === true);
   }
 
   /** Logs in (smarthosts); rejects with an EAUTH error carrying the server's reply. */
@@ -121,7 +123,7 @@ export class SmtpSession {
 
   async #transaction(delivery: Delivery, group: readonly QueuedRecipient[]): Promise<RecipientResult[]> {
     const addresses = group.map((r) => r.address);
-    const envelope = envelopeOf(delivery, group);
+    const envelope = envelopeOf(delivery, group, !this.lmtp);
     this.#transactions++;
     const abort = () => this.connection.close();
     delivery.signal.addEventListener('abort', abort, { once: true });
@@ -152,7 +154,7 @@ export class SmtpSession {
 }
 
 /** MAIL FROM and RCPT TO parameters for one transaction. */
-function envelopeOf(delivery: Delivery, group: readonly QueuedRecipient[]): SMTPEnvelope {
+function envelopeOf(delivery: Delivery, group: readonly QueuedRecipient[], relaying: boolean): SMTPEnvelope {
   const { envelope, size } = delivery.message;
   const orcpts = new Set(group.map((r) => r.orcpt));
   const dsn = {
@@ -168,7 +170,7 @@ function envelopeOf(delivery: Delivery, group: readonly QueuedRecipient[]): SMTP
     to: group.map((r) => r.address),
     size,
     use8BitMime: envelope.bodyType !== '7bit',
-    requireTLSExtensionEnabled: envelope.requireTls,
+    requireTLSExtensionEnabled: relaying && envelope.requireTls,
     ...(hasDsn ? { dsn } : {}),
   };
 }
