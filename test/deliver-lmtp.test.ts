@@ -77,6 +77,7 @@ describe('deliver-lmtp', () => {
     const server = await petrel({ host: '127.0.0.1', port: sink.port }, startTlsListener());
     await sendRequireTls(server, 'someone@example.org', 'dora@mail.test');
     await sink.waitUntil((messages) => messages.length === 1);
+    assert.deepEqual(sink.messages[0].to, ['dora@mail.test'], 'the message itself, not a bounce of it');
     assert.equal(sink.messages[0].requireTls, false);
   });
 
