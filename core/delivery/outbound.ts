@@ -5,7 +5,8 @@ import type { MessageHeaders } from '../spool/message-headers.js';
 
 /**
  * The contract between the delivery scheduler and the plugins that route,
- * transform and deliver mail (relay-mx, smarthost, lmtp, maildir, dkim-sign).
+ * transform and deliver mail (relay-mx, relay-smarthost, deliver-lmtp,
+ * deliver-maildir, dkim-sign, routing).
  * docs/hooks.md ("Outbound hooks") is the prose version; the hook names and
  * handler signatures are in core/hooks/catalogue.ts.
  *
@@ -23,7 +24,7 @@ export type OutboundMessage = QueuedMessage;
 export interface Route {
   /**
    * The delivery target: the `meta.name` of the plugin whose `deliver`
-   * handler sends this group (`relay-mx`, `smarthost`, `lmtp`). Undefined
+   * handler sends this group (`relay-mx`, `relay-smarthost`, `deliver-lmtp`). Undefined
    * means "the first delivery plugin in config order".
    */
   readonly target?: string;
@@ -31,7 +32,7 @@ export interface Route {
    * What recipients are grouped and throttled by: recipients of one message
    * with the same target and destination go out in one `deliver` call, and
    * `delivery.concurrency.perDestination` limits parallel deliveries per
-   * destination. Usually the recipient domain, or `host:port` of a smarthost.
+   * destination. Usually the recipient domain, or a fixed name for a smarthost.
    */
   readonly destination: string;
   /** Anything the target needs from the router (a smarthost name, an LMTP socket). */
