@@ -52,17 +52,17 @@ describe('deliver-maildir', () => {
     assert.match(name, new RegExp(`^\\d+\\.M\\d+P${process.pid}Q\\d+\\.[^/]+,S=${Buffer.byteLength(stored)}$`), 'a unique maildir name with its size');
   });
 
-  it('maps addresses to mailboxes: +tags, aliases, catch-alls, per-domain directories', async () => {
+  it('maps addresses to mailboxes: +tags, aliases, catch-alls, per-domain directories, bare postmaster', async () => {
     const server = await petrel({
       mailbox: '{domain}/{local}',
       mailboxes: { 'postmaster@localhost': 'localhost/alice', '@other.test': 'other.test/catchall' },
       subaddressFolders: true,
     });
-    await send(server, ['alice+lists@localhost', 'postmaster@localhost', 'whoever@other.test', 'Bob@LOCALHOST']);
+    await send(server, ['alice+lists@localhost', 'postmaster', 'whoever@other.test', 'Bob@LOCALHOST']);
     const root = join(server.dataDir, 'maildir');
     await waitForMail(join(root, 'localhost', 'alice', '.lists'));
     assert.ok(existsSync(join(root, 'localhost', 'alice', '.lists', 'maildirfolder')), 'a Maildir++ folder');
-    assert.match((await waitForMail(join(root, 'localhost', 'alice')))[0], /^Return-Path: <sender@example\.org>\r\nDelivered-To: postmaster@localhost\r\n/);
+    assert.match((await waitForMail(join(root, 'localhost', 'alice')))[0], /^Return-Path: <sender@example\.org>\r\nDelivered-To: postmaster\r\n/, 'a bare postmaster (RFC 5321 4.5.1) is the first local domain’s');
     assert.equal((await waitForMail(join(root, 'other.test', 'catchall'))).length, 1);
     assert.equal((await waitForMail(join(root, 'localhost', 'bob'))).length, 1, 'case does not matter');
   });

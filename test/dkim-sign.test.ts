@@ -126,6 +126,15 @@ describe('dkim-sign', () => {
     assert.ok(!/^DKIM-Signature:/im.test(unsigned));
   });
 
+  it('refuses to start with a key file it cannot use, saying which and how to make one', async () => {
+    const dir = tempDir();
+    cleanups.push(async () => dir.remove());
+    await assert.rejects(
+      setup(dir.path, [{ domain: 'petrel.test', selector: 's1', keyFile: join(dir.path, 'missing.key') }]),
+      /dkim-sign: cannot read the DKIM key for petrel\.test \(selector s1\) at .*missing\.key: ENOENT; create one with: npx petrel dkim keygen --domain petrel\.test --selector s1/,
+    );
+  });
+
   it('produces the RFC 8463 body hash with the RFC key, and a signature its DNS record verifies', async () => {
     const dir = tempDir();
     cleanups.push(async () => dir.remove());

@@ -81,6 +81,7 @@ describe('routing', () => {
     assert.deepEqual(route('a@xn--bcher-kva.example'), { target: 'deliver-maildir', destination: 'xn--bcher-kva.example' });
     assert.deepEqual(route('a@x.sub.test'), { target: 'lmtp', destination: 'x.sub.test' });
     assert.deepEqual(route('a@sub.test'), { target: 'smarthost', destination: 'sub.test' });
+    assert.deepEqual(route('postmaster'), { target: 'deliver-maildir', destination: 'petrel.test' }, 'RFC 5321 4.5.1: our own postmaster');
     const partial = new Routing(Routing.options.parse({ routes: [{ domains: ['only.test'], target: 'lmtp' }] }), config);
     assert.equal(partial.route({ address: 'a@elsewhere.test' } as QueuedRecipient), undefined, 'no opinion: the scheduler picks the first target');
   });

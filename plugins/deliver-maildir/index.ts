@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { inject, injectable } from 'tsyringe';
 import { z } from 'zod';
+import type { PetrelConfig } from '../../core/config/schema.js';
 import { TOKENS } from '../../core/di/tokens.js';
 import { results, type Delivery, type DeliveryReply, type RecipientResult } from '../../core/delivery/outbound.js';
 import type { HookRegistrar } from '../../core/hooks/registry.js';
@@ -58,11 +59,15 @@ export default class DeliverMaildir {
   readonly #root: string;
   readonly #mailboxes: MailboxMap;
   readonly #writer: MaildirWriter;
+  /** A bare `postmaster` (RFC 5321 4.5.1) is the postmaster of the first local domain (or of our hostname). */
+  readonly #ownDomain: string;
 
   constructor(
     @inject(TOKENS.PluginOptions) opts: Options,
     @inject(TOKENS.Paths) paths: Paths,
+    @inject(TOKENS.Config) config: PetrelConfig,
   ) {
+    this.#ownDomain = config.server.localDomains[0] ?? config.server.hostname;
     this.#root = resolve(paths.dataDir, opts.directory);
     this.#mailboxes = new MailboxMap({
       template: opts.mailbox,
@@ -84,7 +89,8 @@ export default class DeliverMaildir {
   }
 
   async #deliverOne(delivery: Delivery, recipient: QueuedRecipient): Promise<RecipientResult> {
-    const target = this.#mailboxes.targetOf(recipient.address);
+    const address = recipient.address.includes('@') ? recipient.address : `${recipient.address}@${this.#ownDomain}`;
+    const target = this.#mailboxes.targetOf(address);
     if (!target) return results.bounced(recipient.address, { code: 550, enhanced: '5.1.3', text: `<${recipient.address}>: not a mailbox address` });
     const header = `Return-Path: <${delivery.message.envelope.from}>\r\nDelivered-To: ${recipient.address}\r\n`;
     try {

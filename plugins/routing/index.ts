@@ -61,11 +61,14 @@ export default class Routing {
   static readonly options = options;
 
   readonly #routes: CompiledRoute[] = [];
+  /** Where a bare `postmaster` (RFC 5321 4.5.1) belongs: the first local domain, or our hostname. */
+  readonly #ownDomain: string;
 
   constructor(@inject(TOKENS.PluginOptions) opts: Options, @inject(TOKENS.Config) config: PetrelConfig) {
+    this.#ownDomain = asciiDomain(config.server.localDomains[0] ?? config.server.hostname);
     if (opts.local) {
       const local = new Set(config.server.localDomains.map(asciiDomain));
-      this.#routes.push({ matches: (domain) => local.has(domain), target: opts.local });
+      this.#routes.push({ matches: (domain) => local.has(domain) || domain === this.#ownDomain, target: opts.local });
     }
     for (const route of opts.routes) {
       this.#routes.push({ matches: domainMatcher(route.domains), target: route.target, ...(route.destination ? { destination: route.destination } : {}) });
@@ -78,7 +81,7 @@ export default class Routing {
   }
 
   route(recipient: QueuedRecipient): Route | undefined {
-    const domain = asciiDomain(domainOf(recipient.address));
+    const domain = asciiDomain(domainOf(recipient.address)) || this.#ownDomain;
     const route = this.#routes.find((candidate) => candidate.matches(domain));
     if (!route) return undefined;
     return { target: route.target, destination: route.destination ?? domain };

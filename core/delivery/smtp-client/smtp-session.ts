@@ -4,6 +4,9 @@ import type { QueuedRecipient } from '../../queue/contract.js';
 import { parseReply, results, type Delivery, type DeliveryReply, type RecipientResult } from '../outbound.js';
 import { transactionFailure, type SmtpClientError } from './client-errors.js';
 
+/** How long a server may take to answer QUIT before the socket is closed anyway. */
+const QUIT_WAIT_MS = 5_000;
+
 /**
  * One open SMTP or LMTP connection to one server, as delivery targets use
  * it: opened (greeting, EHLO/LHLO, STARTTLS, AUTH) once, then any number of
@@ -114,10 +117,16 @@ export class SmtpSession {
     return new Promise<boolean>((resolve) => this.connection.reset((error) => resolve(!error)));
   }
 
-  /** QUIT when the connection is healthy, else just close it. */
+  /** QUIT when the connection is healthy (closed anyway if the server does not answer it soon), else just close it. */
   close(): void {
-    if (this.usable) this.connection.quit();
-    else this.connection.close();
+    if (this.usable) {
+      this.connection.quit();
+      const hangup = setTimeout(() => this.connection.close(), QUIT_WAIT_MS);
+      hangup.unref();
+      this.connection.once('end', () => clearTimeout(hangup));
+    } else {
+      this.connection.close();
+    }
     this.#alive = false;
   }
 
