@@ -13,10 +13,12 @@ import { startTestServer } from './harness/test-server.js';
 
 type PluginEntry = { name: string; enabled?: boolean; options?: Record<string, unknown> };
 
+/** The shipped file as a config object, every listener (the admin one too) on port 0. */
 function shippedConfig(): { config: Record<string, unknown>; plugins: PluginEntry[]; listeners: Record<string, unknown>[] } {
-  const config = parse(readFileSync(join(process.cwd(), 'mta.config.yaml'), 'utf8')) as Record<string, unknown>;
-  const listeners = (config.listeners as Record<string, unknown>[]).map((listener) => ({ ...listener, port: 0 }));
-  return { config, plugins: config.plugins as PluginEntry[], listeners };
+  const shipped = parse(readFileSync(join(process.cwd(), 'mta.config.yaml'), 'utf8')) as Record<string, unknown>;
+  const config = shipped.admin ? { ...shipped, admin: { ...(shipped.admin as object), port: 0 } } : shipped;
+  const listeners = (shipped.listeners as Record<string, unknown>[]).map((listener) => ({ ...listener, port: 0 }));
+  return { config, plugins: shipped.plugins as PluginEntry[], listeners };
 }
 
 describe('the shipped mta.config.yaml', () => {
