@@ -54,6 +54,15 @@ export type {
   RouteOutcome,
 } from './delivery/outbound.js';
 export { formatReply, parseReply, results } from './delivery/outbound.js';
+export { SmtpSession } from './delivery/smtp-client/smtp-session.js';
+export { ConnectionPool } from './delivery/smtp-client/connection-pool.js';
+export type { PoolLimits, PooledConnection } from './delivery/smtp-client/connection-pool.js';
+export { sendPooled } from './delivery/smtp-client/pooled-send.js';
+export { poolOptions } from './delivery/smtp-client/pool-options.js';
+export type { DeliveryLimits } from './delivery/smtp-client/pool-options.js';
+export { DeliveryFailure } from './delivery/smtp-client/delivery-failure.js';
+export { connectFailure, transactionFailure } from './delivery/smtp-client/client-errors.js';
+export type { SmtpClientError } from './delivery/smtp-client/client-errors.js';
 export { stateOf } from './queue/contract.js';
 export type { PetrelConfig } from './config/schema.js';
 export { ConfigError } from './config/config-error.js';
