@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection, { type SMTPConnectionAuth, type SMTPConnectionOptions, type SMTPConnectionSendInfo, type SMTPEnvelope } from 'nodemailer/lib/smtp-connection';
 import type { QueuedRecipient } from '../../queue/contract.js';
@@ -133,11 +134,18 @@ export class SmtpSession {
   async #transaction(delivery: Delivery, group: readonly QueuedRecipient[]): Promise<RecipientResult[]> {
     const addresses = group.map((r) => r.address);
     const envelope = envelopeOf(delivery, group, !this.lmtp);
+    let stream: Readable;
+    try {
+      stream = await delivery.open();
+    } catch (error) {
+      // Nothing was sent: the session stays good for the next transaction.
+      const reply: DeliveryReply = { code: 451, enhanced: '4.3.0', text: `local error reading the message: ${(error as Error).message}` };
+      return addresses.map((address) => results.deferred(address, reply));
+    }
     this.#transactions++;
     const abort = () => this.connection.close();
     delivery.signal.addEventListener('abort', abort, { once: true });
     try {
-      const stream = await delivery.open();
       const info = await new Promise<SMTPConnectionSendInfo>((resolve, reject) => {
         this.connection.send(envelope, stream, (error, sent) => {
           if (error) {
