@@ -135,7 +135,7 @@ describe('dkim-sign', () => {
     );
   });
 
-  it('produces the RFC 8463 body hash with the RFC key, and a signature its DNS record verifies', async () => {
+  it('produces the RFC 8463 body hash with the RFC key, signs the configured headers, and its DNS record verifies', async () => {
     const dir = tempDir();
     cleanups.push(async () => dir.remove());
     // The RFC's Ed25519 private key is a 32-byte seed; PKCS#8 wraps it with a fixed prefix.
@@ -143,13 +143,18 @@ describe('dkim-sign', () => {
     const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
     const keyFile = join(dir.path, 'brisbane.key');
     writeFileSync(keyFile, createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string);
-    const made = await setup(dir.path, [{ domain: 'football.example.com', selector: 'brisbane', keyFile }], { origins: { networks: ['127.0.0.0/8'] } });
+    const made = await setup(dir.path, [{ domain: 'football.example.com', selector: 'brisbane', keyFile }], {
+      origins: { networks: ['127.0.0.0/8'] },
+      headers: ['From', 'To', 'Subject', 'Date', 'Message-ID'],
+    });
     made.world.dns.set('brisbane._domainkey.football.example.com', { TXT: [['v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=']] });
     const rfcMessage = readFileSync(new URL('../../test/fixtures/dkim-rfc8463/signed.eml', import.meta.url), 'utf8').replace(/^DKIM-Signature:[^]*?\r?\n(?=[^ \t])/gm, '');
     const signed = await deliver(made, rfcMessage, false);
     const signature = headerFields(signed)[0];
     assert.match(signature, /d=football\.example\.com;/);
     assert.match(signature, /bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;/, 'the body went out unchanged: the RFC body hash');
+    const signedHeaders = /;h=([^;]+);/.exec(signature.replace(/\s+/g, ''))![1].toLowerCase().split(':').sort();
+    assert.deepEqual(signedHeaders, ['date', 'from', 'message-id', 'subject', 'to'], 'the configured header list');
     const { dkim } = await verify(made.world, signed);
     assert.equal(dkim.results[0].status.result, 'pass');
   });
