@@ -14,6 +14,8 @@ export interface RunRecord {
   readonly messagesPerSecond: number;
   readonly cpuPerThousand: number;
   readonly peakRss: number;
+  /** Relaying systems: seconds from the last 250 until the sink had every message. */
+  readonly drainSeconds?: number;
 }
 
 export interface SummaryRow {
@@ -28,6 +30,8 @@ export interface SummaryRow {
   readonly peakRss: number;
   /** Peak RSS over the baseline's peak in the same scenario. */
   readonly rssRatio: number;
+  /** Relaying systems: the longest wait after the last 250 until the sink had everything. */
+  readonly drainSeconds?: number;
 }
 
 function median(values: number[]): number {
@@ -59,6 +63,7 @@ export function summarize(records: readonly RunRecord[], systems: readonly strin
         cpuPerThousand: median(runs.map((r) => r.cpuPerThousand)),
         peakRss,
         rssRatio: peakRss / basePeak,
+        drainSeconds: runs.some((r) => r.drainSeconds !== undefined) ? Math.max(...runs.map((r) => r.drainSeconds ?? 0)) : undefined,
       });
     }
   }
@@ -66,7 +71,7 @@ export function summarize(records: readonly RunRecord[], systems: readonly strin
 }
 
 export function formatReport(rows: readonly SummaryRow[], systems: readonly SystemSpec[]): string {
-  const header = ['scenario', 'system', 'msg/s median', 'min', 'max', 'vs bare', 'cpu s/1000', 'peak RSS', 'RSS vs bare'];
+  const header = ['scenario', 'system', 'msg/s median', 'min', 'max', 'vs bare', 'cpu s/1000', 'peak RSS', 'RSS vs bare', 'sink has all'];
   const body = rows.map((row) => [
     row.scenario,
     row.system,
@@ -77,6 +82,7 @@ export function formatReport(rows: readonly SummaryRow[], systems: readonly Syst
     row.cpuPerThousand.toFixed(2),
     `${(row.peakRss / 2 ** 20).toFixed(0)} MiB`,
     `${row.rssRatio.toFixed(2)}×`,
+    row.drainSeconds === undefined ? '' : `+${row.drainSeconds.toFixed(2)} s`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');

@@ -18,7 +18,8 @@ import { runSmtpSource, smtpSourceAvailable } from './load/smtp-source.js';
 import { checkLargeMessageMemory } from './large-message.js';
 import { formatReport, summarize, type RunRecord, type Scenario } from './report.js';
 import type { ServerProcess } from './systems/server-process.js';
-import { bareSmtpServer, petrelRedis, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
+import { bareSmtpServer, petrelRedis, petrelRelay, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
+import { Sink } from './sink.js';
 import { deleteKeys } from './redis-cleanup.js';
 
 const { values } = parseArgs({
@@ -51,25 +52,26 @@ async function main(): Promise<void> {
   const generatorName = values.generator ?? (smtpSourceAvailable() ? 'smtp-source' : 'node');
   const generate = generatorName === 'smtp-source' ? runSmtpSource : runNodeLoad;
   const rounds = Number(values.rounds);
-  const systems: SystemSpec[] = [bareSmtpServer, petrelSpool, petrelRedis];
+  const systems: SystemSpec[] = [bareSmtpServer, petrelSpool, petrelRedis, petrelRelay];
   const workDir = mkdtempSync(join(tmpdir(), 'petrel-bench-'));
   const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
   log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
   log(`load generator: ${generatorName}; new connection per message; ${rounds} alternated rounds`);
   const running = new Map<string, ServerProcess>();
   const records: RunRecord[] = [];
+  const sink = await Sink.start();
   try {
-    for (const system of systems) running.set(system.name, await system.start(workDir));
+    for (const system of systems) running.set(system.name, await system.start(workDir, sink.port));
     const plan = scenarios();
     for (const scenario of plan) {
       log(`scenario ${scenario.id}: ${scenario.messages} messages of ${scenario.size} bytes, ${scenario.concurrency} clients, ${scenario.recipients} recipients`);
-      await warmUp(generate, running, scenario);
+      for (const system of systems) await run(generate, running, system, sink, { ...scenario, messages: Math.min(200, scenario.messages) });
       for (let round = 0; round < rounds; round++) {
         for (const system of systems) {
-          const server = running.get(system.name) as ServerProcess;
-          const record = await measure(generate, server, scenario);
+          const record = await run(generate, running, system, sink, scenario);
           records.push(record);
-          log(`  ${system.name.padEnd(14)} ${record.messagesPerSecond.toFixed(0).padStart(6)} msg/s  cpu ${record.cpuPerThousand.toFixed(2)} s/1000  peak ${(record.peakRss / 2 ** 20).toFixed(0)} MiB`);
+          const drain = record.drainSeconds === undefined ? '' : `  sink has all ${record.drainSeconds.toFixed(2)} s after the last 250`;
+          log(`  ${system.name.padEnd(14)} ${record.messagesPerSecond.toFixed(0).padStart(6)} msg/s  cpu ${record.cpuPerThousand.toFixed(2)} s/1000  peak ${(record.peakRss / 2 ** 20).toFixed(0)} MiB${drain}`);
         }
       }
     }
@@ -89,34 +91,47 @@ async function main(): Promise<void> {
     }
   } finally {
     await Promise.all([...running.values()].map((server) => server.stop()));
+    await sink.stop();
     rmSync(workDir, { recursive: true, force: true });
     await deleteKeys(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_BENCH_PREFIX);
   }
 }
 
-/** A short unmeasured run per system, so JIT warm-up and first-use costs stay out of the figures. */
-async function warmUp(generate: (o: LoadOptions) => Promise<LoadResult>, running: Map<string, ServerProcess>, scenario: Scenario): Promise<void> {
-  for (const server of running.values()) {
-    await generate(loadOptions(server.port, { ...scenario, messages: Math.min(200, scenario.messages) }));
-  }
-}
-
-async function measure(generate: (o: LoadOptions) => Promise<LoadResult>, server: ServerProcess, scenario: Scenario): Promise<RunRecord> {
+/**
+ * One measured run of `scenario` against `system`. For a relaying system the
+ * clock stops when the sink has every message, not at the last 250, and the
+ * gap between the two is recorded.
+ */
+async function run(
+  generate: (o: LoadOptions) => Promise<LoadResult>,
+  running: Map<string, ServerProcess>,
+  system: SystemSpec,
+  sink: Sink,
+  scenario: Scenario,
+): Promise<RunRecord> {
+  const server = running.get(system.name) as ServerProcess;
   server.resetPeak();
   const cpuBefore = server.cpu();
-  const result = await generate(loadOptions(server.port, scenario));
-  const cpu = server.cpu() - cpuBefore;
+  const sinkBefore = sink.count;
+  const started = performance.now();
+  const options = loadOptions(server.port, scenario, system.relays ? 'user@relay.test' : 'postmaster@localhost');
+  const result = await generate(options);
   if (result.failed > 0) throw new Error(`${server.name}: ${result.failed} messages failed in ${scenario.id}`);
+  const lastAck = performance.now();
+  if (system.relays) await sink.waitFor(sinkBefore + scenario.messages, 300_000);
+  const done = performance.now();
+  const cpu = server.cpu() - cpuBefore;
   return {
     system: server.name,
     scenario: scenario.id,
-    messagesPerSecond: scenario.messages / result.seconds,
+    messagesPerSecond: scenario.messages / ((done - started) / 1000),
     cpuPerThousand: (cpu / scenario.messages) * 1000,
     peakRss: server.memory().peakRss,
+    drainSeconds: system.relays ? (done - lastAck) / 1000 : undefined,
   };
 }
 
-function loadOptions(port: number, scenario: Scenario): LoadOptions {
+function loadOptions(port: number, scenario: Scenario, to: string): LoadOptions {
   return {
     host: '127.0.0.1',
     port,
@@ -126,7 +141,7 @@ function loadOptions(port: number, scenario: Scenario): LoadOptions {
     recipients: scenario.recipients,
     reuse: false,
     from: 'loadgen@bench.test',
-    to: 'postmaster@localhost',
+    to,
   };
 }
 

@@ -16,11 +16,20 @@ export class ServerProcess {
     args: string[],
     private readonly portFrom: (line: string) => number | undefined,
     env: NodeJS.ProcessEnv = {},
+    /** Called with every stdout line (the sink reports its count this way). */
+    private readonly onLine?: (line: string) => void,
   ) {
     this.#child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let partial = '';
     const onData = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      if (this.onLine) {
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) this.onLine(line);
+      }
       // Keep only the tail: a busy server's log would otherwise fill memory.
-      this.#output = (this.#output + chunk.toString('utf8')).slice(-64 * 1024);
+      this.#output = (this.#output + text).slice(-64 * 1024);
       if (this.#port === undefined) {
         for (const line of this.#output.split('\n')) {
           const port = this.portFrom(line);

@@ -7,7 +7,9 @@ export interface SystemSpec {
   /** Short label used in tables. */
   readonly name: string;
   readonly description: string;
-  start(workDir: string): Promise<ServerProcess>;
+  /** Relaying systems pass every message on to the sink; the others keep it. */
+  readonly relays?: boolean;
+  start(workDir: string, sinkPort: number): Promise<ServerProcess>;
 }
 
 const NODE = join(process.cwd(), 'node_modules', '.bin', 'node');
@@ -27,16 +29,22 @@ export const bareSmtpServer: SystemSpec = {
  * Petrel with the shipped mta.config.yaml, changed only where a benchmark
  * must: its own data directory and free ports (several run side by side).
  */
-export function petrelShipped(name: string, description: string, change: (config: Record<string, any>) => void = () => undefined): SystemSpec {
+export function petrelShipped(
+  name: string,
+  description: string,
+  change: (config: Record<string, any>, sinkPort: number) => void = () => undefined,
+  relays = false,
+): SystemSpec {
   return {
     name,
     description,
-    start: async (workDir) => {
+    relays,
+    start: async (workDir, sinkPort) => {
       const config = parse(readFileSync(join(process.cwd(), 'mta.config.yaml'), 'utf8')) as Record<string, any>;
       config.server.dataDir = join(workDir, `${name}-data`);
       for (const listener of config.listeners) listener.port = 0;
       if (config.admin) config.admin.port = 0;
-      change(config);
+      change(config, sinkPort);
       const file = join(workDir, `${name}.yaml`);
       writeFileSync(file, stringify(config));
       const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
@@ -77,3 +85,22 @@ export const petrelRedis = petrelShipped('petrel-redis', 'Petrel, shipped MX pro
   config.redis = { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: REDIS_BENCH_PREFIX };
   config.plugins = config.plugins.map((entry: { name?: string }) => (entry.name === 'queue-spool' ? { name: 'queue-redis' } : entry));
 });
+
+/**
+ * The shipped profile relaying: loopback is a relay network, and every
+ * non-local recipient goes through relay-smarthost to the sink (a stand-in
+ * for the Internet). Accept → queue → deliver, all measured.
+ */
+export const petrelRelay = petrelShipped(
+  'petrel-relay',
+  'Petrel, shipped profile relaying every message to the sink (accept, queue-spool, deliver)',
+  (config, sinkPort) => {
+    config.plugins = config.plugins.flatMap((entry: { name?: string; options?: Record<string, unknown> }) => {
+      if (entry.name === 'relay-access') return [{ ...entry, options: { ...entry.options, relayNetworks: ['127.0.0.0/8'] } }];
+      if (entry.name === 'routing') return [{ ...entry, options: { ...entry.options, default: 'relay-smarthost' } }];
+      if (entry.name === 'relay-mx') return [{ name: 'relay-smarthost', options: { host: '127.0.0.1', port: sinkPort, tls: 'none' } }];
+      return [entry];
+    });
+  },
+  true,
+);
