@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { ServerProcess } from './systems/server-process.js';
+import type { RunningSystem } from './systems/server-process.js';
 
 const SIZE = 50 * 1024 * 1024;
 
@@ -20,7 +20,7 @@ export interface LargeMessageMemory {
  * too); what shows whether the body is held in memory is the second one,
  * which reuses that memory: it must grow by a few MiB at most.
  */
-export async function checkLargeMessageMemory(server: ServerProcess): Promise<LargeMessageMemory> {
+export async function checkLargeMessageMemory(server: RunningSystem): Promise<LargeMessageMemory> {
   const measure = async () => {
     server.resetPeak();
     const before = server.memory().rss;

@@ -17,7 +17,8 @@ import type { LoadOptions, LoadResult } from './load/load-options.js';
 import { runSmtpSource, smtpSourceAvailable } from './load/smtp-source.js';
 import { checkLargeMessageMemory } from './large-message.js';
 import { formatReport, summarize, type RunRecord, type Scenario } from './report.js';
-import type { ServerProcess } from './systems/server-process.js';
+import type { RunningSystem } from './systems/server-process.js';
+import { postfixAvailable, postfixPeer } from './systems/postfix.js';
 import { bareSmtpServer, petrelRedis, petrelRelay, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
 import { Sink } from './sink.js';
 import { deleteKeys } from './redis-cleanup.js';
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     generator: { type: 'string' },
     only: { type: 'string' },
+    peers: { type: 'boolean', default: false },
   },
 });
 
@@ -53,11 +55,15 @@ async function main(): Promise<void> {
   const generate = generatorName === 'smtp-source' ? runSmtpSource : runNodeLoad;
   const rounds = Number(values.rounds);
   const systems: SystemSpec[] = [bareSmtpServer, petrelSpool, petrelRedis, petrelRelay];
+  if (values.peers) {
+    if (postfixAvailable()) systems.push(postfixPeer);
+    else process.stderr.write('--peers: Postfix is not installed (apt-get install postfix, then stop its daemon) or we are not root; skipping it\n');
+  }
   const workDir = mkdtempSync(join(tmpdir(), 'petrel-bench-'));
   const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
   log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
   log(`load generator: ${generatorName}; new connection per message; ${rounds} alternated rounds`);
-  const running = new Map<string, ServerProcess>();
+  const running = new Map<string, RunningSystem>();
   const records: RunRecord[] = [];
   const sink = await Sink.start();
   try {
@@ -75,7 +81,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    const memoryCheck = await checkLargeMessageMemory(running.get('petrel-spool') as ServerProcess);
+    const memoryCheck = await checkLargeMessageMemory(running.get('petrel-spool') as RunningSystem);
     const summary = summarize(records, systems.map((s) => s.name), 'bare');
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ generator: generatorName, rounds, systems: systems.map((s) => ({ name: s.name, description: s.description })), summary, memoryCheck, records }, null, 2)}\n`);
@@ -104,12 +110,12 @@ async function main(): Promise<void> {
  */
 async function run(
   generate: (o: LoadOptions) => Promise<LoadResult>,
-  running: Map<string, ServerProcess>,
+  running: Map<string, RunningSystem>,
   system: SystemSpec,
   sink: Sink,
   scenario: Scenario,
 ): Promise<RunRecord> {
-  const server = running.get(system.name) as ServerProcess;
+  const server = running.get(system.name) as RunningSystem;
   server.resetPeak();
   const cpuBefore = server.cpu();
   const sinkBefore = sink.count;

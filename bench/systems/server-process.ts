@@ -1,11 +1,22 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpuSeconds, memory, resetPeakRss } from '../process-stats.js';
 
+/** What the benchmark needs from a running system under test. */
+export interface RunningSystem {
+  readonly name: string;
+  readonly port: number;
+  /** CPU seconds used so far. */
+  cpu(): number;
+  memory(): { rss: number; peakRss: number };
+  resetPeak(): void;
+  stop(): Promise<void>;
+}
+
 /**
  * One system under test, running as its own process so its CPU time and
  * memory are its own. `portFrom` reads the listening port off a stdout line.
  */
-export class ServerProcess {
+export class ServerProcess implements RunningSystem {
   readonly #child: ChildProcess;
   #output = '';
   #port: number | undefined;

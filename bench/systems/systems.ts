@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { ServerProcess } from './server-process.js';
+import { ServerProcess, type RunningSystem } from './server-process.js';
 
 export interface SystemSpec {
   /** Short label used in tables. */
@@ -9,7 +9,7 @@ export interface SystemSpec {
   readonly description: string;
   /** Relaying systems pass every message on to the sink; the others keep it. */
   readonly relays?: boolean;
-  start(workDir: string, sinkPort: number): Promise<ServerProcess>;
+  start(workDir: string, sinkPort: number): Promise<RunningSystem>;
 }
 
 const NODE = join(process.cwd(), 'node_modules', '.bin', 'node');
