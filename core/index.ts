@@ -44,6 +44,7 @@ export type {
   DeferredVerdict,
   DeliveredEvent,
   Delivery,
+  DeliveryLimits,
   DeliveryOutcome,
   DeliveryReply,
   OutboundMessage,
@@ -59,7 +60,6 @@ export { ConnectionPool } from './delivery/smtp-client/connection-pool.js';
 export type { PoolLimits, PooledConnection } from './delivery/smtp-client/connection-pool.js';
 export { sendPooled } from './delivery/smtp-client/pooled-send.js';
 export { poolOptions } from './delivery/smtp-client/pool-options.js';
-export type { DeliveryLimits } from './delivery/smtp-client/pool-options.js';
 export { DeliveryFailure } from './delivery/smtp-client/delivery-failure.js';
 export { connectFailure, transactionFailure } from './delivery/smtp-client/client-errors.js';
 export type { SmtpClientError } from './delivery/smtp-client/client-errors.js';

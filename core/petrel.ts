@@ -366,6 +366,7 @@ export class Petrel {
       clock,
       log: this.logger.child({ component: 'delivery' }),
       metrics: this.metrics,
+      redis: this.#redis,
     });
     this.#scheduler.start();
   }

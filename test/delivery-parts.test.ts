@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DestinationSlots } from '../core/delivery/destination-slots.js';
 import { formatReply, parseReply } from '../core/delivery/outbound.js';
 import { RetrySchedule } from '../core/delivery/retry-schedule.js';
 
@@ -41,35 +40,5 @@ describe('reply parsing', () => {
   it('formats a reply the way the queue stores it', () => {
     assert.equal(formatReply({ code: 451, enhanced: '4.4.1', text: 'no answer' }), '451 4.4.1 no answer');
     assert.equal(formatReply({ code: 250, text: 'ok' }), '250 ok');
-  });
-});
-
-describe('destination slots', () => {
-  it('lets perDestination deliveries run per destination and hands slots on in order', async () => {
-    const slots = new DestinationSlots(2);
-    const a1 = await slots.acquire('a');
-    await slots.acquire('a');
-    const other = await slots.acquire('b');
-    assert.equal(slots.inUse('a'), 2);
-    const order: string[] = [];
-    const third = slots.acquire('a').then((release) => {
-      order.push('third');
-      return release;
-    });
-    const fourth = slots.acquire('a').then((release) => {
-      order.push('fourth');
-      return release;
-    });
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(order, [], 'both wait while two run');
-    a1();
-    a1(); // releasing twice frees one slot only
-    const releaseThird = await third;
-    assert.deepEqual(order, ['third']);
-    releaseThird();
-    (await fourth)();
-    assert.deepEqual(order, ['third', 'fourth']);
-    other();
-    assert.equal(slots.inUse('b'), 0);
   });
 });

@@ -75,6 +75,28 @@ describe('connection pool', () => {
     pool.close();
   });
 
+  it('closes connections beyond a lowered maxConnections instead of keeping them idle (a destination backing off)', async () => {
+    const pool = new ConnectionPool<FakeConnection>({ ...LIMITS, maxConnections: 4 });
+    const open = await Promise.all([1, 2, 3].map(() => pool.acquire('d', async () => new FakeConnection())));
+    pool.release('d', open[0], { maxConnections: 1 });
+    pool.release('d', open[1], { maxConnections: 1 });
+    assert.deepEqual(open.slice(0, 2).map((c) => c.closed), [true, true], 'two of three over the new limit of one');
+    pool.release('d', open[2], { maxConnections: 1 });
+    assert.equal(open[2].closed, false, 'the last one stays for reuse');
+    assert.equal(pool.size('d'), 1);
+    // A per-call limit above the pool's own does not raise it.
+    const generous = await Promise.all([1, 2, 3, 4].map(() => pool.acquire('e', async () => new FakeConnection(), { maxConnections: 9 })));
+    let fifth: FakeConnection | undefined;
+    const waiting = pool.acquire('e', async () => new FakeConnection(), { maxConnections: 9 }).then((c) => (fifth = c));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(fifth, undefined, 'the pool still opens at most its own 4');
+    for (const connection of generous) pool.release('e', connection, { maxConnections: 9 });
+    const reused = await waiting;
+    assert.ok(generous.includes(reused), 'the waiter got a released connection, not a fifth one');
+    pool.release('e', reused, { maxConnections: 9 });
+    pool.close();
+  });
+
   it('drops an idle connection that no longer answers, and frees the slot when opening fails', async () => {
     const pool = new ConnectionPool<FakeConnection>({ ...LIMITS, maxConnections: 1 });
     const stale = await pool.acquire('d', async () => new FakeConnection());

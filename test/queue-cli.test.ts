@@ -62,7 +62,7 @@ describe('petrel queue', () => {
 
   before(async () => {
     // Every delivery is deferred (451), and retries are an hour apart: the queue keeps what we send.
-    sink = await SinkServer.start({ rcpt: () => ({ code: 451, text: '4.4.1 Host busy' }) });
+    sink = await SinkServer.start({ rcpt: () => ({ code: 451, text: '4.4.1 Host unavailable' }) });
     const plugins = [
       { name: 'relay-access', options: { relayNetworks: ['127.0.0.0/8'] } },
       { name: 'queue-spool' },
@@ -100,7 +100,7 @@ describe('petrel queue', () => {
     const show = await cli('show', two);
     assert.equal(show.code, 0);
     assert.match(show.stdout, /^state:\s+deferred$/m);
-    assert.match(show.stdout, /b@two\.test\s+deferred\s+attempts 1\s+last: 451 4\.4\.1 Host busy/);
+    assert.match(show.stdout, /b@two\.test\s+deferred\s+attempts 1\s+last: 451 4\.4\.1 Host unavailable/);
     assert.match(show.stdout, /^ {2}Subject: for b@two\.test c@two\.test$/m, 'show prints the headers');
     const missing = await cli('show', '000000000-0000000000000000');
     assert.equal(missing.code, 1);

@@ -189,6 +189,23 @@ export function queueContract(name: string, factory: QueueFactory): void {
       }
     });
 
+    it('abandon with a due time postpones the message without counting an attempt', async () => {
+      try {
+        const id = await enqueue();
+        const [lease] = await queue.lease(1, 60_000);
+        await queue.abandon(lease, clock.now() + 30_000);
+        assert.deepEqual(await queue.lease(1, 60_000), [], 'not due before the time given');
+        assert.equal(await queue.nextDueAt(), clock.now() + 30_000);
+        assert.equal((await queue.inspect(id))?.nextAttemptAt, clock.now() + 30_000, 'operators see when it is due');
+        clock.advance(30_000);
+        const [again] = await queue.lease(1, 60_000);
+        assert.equal(again?.message.id, id);
+        assert.equal(again.message.attempts, 0, 'a postponement is not an attempt');
+      } finally {
+        await subject.cleanup();
+      }
+    });
+
     it('concurrent leasers never get the same message', async () => {
       try {
         const ids = new Set<string>();

@@ -67,6 +67,9 @@ function validate(raw: unknown, locator: ConfigLocator, baseDir: string): Loaded
       );
     }
   });
+  if (config.delivery.shaping.store === 'redis' && !config.redis) {
+    issues.push(issueAt(locator, ['delivery', 'shaping', 'store'], 'store: redis needs a redis: section (redis: { url: redis://127.0.0.1:6379 }); or use store: memory'));
+  }
   if (issues.length > 0) throw new ConfigError(issues);
   return { config, baseDir, locator };
 }

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { shapingSchema } from './shaping-schema.js';
 import { cidr, duration, port, size } from './units.js';
 import { ALL_HOOK_NAMES, type HookName } from '../hooks/catalogue.js';
 
@@ -96,7 +97,12 @@ const deliverySchema = z.strictObject({
   concurrency: z
     .strictObject({
       total: z.number().int().min(1).default(100).describe('messages being delivered at once on this node'),
-      perDestination: z.number().int().min(1).default(10).describe('deliveries at once to one destination (domain, smarthost)'),
+      perDestination: z
+        .number()
+        .int()
+        .min(1)
+        .default(10)
+        .describe('deliveries at once to one destination (domain, smarthost), unless delivery.shaping says otherwise'),
     })
     .prefault({}),
   retry: z
@@ -125,6 +131,7 @@ const deliverySchema = z.strictObject({
         .describe('without RET=, a failure DSN returns the whole message up to this size, else its headers'),
     })
     .prefault({}),
+  shaping: shapingSchema.describe('per-destination connections, message rates and back-off (docs/rate-limiting.md#outbound-shaping)'),
 });
 
 export const configSchema = z.strictObject({

@@ -64,3 +64,14 @@ export const port = () =>
 /** An IPv4 or IPv6 network (`192.0.2.0/24`, `2001:db8::/32`) or a single address. */
 export const cidr = () =>
   z.string().refine((value) => parseCidr(value) !== undefined, 'expected a network like 192.0.2.0/24 or 2001:db8::/32');
+
+/** A regular expression option: a non-empty string that compiles with `flags` (the flags the code will use). */
+export const regularExpression = (flags: string) =>
+  z.string().min(1, 'expected a regular expression, not an empty string (it would match everything)').refine((source) => {
+    try {
+      new RegExp(source, flags);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'expected a JavaScript regular expression');

@@ -31,10 +31,19 @@ export interface Route {
   /**
    * What recipients are grouped and throttled by: recipients of one message
    * with the same target and destination go out in one `deliver` call, and
-   * `delivery.concurrency.perDestination` limits parallel deliveries per
-   * destination. Usually the recipient domain, or a fixed name for a smarthost.
+   * outbound shaping (`delivery.shaping`) limits deliveries per destination.
+   * Usually the recipient domain, or a fixed name for a smarthost.
    */
   readonly destination: string;
+  /**
+   * The host this group goes to, when the router already knows it (an MX it
+   * looked up, a smarthost's name). Outbound shaping (`delivery.shaping`)
+   * then counts connections and rates per host instead of per destination,
+   * so domains served by one provider share its limits, and its rules may
+   * match the host name (`*.google.com`). Recipients are still grouped by
+   * `destination`.
+   */
+  readonly host?: string;
   /** Anything the target needs from the router (a smarthost name, an LMTP socket). */
   readonly options?: Readonly<Record<string, unknown>>;
 }
@@ -71,6 +80,24 @@ export type RecipientResult =
 export type DeliveryOutcome = readonly RecipientResult[] | Promise<readonly RecipientResult[]>;
 
 /**
+ * The limits outbound shaping (`delivery.shaping`) puts on a delivery's
+ * destination, for targets that keep connections open between deliveries.
+ * The scheduler already runs at most `maxConnections` deliveries at once to
+ * the destination; a pool that opens one connection per running delivery
+ * stays within it by itself.
+ */
+export interface DeliveryLimits {
+  /**
+   * Deliveries the scheduler runs at once to this destination right now: the
+   * configured maximum, lower while the destination backs off. A pool should
+   * not keep more connections to it open, idle ones included.
+   */
+  readonly maxConnections?: number;
+  /** Close a reused connection after this many messages (RSET between them); unset: the target decides. */
+  readonly messagesPerConnection?: number;
+}
+
+/**
  * One group of recipients of one message that share a route: what the
  * `transform` and `deliver` handlers get.
  */
@@ -91,6 +118,8 @@ export interface Delivery {
   readonly signal: AbortSignal;
   /** Carries qid, target and destination. */
   readonly log: Logger;
+  /** The destination's shaping limits (set by the scheduler; optional so hand-made Deliveries in tests need none). */
+  readonly limits?: DeliveryLimits;
 }
 
 /**

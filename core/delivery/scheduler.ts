@@ -1,13 +1,17 @@
 import type { Clock } from '../clock.js';
 import type { DeliveryConfig } from '../config/schema.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { RegisteredHandler } from '../hooks/registry.js';
 import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Lease, Queue, QueuedRecipient, RecipientOutcome } from '../queue/contract.js';
+import type { RedisClient } from '../redis/redis-client.js';
+import { describeDuration } from '../util/describe-duration.js';
 import type { Bouncer } from './bouncer.js';
-import { DestinationSlots } from './destination-slots.js';
+import type { DeliveryTicket, LineSnapshot } from './destination-line.js';
 import type { DsnRecipient } from './dsn.js';
 import { domainOf, OutboundHookError, type OutboundHooks } from './outbound-hooks.js';
-import { formatReply, type Delivery, type DeliveryReply, type RecipientResult, type Route } from './outbound.js';
+import { formatReply, parseReply, type Delivery, type DeliveryReply, type RecipientResult, type Route } from './outbound.js';
+import { OutboundShaper } from './outbound-shaper.js';
 import { QueuedContent } from './outgoing-content.js';
 import { RetrySchedule } from './retry-schedule.js';
 
@@ -19,6 +23,8 @@ export interface SchedulerDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics?: Metrics;
+  /** The server's Redis client, for `delivery.shaping.store: redis`. */
+  readonly redis?: RedisClient;
 }
 
 /** The outcome of one recipient in one attempt, with what decided it. */
@@ -28,22 +34,33 @@ interface Settled {
   readonly route?: Route;
 }
 
+/** A group that did not go out this time: its message is due again at `at` (epoch ms), no attempt counted. */
+interface Postponed {
+  readonly postponedUntil: number;
+}
+
+/** A delivery that must start this close to its lease deadline could outlive the lease (and be sent twice). */
+const LEASE_MARGIN_MS = 1_000;
+
 const REPLIES = {
   noResult: { code: 451, enhanced: '4.3.0', text: 'delivery target gave no result for this recipient' },
   targetFailed: { code: 451, enhanced: '4.3.0', text: 'local error in delivery, will retry' },
   routeFailed: { code: 451, enhanced: '4.3.0', text: 'local error in routing, will retry' },
   noTarget: { code: 451, enhanced: '4.3.5', text: 'no delivery target for this route (configuration error)' },
   aborted: { code: 451, enhanced: '4.3.2', text: 'delivery interrupted by shutdown' },
+  destinationBusy: { code: 451, enhanced: '4.4.5', text: 'destination busy (outbound shaping), not tried before the message expired' },
 } as const satisfies Record<string, DeliveryReply>;
 
 /**
  * Drives queued messages to a final state. It leases due messages from the
  * queue (up to `concurrency.total` at once), routes each open recipient,
- * delivers each route group through its target (at most
- * `concurrency.perDestination` at once per destination), then records every
- * recipient's outcome in the queue: delivered and bounced recipients are
- * done, deferred ones come back after the retry schedule's wait, and a
- * message still deferred at `expireAfter` bounces.
+ * delivers each route group through its target when outbound shaping lets
+ * it (connections, rates and back-off per destination: OutboundShaper),
+ * then records every recipient's outcome in the queue: delivered and bounced
+ * recipients are done, deferred ones come back after the retry schedule's
+ * wait, and a message still deferred at `expireAfter` bounces. A group whose
+ * destination has no room for a while is postponed: the message goes back
+ * to the queue, due when its turn is expected, without counting an attempt.
  *
  * It sleeps until the next message is due and wakes at once when the queue
  * reports new or retried mail (`queue.onDue`), so a fresh message starts its
@@ -53,7 +70,7 @@ const REPLIES = {
 export class DeliveryScheduler {
   #deps: SchedulerDeps;
   readonly #schedule: RetrySchedule;
-  readonly #slots: DestinationSlots;
+  readonly #shaper: OutboundShaper;
   /** Attempts in flight, by lease token. */
   readonly #inFlight = new Map<string, { lease: Lease; done: Promise<void> }>();
   /** Leases given back at shutdown: their late results are not recorded. */
@@ -74,7 +91,7 @@ export class DeliveryScheduler {
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
     this.#schedule = new RetrySchedule(deps.config);
-    this.#slots = new DestinationSlots(deps.config.concurrency.perDestination);
+    this.#shaper = new OutboundShaper({ config: deps.config, clock: deps.clock, log: deps.log.child({ component: 'shaping' }), redis: deps.redis });
   }
 
   /** Messages being delivered right now. */
@@ -82,13 +99,24 @@ export class DeliveryScheduler {
     return this.#inFlight.size;
   }
 
+  /** Destinations with deliveries running or waiting, or backed off (outbound shaping). */
+  get destinations(): LineSnapshot[] {
+    return this.#shaper.snapshot();
+  }
+
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#shaper.start();
     this.#unsubscribe = this.#deps.queue.onDue(() => this.#poke());
     this.#loop = this.#run();
     this.#deps.log.info(
-      { concurrency: this.#deps.config.concurrency, retry: this.#deps.config.retry, expireAfter: this.#deps.config.expireAfter },
+      {
+        concurrency: this.#deps.config.concurrency,
+        retry: this.#deps.config.retry,
+        expireAfter: this.#deps.config.expireAfter,
+        shaping: { store: this.#deps.config.shaping.store, rules: this.#deps.config.shaping.rules.length },
+      },
       'delivery scheduler started',
     );
   }
@@ -104,6 +132,8 @@ export class DeliveryScheduler {
     this.#unsubscribe?.();
     this.#poke();
     await this.#loop;
+    // Groups waiting for their destination give their messages back now, due at once.
+    await this.#shaper.close();
     const pending = [...this.#inFlight.values()];
     if (pending.length > 0) {
       const left = Math.max(0, deadline - Date.now());
@@ -207,13 +237,17 @@ export class DeliveryScheduler {
     }
     const attempt = message.attempts + 1;
     const groups = await this.#route(lease, open, log);
-    const settled = (await Promise.all([...groups.values()].map((group) => this.#deliverGroup(lease, group, attempt, log)))).flat();
+    const outcomes = await Promise.all([...groups.values()].map((group) => this.#deliverGroup(lease, group, attempt, log)));
     if (this.#abandoned.has(lease.token)) return;
+    const settled = outcomes.flatMap((outcome) => (Array.isArray(outcome) ? outcome : []));
+    const postponed = outcomes.flatMap((outcome) => (Array.isArray(outcome) ? [] : [outcome.postponedUntil]));
+    const dueAgainAt = postponed.length > 0 ? Math.min(...postponed) : undefined;
     if (settled.length === 0) {
-      await queue.abandon(lease);
+      // Nothing went out: the message goes back as it was, no attempt counted.
+      await queue.abandon(lease, dueAgainAt);
       return;
     }
-    await this.#finish(lease, settled, clock.now(), log.child({ ms: Date.now() - started }));
+    await this.#finish(lease, settled, clock.now(), log.child({ ms: Date.now() - started }), dueAgainAt);
   }
 
   async #route(lease: Lease, open: readonly QueuedRecipient[], log: Logger): Promise<Map<string, { route: Route | undefined; recipients: QueuedRecipient[] }>> {
@@ -239,47 +273,75 @@ export class DeliveryScheduler {
     group: { route: Route | undefined; recipients: QueuedRecipient[] },
     attempt: number,
     parentLog: Logger,
-  ): Promise<Settled[]> {
+  ): Promise<Settled[] | Postponed> {
     const { route, recipients } = group;
-    const all = (reply: DeliveryReply, status: 'deferred' | 'bounced' = 'deferred'): Settled[] =>
-      recipients.map((recipient) => ({ recipient, route, result: { address: recipient.address, status, reply } }));
-    if (!route) return all(REPLIES.routeFailed);
+    if (!route) return deferAll(recipients, route, REPLIES.routeFailed);
     const target = this.#deps.hooks.deliveryTarget(route);
     const log = parentLog.child({ target: target?.plugin ?? route.target, destination: route.destination });
     if (!target) {
       log.error({ rcpt: recipients.map((r) => r.address) }, `no delivery plugin named "${route.target}" is loaded; recipients deferred`);
-      return all(REPLIES.noTarget);
+      return deferAll(recipients, route, REPLIES.noTarget);
     }
-    const slotKey = `${target.plugin}\u0000${route.destination}`;
-    const release = await this.#slots.acquire(slotKey);
-    try {
-      // Waiting for a slot may have taken a while: do not start a send the lease cannot cover.
-      if (!this.#running && this.#shutdown.signal.aborted) return [];
-      if (this.#deps.clock.now() >= lease.deadline - 1_000) return [];
-      const abort = new AbortController();
-      const onShutdown = () => abort.abort(new Error('shutdown'));
-      this.#shutdown.signal.addEventListener('abort', onShutdown, { once: true });
-      try {
-        const delivery = await this.#delivery(lease, route, recipients, attempt, abort.signal, log);
-        const results = await this.#deps.hooks.deliver(target, delivery, () => abort.abort(new Error('timeout')));
-        return this.#match(recipients, results, route, log);
-      } catch (error) {
-        if (this.#shutdown.signal.aborted) return all(REPLIES.aborted);
-        log.error({ err: error, plugin: (error as OutboundHookError).plugin ?? target.plugin, code: 'PETREL_HOOK_FAILED' }, (error as Error).message);
-        return all(REPLIES.targetFailed);
-      } finally {
-        this.#shutdown.signal.removeEventListener('abort', onShutdown);
+    const { clock } = this.#deps;
+    // Routing took the lease's last second (a hook that hung): give the message back untouched.
+    if (clock.now() >= lease.deadline - LEASE_MARGIN_MS) return { postponedUntil: clock.now() };
+    const admission = await this.#shaper.admit({
+      target: target.plugin,
+      route,
+      mustStartBy: Math.max(clock.now(), lease.deadline - target.timeoutMs - LEASE_MARGIN_MS),
+    });
+    if (admission.kind === 'later') {
+      // A message must not wait past its expiry for a busy destination: it expires with its last error.
+      if (!this.#running || !this.#schedule.isExpired(lease.message.receivedAt, clock.now())) {
+        log.debug({ rcpt: recipients.map((r) => r.address), dueAt: admission.at }, `destination busy: postponed for ${admission.at - clock.now()} ms`);
+        return { postponedUntil: admission.at };
       }
+      return recipients.map((recipient) => deferAll([recipient], route, lastReplyOf(recipient))[0]);
+    }
+    return this.#send(lease, route, target, recipients, attempt, admission.ticket, log);
+  }
+
+  /** Transform and deliver one admitted group; the ticket learns how the destination answered. */
+  async #send(
+    lease: Lease,
+    route: Route,
+    target: RegisteredHandler<'deliver'>,
+    recipients: readonly QueuedRecipient[],
+    attempt: number,
+    ticket: DeliveryTicket,
+    log: Logger,
+  ): Promise<Settled[]> {
+    const abort = new AbortController();
+    const onShutdown = () => abort.abort(new Error('shutdown'));
+    this.#shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+    let results: readonly RecipientResult[] | undefined;
+    try {
+      const delivery = await this.#delivery(lease, route, recipients, attempt, abort.signal, ticket, log);
+      results = await this.#deps.hooks.deliver(target, delivery, () => abort.abort(new Error('timeout')));
+      return this.#match(recipients, results, route, log);
+    } catch (error) {
+      if (this.#shutdown.signal.aborted) return deferAll(recipients, route, REPLIES.aborted);
+      log.error({ err: error, plugin: (error as OutboundHookError).plugin ?? target.plugin, code: 'PETREL_HOOK_FAILED' }, (error as Error).message);
+      return deferAll(recipients, route, REPLIES.targetFailed);
     } finally {
-      release();
+      this.#shutdown.signal.removeEventListener('abort', onShutdown);
+      ticket.finish(results);
     }
   }
 
   /** The Delivery a target gets; transforms run first, on a copy of the stored headers. */
-  async #delivery(lease: Lease, route: Route, recipients: readonly QueuedRecipient[], attempt: number, signal: AbortSignal, log: Logger): Promise<Delivery> {
+  async #delivery(
+    lease: Lease,
+    route: Route,
+    recipients: readonly QueuedRecipient[],
+    attempt: number,
+    signal: AbortSignal,
+    ticket: DeliveryTicket,
+    log: Logger,
+  ): Promise<Delivery> {
     const { queue, hooks } = this.#deps;
     const id = lease.message.id;
-    const base = { message: lease.message, route, recipients, attempt, signal, log };
+    const base = { message: lease.message, route, recipients, attempt, signal, log, limits: ticket.limits };
     if (!hooks.hasTransforms) return { ...base, open: () => queue.read(id) };
     const content = await QueuedContent.load(queue, id);
     const delivery: Delivery = { ...base, open: () => content.stream() };
@@ -309,7 +371,7 @@ export class DeliveryScheduler {
     if (settled.result.status === 'delivered') metrics.deliveryLatency.observe({ destination }, (now - receivedAt) / 1000);
   }
 
-  async #finish(lease: Lease, settled: Settled[], now: number, log: Logger): Promise<void> {
+  async #finish(lease: Lease, settled: Settled[], now: number, log: Logger, postponedUntil: number | undefined): Promise<void> {
     const { queue, hooks, bouncer } = this.#deps;
     const message = lease.message;
     const expired = this.#schedule.isExpired(message.receivedAt, now);
@@ -331,6 +393,8 @@ export class DeliveryScheduler {
       nextAttemptAt = this.#schedule.nextAttemptAt(message.receivedAt, failures, now);
       nextAttemptAt = (await hooks.deferred({ message, recipients: reports(deferred), nextAttemptAt })) ?? nextAttemptAt;
     }
+    // Recipients whose destination had no room are due when it expects to (the deferred ones come along).
+    if (postponedUntil !== undefined) nextAttemptAt = Math.min(nextAttemptAt ?? postponedUntil, postponedUntil);
     const dsn: DsnRecipient[] = [];
     if (bounced.length > 0) {
       const suppress = await hooks.bounced({ message, recipients: reports(bounced), reason: expired ? 'expired' : 'rejected' });
@@ -366,6 +430,16 @@ export class DeliveryScheduler {
   }
 }
 
+function deferAll(recipients: readonly QueuedRecipient[], route: Route | undefined, reply: DeliveryReply): Settled[] {
+  return recipients.map((recipient) => ({ recipient, route, result: { address: recipient.address, status: 'deferred', reply } }));
+}
+
+/** The last reply a recipient had (a server's 421, say), else that its destination never had room. */
+function lastReplyOf(recipient: QueuedRecipient): DeliveryReply {
+  const last = recipient.lastReply ? parseReply(recipient.lastReply) : undefined;
+  return last && last.code >= 400 && last.code < 500 ? last : REPLIES.destinationBusy;
+}
+
 function expire(settled: Settled, expireAfter: number): Settled {
   const last = settled.result.reply;
   const reply: DeliveryReply = {
@@ -393,15 +467,4 @@ function toOutcome(settled: Settled): RecipientOutcome {
     return { address: result.address, status: 'delivered', ...(result.reply ? { reply: formatReply(result.reply) } : {}) };
   }
   return { address: result.address, status: result.status, reply: formatReply(result.reply) };
-}
-
-function describeDuration(ms: number): string {
-  const units: [number, string][] = [[86_400_000, 'day'], [3_600_000, 'hour'], [60_000, 'minute'], [1_000, 'second']];
-  for (const [size, name] of units) {
-    if (ms >= size) {
-      const count = Math.round(ms / size);
-      return `${count} ${name}${count === 1 ? '' : 's'}`;
-    }
-  }
-  return `${ms} ms`;
 }

@@ -139,8 +139,14 @@ export interface Queue {
    */
   settle(lease: Lease, request: SettleRequest): Promise<boolean>;
 
-  /** Ends a lease without recording anything (shutdown); the message is due again at once. */
-  abandon(lease: Lease): Promise<void>;
+  /**
+   * Ends a lease without recording anything and without counting an attempt:
+   * the message is due again at `dueAt` (epoch ms), at once when it is not
+   * given (shutdown, a failed attempt). The scheduler postpones messages whose
+   * destination has no room this way. The due time need not survive a crash
+   * (after one, the message may simply be due at once).
+   */
+  abandon(lease: Lease, dueAt?: number): Promise<void>;
 
   /**
    * Leases one message by id whether or not it is due or held, unless someone

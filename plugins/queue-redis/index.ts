@@ -42,7 +42,7 @@ type LeaseReply = ['ok', string, string, string, string] | ['gone'] | ['held'] |
 interface QueueCommands {
   petrelQueueLease(key: string, now: number, leaseMs: number, token: string, claim: '0' | '1'): Promise<LeaseReply>;
   petrelQueueSettle(key: string, token: string, record: string, next: number): Promise<['lost'] | ['deleted'] | ['kept', string]>;
-  petrelQueueAbandon(key: string, token: string, now: number): Promise<['lost'] | ['released', string]>;
+  petrelQueueAbandon(key: string, token: string, due: number): Promise<['lost'] | ['released', string]>;
   petrelQueueUpdate(key: string, ...fieldsAndValues: string[]): Promise<number>;
 }
 
@@ -193,12 +193,14 @@ export default class RedisQueue implements Queue {
     return true;
   }
 
-  async abandon(lease: Lease): Promise<void> {
+  async abandon(lease: Lease, dueAt?: number): Promise<void> {
     const now = this.clock.now();
-    const reply = await this.#redis.petrelQueueAbandon(this.#messageKey(lease.message.id), lease.token, now);
+    const due = dueAt === undefined ? now : Math.max(now, dueAt);
+    const reply = await this.#redis.petrelQueueAbandon(this.#messageKey(lease.message.id), lease.token, due);
     if (reply[0] === 'released' && reply[1] !== '1') {
-      await this.#redis.zadd(this.#key('due'), now, lease.message.id);
-      await this.#wakeAll();
+      await this.#redis.zadd(this.#key('due'), due, lease.message.id);
+      // Due later: every node's scheduler finds it through nextDueAt when it is; no wake-up needed now.
+      if (due <= now) await this.#wakeAll();
     }
   }
 

@@ -50,8 +50,8 @@ return {'kept', redis.call('HGET', KEYS[1], 'held') or '0'}
 `;
 
 /**
- * Gives a lease back: the message is due at once.
- * ARGV: token, now. Returns {'lost'} | {'released', held}.
+ * Gives a lease back: the message is due at ARGV[2] (now, or later when postponed).
+ * ARGV: token, due. Returns {'lost'} | {'released', held}.
  */
 export const ABANDON = `
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {'lost'} end

@@ -192,13 +192,17 @@ export default class SpoolQueue implements Queue {
     return true;
   }
 
-  async abandon(lease: Lease): Promise<void> {
+  async abandon(lease: Lease, dueAt?: number): Promise<void> {
     const entry = this.#entries.get(lease.message.id);
     if (!entry || entry.leaseToken !== lease.token) return;
+    const now = this.clock.now();
+    const due = dueAt === undefined ? now : Math.max(now, dueAt);
     entry.leaseToken = undefined;
     entry.version++;
-    this.#due.push({ id: entry.record.id, due: this.clock.now(), version: entry.version });
-    this.#notifyDue();
+    // In memory only: a postponement is not worth a disk write; after a restart the message is simply due.
+    if (due !== entry.record.nextAttemptAt) entry.record = { ...entry.record, nextAttemptAt: due };
+    this.#due.push({ id: entry.record.id, due, version: entry.version });
+    if (due <= now) this.#notifyDue();
   }
 
   onDue(listener: () => void): () => void {

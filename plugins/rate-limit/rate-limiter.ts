@@ -2,7 +2,7 @@ import { isDecisive, next, type HookResult } from '../../core/hooks/results.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { Credentials, HeloInfo, IncomingMessage, Session, Transaction } from '../../core/session.js';
 import type { NetworkList } from '../../core/util/networks.js';
-import type { TakeMode } from './gcra.js';
+import type { TakeMode } from '../../core/rate/gcra.js';
 import { allPass, resultOf, type Charge, type LimitChecks, type Verdict } from './limit-checks.js';
 import { keyValue, type KeyKind } from './rule-keys.js';
 import { isRecipientKey, type Rule } from './rules.js';

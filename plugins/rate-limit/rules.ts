@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { cidr, duration, parseSize } from '../../core/config/units.js';
-import type { Rate } from './gcra.js';
+import type { Rate } from '../../core/rate/gcra.js';
 import { KEY_KINDS, RECIPIENT_KEY_KINDS, SESSION_KEY_KINDS, type KeyKind } from './rule-keys.js';
 
 /** What a rule counts. */

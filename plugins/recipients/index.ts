@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { inject, injectable } from 'tsyringe';
 import { z } from 'zod';
 import type { PetrelConfig } from '../../core/config/schema.js';
+import { regularExpression } from '../../core/config/units.js';
 import { TOKENS } from '../../core/di/tokens.js';
 import type { HookRegistrar } from '../../core/hooks/registry.js';
 import { next, reject, type HookResult } from '../../core/hooks/results.js';
@@ -13,14 +14,7 @@ import { asciiDomain, splitAddress } from '../../core/util/mail-address.js';
 import { WatchedFile } from '../../core/util/watched-file.js';
 import { parseRecipientFile, RecipientTable } from './recipient-table.js';
 
-const pattern = z.string().refine((source) => {
-  try {
-    new RegExp(source, 'iu');
-    return true;
-  } catch {
-    return false;
-  }
-}, 'expected a JavaScript regular expression');
+const pattern = regularExpression('iu');
 
 export const options = z
   .strictObject({

@@ -62,7 +62,16 @@ export class SinkServer {
   readonly messages: SinkMessage[] = [];
   /** Connections accepted so far (including refused ones). */
   connections = 0;
+  /** The most sessions busy at the same time (see `#busy`). */
+  maxConcurrent = 0;
   readonly #rcptCounts = new Map<string, number>();
+  /**
+   * Sessions at work: from connect (or, on a reused connection, MAIL FROM)
+   * until the reply to their DATA or their close, whichever comes first. A
+   * client that got its DATA reply has nothing left to do here but QUIT or
+   * wait idle in a pool, and its QUIT races the next connection.
+   */
+  readonly #busy = new Set<string>();
   #waiters: (() => void)[] = [];
 
   private constructor(
@@ -88,7 +97,15 @@ export class SinkServer {
       onConnect(session: SMTPServerSession, done: (error?: Error | null) => void) {
         sink!.connections++;
         connectionOf.set(session, sink!.connections);
+        if (!options.greeting) sink!.#markBusy(session.id);
         done(options.greeting ? replyError(options.greeting) : null);
+      },
+      onClose(session: SMTPServerSession) {
+        sink!.#busy.delete(session.id);
+      },
+      onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, done: (error?: Error | null) => void) {
+        sink!.#markBusy(session.id);
+        done();
       },
       onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, done: (error: Error | null | undefined, response?: { user: string }) => void) {
         const expected = options.auth;
@@ -122,6 +139,7 @@ export class SinkServer {
             connection: connectionOf.get(session) ?? 0,
           };
           Promise.resolve(options.data?.(message)).then((reply) => {
+            sink!.#busy.delete(session.id);
             if (reply) return done(replyError(reply));
             if (options.lmtp) {
               // One reply per recipient; the message is kept for those accepted.
@@ -143,6 +161,16 @@ export class SinkServer {
     else await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     sink = new SinkServer(server, options.path ? 0 : (server.server.address() as AddressInfo).port);
     return sink;
+  }
+
+  /** Sessions at work right now. */
+  get concurrent(): number {
+    return this.#busy.size;
+  }
+
+  #markBusy(session: string): void {
+    this.#busy.add(session);
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.#busy.size);
   }
 
   /** How often RCPT was tried for `address`. */

@@ -37,8 +37,11 @@ interface Slot<C> {
  * A connection goes back after use unless it is broken or has carried
  * `maxMessagesPerConnection` transactions; idle ones close after
  * `idleTimeout` so we do not hold a receiver's connection slots for
- * nothing. Limits may be given per call (a delivery carrying traffic
- * shaping limits); otherwise the pool's defaults apply.
+ * nothing. Limits may be given per call (a delivery carrying the
+ * scheduler's outbound shaping limits): a per-call `maxConnections` can only
+ * lower the pool's (both are caps on the same destination, and it drops
+ * while the destination backs off); other per-call limits replace the
+ * pool's defaults.
  */
 export class ConnectionPool<C extends PooledConnection> {
   readonly #slots = new Map<string, Slot<C>>();
@@ -52,7 +55,7 @@ export class ConnectionPool<C extends PooledConnection> {
    * Rejects with `open`'s error, or when `signal` aborts the wait.
    */
   async acquire(key: string, open: () => Promise<C>, limits: Partial<PoolLimits> = {}, signal?: AbortSignal): Promise<C> {
-    const { maxConnections } = { ...this.defaults, ...limits };
+    const { maxConnections } = this.#limits(limits);
     const slot = this.#slot(key);
     for (;;) {
       if (this.#closed) throw new Error('connection pool closed (shutting down)');
@@ -78,11 +81,15 @@ export class ConnectionPool<C extends PooledConnection> {
     }
   }
 
-  /** Gives a connection back: kept idle if it is healthy and under its message limit, else closed. */
+  /**
+   * Gives a connection back: kept idle if it is healthy, under its message
+   * limit and within `maxConnections` (which drops while the scheduler backs
+   * off from a destination that asked us to slow down), else closed.
+   */
   release(key: string, connection: C, limits: Partial<PoolLimits> = {}): void {
-    const { maxMessagesPerConnection, idleTimeout } = { ...this.defaults, ...limits };
+    const { maxMessagesPerConnection, idleTimeout, maxConnections } = this.#limits(limits);
     const slot = this.#slot(key);
-    if (this.#closed || !connection.usable || connection.transactions >= maxMessagesPerConnection) {
+    if (this.#closed || !connection.usable || connection.transactions >= maxMessagesPerConnection || slot.open > maxConnections) {
       connection.close();
       slot.open--;
     } else {
@@ -99,6 +106,11 @@ export class ConnectionPool<C extends PooledConnection> {
     const slot = this.#slot(key);
     slot.open--;
     this.#wakeOne(key, slot);
+  }
+
+  #limits(perCall: Partial<PoolLimits>): PoolLimits {
+    const limits = { ...this.defaults, ...perCall };
+    return { ...limits, maxConnections: Math.min(this.defaults.maxConnections, perCall.maxConnections ?? Infinity) };
   }
 
   /** Open connections for `key` (busy and idle). */

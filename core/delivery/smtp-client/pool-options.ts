@@ -30,18 +30,12 @@ export function poolOptions(defaults: { maxConnections: number; maxMessagesPerCo
 }
 
 /**
- * Limits the delivery scheduler's traffic shaping may attach to one
- * delivery (per destination). When present they win over the target's own
- * `pool:` options; fields left out keep those.
+ * The pool limits a delivery asks for, if the scheduler's outbound shaping
+ * gave it any (`delivery.limits`, per destination). When present they win
+ * over the target's own `pool:` options; fields left out keep those.
  */
-export interface DeliveryLimits {
-  readonly maxConnections?: number;
-  readonly messagesPerConnection?: number;
-}
-
-/** The pool limits a delivery asks for, if the scheduler gave it any (`delivery.limits`). */
 export function limitsOf(delivery: Delivery): Partial<PoolLimits> {
-  const limits = (delivery as Delivery & { readonly limits?: DeliveryLimits }).limits;
+  const limits = delivery.limits;
   if (!limits) return {};
   return {
     ...(limits.maxConnections !== undefined ? { maxConnections: limits.maxConnections } : {}),

@@ -15,7 +15,9 @@ export interface SlotResult {
 /**
  * Where counters live. Two implementations behind this one interface: the
  * memory store (one node) and the Redis store (shared by every node pointing
- * at the same Redis). Keys are opaque strings built by the caller.
+ * at the same Redis). Keys are opaque strings built by the caller. The
+ * rate-limit plugin counts clients with them, outbound shaping
+ * (core/delivery/destination-rates.ts) counts messages per destination.
  *
  * A store that cannot answer (Redis down, too slow) throws; the caller then
  * applies the rule's fail mode. The memory store never throws.

@@ -1,9 +1,6 @@
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis-client.js';
 import { gcraBudget, type Budget, type Rate } from './gcra.js';
 import { StoreUnavailableError, type LimitStore, type SlotResult, type TakeOptions } from './limit-store.js';
-
-/** TOKENS.Redis: one server (or Sentinel-managed) or a Cluster; each script below touches a single key, so both work. */
-export type RedisClient = Redis | Cluster;
 
 /*
  * Every script reads the clock with TIME, so all nodes share Redis's clock

@@ -1,4 +1,4 @@
-import type { Clock } from '../../core/clock.js';
+import type { Clock } from '../clock.js';
 import { gcraBudget, gcraDecide, type Budget, type Rate } from './gcra.js';
 import type { LimitStore, SlotResult, TakeOptions } from './limit-store.js';
 
