@@ -40,10 +40,11 @@ export interface BunyanStyleLogger {
  * Petrel logs its own line per transaction.
  */
 export function bunyanAdapter(logger: Logger): BunyanStyleLogger {
-  const write = (level: 'trace' | 'debug' | 'info' | 'warn' | 'error') =>
+  const write = (wanted: 'trace' | 'debug' | 'info' | 'warn' | 'error') =>
     (...args: unknown[]): void => {
-      if (!logger.isLevelEnabled(level)) return;
       const [first, ...rest] = args;
+      const level = isClientHangup((first as { err?: unknown } | undefined)?.err) ? 'debug' : wanted;
+      if (!logger.isLevelEnabled(level)) return;
       if (first !== null && typeof first === 'object' && !(first instanceof Error)) {
         const { tnx, cid, ...fields } = first as Record<string, unknown>;
         logger[level]({ ...fields, tnx, sid: cid, component: 'smtp-server' }, format(...(rest as [unknown, ...unknown[]])));
@@ -59,4 +60,15 @@ export function bunyanAdapter(logger: Logger): BunyanStyleLogger {
     error: write('warn'),
     fatal: write('error'),
   };
+}
+
+const HANGUPS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * A client that resets the connection (many do right after QUIT) is not a
+ * server problem; smtp-server reports it as an error, which would put a
+ * warning in the log for every such client.
+ */
+export function isClientHangup(error: unknown): boolean {
+  return HANGUPS.has((error as NodeJS.ErrnoException | undefined)?.code ?? '');
 }

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { SMTPServerOptions } from 'smtp-server';
 import type { ListenerConfig, PetrelConfig } from '../config/schema.js';
 import type { ReverseLookup } from '../dns/reverse-lookup.js';
-import { bunyanAdapter, type Logger } from '../log/logger.js';
+import { bunyanAdapter, isClientHangup, type Logger } from '../log/logger.js';
 import type { ListenerInfo } from '../session.js';
 import { isLoopback, NetworkList } from '../util/networks.js';
 import { PetrelSmtpServer } from './petrel-smtp-server.js';
@@ -53,7 +53,10 @@ export class SmtpListener {
       proxyFrom: new NetworkList(config.proxyProtocol),
       onHelo: this.#handlers.onHelo,
     });
-    this.#server.on('error', (error: Error) => this.#log.warn({ err: error }, `listener error: ${error.message}`));
+    this.#server.on('error', (error: Error) => {
+      if (isClientHangup(error)) this.#log.debug({ err: error }, `client hung up: ${error.message}`);
+      else this.#log.warn({ err: error }, `listener error: ${error.message}`);
+    });
   }
 
   /**

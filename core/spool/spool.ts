@@ -1,4 +1,5 @@
-import { mkdir, open, readdir, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { OpenFile } from '../util/open-file.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LineEndingInspector } from './line-ending-inspector.js';
@@ -24,7 +25,7 @@ export type ReceiveOutcome =
 export class Spool {
   readonly directory: string;
   /** Files received and still open for writing, until the queue takes them or they are discarded. */
-  readonly #open = new Map<string, FileHandle>();
+  readonly #open = new Map<string, OpenFile>();
   /** Files a queue took over: they are the queue's now, discard() leaves them alone. */
   readonly #taken = new Set<string>();
 
@@ -47,7 +48,7 @@ export class Spool {
   async receive(id: string, data: Readable, limits: ReceiveLimits): Promise<ReceiveOutcome> {
     const path = join(this.directory, id);
     const inspector = new LineEndingInspector(limits);
-    const file = await open(path, 'wx', 0o640);
+    const file = await OpenFile.open(path, 'wx');
     this.#open.set(path, file);
     try {
       for await (const chunk of data) {
@@ -81,7 +82,7 @@ export class Spool {
    * append, fsync and rename it without opening it again), or undefined when
    * it is not open any more. The taker closes it.
    */
-  takeHandle(path: string): FileHandle | undefined {
+  takeHandle(path: string): OpenFile | undefined {
     const handle = this.#open.get(path);
     if (handle) {
       this.#open.delete(path);

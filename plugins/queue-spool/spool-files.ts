@@ -1,4 +1,5 @@
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { OpenFile } from '../../core/util/open-file.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { NewMessage, QueuedMessage } from '../../core/queue/contract.js';
@@ -56,11 +57,11 @@ export class SpoolFiles {
    * (the spool hands it over); without one the file is opened again.
    * Resolves only after everything is on disk.
    */
-  async store(message: NewMessage, record: StoredMessage, handle: FileHandle | undefined): Promise<void> {
-    const file = handle ?? (await open(message.file.path, 'r+'));
+  async store(message: NewMessage, record: StoredMessage, handle: OpenFile | undefined): Promise<void> {
+    const file = handle ?? (await OpenFile.open(message.file.path, 'r+'));
     const target = this.#msg(message.id);
     try {
-      await file.write(withTrailer(record, message.file.size), 0, undefined, message.file.size);
+      await file.write(withTrailer(record, message.file.size), message.file.size);
       await file.datasync();
     } finally {
       await file.close();
