@@ -93,11 +93,14 @@ export class SpoolFiles {
     await writeAndRename(join(this.#tmp, `${record.id}.state`), this.#state(record.id), JSON.stringify(record));
   }
 
-  async read(id: string): Promise<StoredMessage | undefined> {
-    try {
-      return JSON.parse(await readFile(this.#state(id), 'utf8')) as StoredMessage;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  /** `hasState` false skips looking for a .state file the caller already knows is not there. */
+  async read(id: string, hasState = true): Promise<StoredMessage | undefined> {
+    if (hasState) {
+      try {
+        return JSON.parse(await readFile(this.#state(id), 'utf8')) as StoredMessage;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
     }
     try {
       return await recordInMessage(this.#msg(id));
@@ -128,6 +131,7 @@ export class SpoolFiles {
     await rm(this.#tmp, { recursive: true, force: true });
     await mkdir(this.#tmp, { recursive: true });
     const names = await readdir(this.messages);
+    const states = new Set(names.filter((name) => name.endsWith('.state')).map((name) => name.slice(0, -6)));
     const records: StoredMessage[] = [];
     const present = new Set<string>();
     for (const name of names) {
@@ -135,7 +139,7 @@ export class SpoolFiles {
       const id = name.slice(0, -4);
       present.add(id);
       try {
-        const record = await this.read(id);
+        const record = await this.read(id, states.has(id));
         if (!record || record.format !== 1 || record.id !== id) throw new Error('not a queue-spool record');
         records.push(record);
       } catch (error) {
