@@ -40,6 +40,8 @@ export class SpoolFiles {
   readonly #tmp: string;
   readonly #corrupt: string;
   readonly #syncer: DirectorySyncer;
+  /** Ids that have a .state file, known once recover() has listed the directory. */
+  #withState: Set<string> | undefined;
 
   constructor(readonly directory: string) {
     this.messages = join(directory, 'messages');
@@ -91,6 +93,7 @@ export class SpoolFiles {
   /** Replaces the current record atomically (temp file, fsync, rename). */
   async write(record: StoredMessage): Promise<void> {
     await writeAndRename(join(this.#tmp, `${record.id}.state`), this.#state(record.id), JSON.stringify(record));
+    this.#withState?.add(record.id);
   }
 
   /** `hasState` false skips looking for a .state file the caller already knows is not there. */
@@ -122,8 +125,9 @@ export class SpoolFiles {
    * record would send it again.
    */
   async remove(id: string): Promise<void> {
-    await rm(this.#msg(id), { force: true });
-    await rm(this.#state(id), { force: true });
+    await unlinkIfThere(this.#msg(id));
+    // After recovery we know which messages have a .state; without that, try anyway.
+    if (this.#withState === undefined || this.#withState.delete(id)) await unlinkIfThere(this.#state(id));
   }
 
   /** Every readable record; unreadable messages are moved to corrupt/ and reported. */
@@ -132,6 +136,7 @@ export class SpoolFiles {
     await mkdir(this.#tmp, { recursive: true });
     const names = await readdir(this.messages);
     const states = new Set(names.filter((name) => name.endsWith('.state')).map((name) => name.slice(0, -6)));
+    this.#withState = states;
     const records: StoredMessage[] = [];
     const present = new Set<string>();
     for (const name of names) {
@@ -173,6 +178,12 @@ export class SpoolFiles {
   #state(id: string): string {
     return join(this.messages, `${id}.state`);
   }
+}
+
+async function unlinkIfThere(path: string): Promise<void> {
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
 }
 
 /** The record as JSON followed by the trailer that says where it starts. */
