@@ -44,6 +44,11 @@ export function petrelShipped(
       config.server.dataDir = join(workDir, `${name}-data`);
       for (const listener of config.listeners) listener.port = 0;
       if (config.admin) config.admin.port = 0;
+      // smtp-source numbers its recipients (1postmaster@localhost, 2postmaster@...): let the
+      // recipients plugin accept every local address, as a catch-all domain would.
+      config.plugins = config.plugins.map((entry: { name?: string; options?: Record<string, unknown> }) =>
+        entry.name === 'recipients' ? { ...entry, options: { ...entry.options, catchAll: true } } : entry,
+      );
       change(config, sinkPort);
       const file = join(workDir, `${name}.yaml`);
       writeFileSync(file, stringify(config));

@@ -10,20 +10,30 @@ import type { CliContext } from '../petrel.js';
  */
 export async function startCommand(context: CliContext): Promise<number> {
   const loaded = await loadConfigFile(context.configFile);
-  const petrel = await Petrel.start({ config: loaded, reloadConfig: () => loadConfigFile(context.configFile) });
-  process.on('SIGHUP', () => {
-    petrel.logger.info({ signal: 'SIGHUP' }, 'SIGHUP: reloading the configuration');
-    petrel.reload().catch((error: unknown) =>
-      petrel.logger.error({ err: error, code: (error as { code?: string }).code }, `reload refused, the running configuration stays: ${(error as Error).message}`),
+  // Installed before start: the default action of SIGHUP would kill the process,
+  // and a HUP can arrive while the listeners open. It is carried out once up.
+  let petrel: Petrel | undefined;
+  let hupWhileStarting = false;
+  const reload = (server: Petrel) => {
+    server.logger.info({ signal: 'SIGHUP' }, 'SIGHUP: reloading the configuration');
+    server.reload().catch((error: unknown) =>
+      server.logger.error({ err: error, code: (error as { code?: string }).code }, `reload refused, the running configuration stays: ${(error as Error).message}`),
     );
+  };
+  process.on('SIGHUP', () => {
+    if (petrel) reload(petrel);
+    else hupWhileStarting = true;
   });
+  petrel = await Petrel.start({ config: loaded, reloadConfig: () => loadConfigFile(context.configFile) });
+  if (hupWhileStarting) reload(petrel);
+  const running = petrel;
   return new Promise<number>((resolve) => {
     const shutdown = (signal: NodeJS.Signals) => {
-      petrel.logger.info({ signal }, `${signal}: shutting down`);
-      petrel.stop().then(
+      running.logger.info({ signal }, `${signal}: shutting down`);
+      running.stop().then(
         () => resolve(0),
         (error: unknown) => {
-          petrel.logger.error({ err: error }, 'shutdown failed');
+          running.logger.error({ err: error }, 'shutdown failed');
           resolve(1);
         },
       );
