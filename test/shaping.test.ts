@@ -241,6 +241,27 @@ describe('destination line', () => {
     running.finish(delivered);
   });
 
+  it('after an idle spell, a burst waits in line instead of being given back for minutes', async () => {
+    // Regression: completions from before the pause made each place in line look seconds long,
+    // so a burst was given back to the queue spaced by that and the destination drained at a trickle.
+    const subject = shaper({ shaping: { maxWait: '2s', rules: [{ match: 'remote.test', maxConnections: 1 }] } });
+    for (let i = 0; i < 3; i++) ticketOf(await admit(subject)).finish(delivered);
+    await sleep(1_200); // 3 completions, then quiet: a stale estimate of 400 ms per place
+
+    const running = ticketOf(await admit(subject));
+    const burst: Promise<Admission>[] = [];
+    for (let i = 0; i < 10; i++) {
+      burst.push(admit(subject));
+      await sleep(5); // each joins the line after the ones before it
+    }
+    running.finish(delivered);
+    for (const admission of burst) {
+      const answer = await admission;
+      assert.equal(answer.kind, 'start', 'nobody is given back: the line moves at the pace deliveries finish now');
+      ticketOf(answer).finish(delivered);
+    }
+  });
+
   it('never keeps a message waiting past what its lease can cover', async () => {
     const subject = shaper({ shaping: { rules: [{ match: 'remote.test', maxConnections: 1 }] } });
     const running = ticketOf(await admit(subject));

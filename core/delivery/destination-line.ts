@@ -196,6 +196,9 @@ export class DestinationLine {
 
   #ticket(): DeliveryTicket {
     const number = ++this.#nextTicket;
+    // Completions from before an idle spell say nothing about the pace now; kept, they
+    // would make the first wait after a pause look seconds long per place in line.
+    if (this.#running.size === 0) this.#completions.length = 0;
     this.#running.set(number, this.#deps.clock.now());
     const generation = this.#backoff.generation;
     const { messagesPerConnection } = this.#deps.limits;
@@ -273,10 +276,15 @@ export class DestinationLine {
     return (now - this.#completions[0]) / this.#completions.length;
   }
 
-  /** A due time for a message given back: at its expected turn, and after the ones given back before it. */
+  /**
+   * A due time for a message given back: at its expected turn, and after the
+   * ones given back before it by the configured rates' pace. Not by the
+   * observed completion pace: messages given back would then arrive at that
+   * pace, completions would follow it, and a line slowed once would stay slow.
+   */
   #reserve(expected: number): number {
     const now = this.#deps.clock.now();
-    const pace = Math.max(0, ...this.#deps.limits.rates.map((rate) => rate.intervalMs), this.#msPerCompletion(now));
+    const pace = Math.max(0, ...this.#deps.limits.rates.map((rate) => rate.intervalMs));
     const at = Math.max(expected, this.#reservedUntil + pace, now + MIN_POSTPONE_MS);
     this.#reservedUntil = at;
     return Math.ceil(at);
