@@ -224,6 +224,7 @@ export class Petrel {
    */
   reload(next?: LoadedConfig): Promise<string[]> {
     const run = async () => {
+      if (this.#stopping) throw new Error('shutting down: reload refused');
       const loaded = next ?? (await this.options.reloadConfig?.());
       if (!loaded) throw new Error('no config file to reload from');
       await this.#reload(loaded);

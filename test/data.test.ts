@@ -91,6 +91,19 @@ describe('the DATA path', () => {
     await client.quit();
   });
 
+  it('a repeated RCPT TO is answered but delivered once, and does not get round the recipient limit', async () => {
+    const client = await server.client();
+    await client.command('MAIL FROM:<a@example.org>');
+    for (let i = 0; i < 5; i++) await client.command('RCPT TO:<postmaster@localhost>', /^250 /);
+    await client.command('RCPT TO:<PostMaster@localhost>', /^250 /);
+    await client.command('DATA', /^354 /);
+    client.write(`${sampleMessage({ subject: 'repeated rcpt' })}.\r\n`);
+    const id = (await client.expect(/^250 /)).raw.split(' ').pop() as string;
+    await client.quit();
+    const queued = await server.petrel.queue.inspect(id);
+    assert.deepEqual(queued?.recipients.map((r) => r.address), ['postmaster@localhost']);
+  });
+
   it('limits recipients per message', async () => {
     const client = await server.client();
     await client.command('MAIL FROM:<a@example.org>');

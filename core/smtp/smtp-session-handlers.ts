@@ -37,6 +37,7 @@ const REPLIES = {
   headerTooLarge: reject(552, '5.3.4', 'Message header too large'),
   oversize: reject(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
   queueFailed: defer(451, '4.3.0', 'Requested action aborted: local error in processing, please try again later'),
+  tooManyRecipients: defer(452, '4.5.3', 'Error: too many recipients'),
   receiveFailed: defer(451, '4.3.0', 'Requested action aborted: error while receiving the message'),
 } as const;
 
@@ -150,6 +151,11 @@ export class SmtpSessionHandlers {
     const transaction = state.transaction;
     if (!transaction) return done(replyError(reject(503, '5.5.1', 'Error: need MAIL command').reply));
     const recipient = toAddress(address);
+    // A repeated RCPT is answered as before but not added again: smtp-server lets it through
+    // (and counts only distinct addresses against the limit), and each copy would be delivered.
+    const key = recipient.address.toLowerCase();
+    if (transaction.to.some((to) => to.address.toLowerCase() === key)) return done();
+    if (transaction.to.length >= state.pipeline.config.limits.recipients) return done(replyError(REPLIES.tooManyRecipients.reply));
     state.pipeline.runner.run('rcpt', transaction.log, state, transaction, recipient).then(({ result, decidedBy }) => {
       if (result.kind === 'accept') {
         transaction.to.push(recipient);
@@ -241,8 +247,9 @@ export class SmtpSessionHandlers {
       }
       return this.#accepted(state, transaction, message, undefined, started);
     } finally {
-      // The queue moved or copied the file; whatever is left is not ours to keep.
-      await this.deps.spool.discard(message.file.path);
+      // The queue moved or copied the file; whatever is left is not ours to keep. A failure
+      // here must not turn a 250 for a queued message into an error (the client would send it again).
+      await this.deps.spool.discard(message.file.path).catch((error: unknown) => log.warn({ err: error }, 'could not remove the spooled file'));
     }
   }
 

@@ -60,28 +60,38 @@ export class SpoolFiles {
    * Resolves only after everything is on disk.
    */
   async store(message: NewMessage, record: StoredMessage, handle: OpenFile | undefined): Promise<void> {
-    const file = handle ?? (await OpenFile.open(message.file.path, 'r+'));
     const target = this.#msg(message.id);
     try {
-      await file.write(withTrailer(record, message.file.size), message.file.size);
-      await file.datasync();
-    } finally {
-      await file.close();
-    }
-    try {
-      await rename(message.file.path, target);
+      const file = handle ?? (await OpenFile.open(message.file.path, 'r+'));
+      try {
+        await file.write(withTrailer(record, message.file.size), message.file.size);
+        await file.datasync();
+      } finally {
+        await file.close();
+      }
+      await this.#moveIntoQueue(message.file.path, target);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-      // The spool and the queue are on different file systems: copy instead.
-      await copyFile(message.file.path, target);
-      await fsyncFile(target);
-      await unlink(message.file.path);
+      // The spool left this file to us; a store that failed (a full disk) must not leave it behind.
+      await unlinkIfThere(message.file.path).catch(() => undefined);
+      throw error;
     }
     try {
       await this.#syncer.sync();
     } catch (error) {
       await rm(target, { force: true });
       throw error;
+    }
+  }
+
+  async #moveIntoQueue(from: string, to: string): Promise<void> {
+    try {
+      await rename(from, to);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+      // The spool and the queue are on different file systems: copy instead.
+      await copyFile(from, to);
+      await fsyncFile(to);
+      await unlink(from);
     }
   }
 
