@@ -2,11 +2,10 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { base64, plainAuth, writeUsers } from './fixtures/auth.js';
 import { ManualClock } from './fixtures/manual-clock.js';
 import { fixturePlugin } from './fixtures/paths.js';
-import { startPetrelProcess } from './fixtures/petrel-process.js';
+import { ChildPetrel } from './harness/child-petrel.js';
 import { testRedis } from './fixtures/redis.js';
 import { testCertificate } from './harness/certificates.js';
 import { SmtpTestClient, sampleMessage } from './harness/smtp-client.js';
@@ -180,26 +179,19 @@ describe('auth-file lockout shared through Redis by two Petrel processes', () =>
     const redis = await testRedis();
     const dir = tempDir('petrel-auth-redis-');
     const usersFile = await writeUsers(dir.path, { 'alice@localhost': 'correct horse battery' });
-    const config = (name: string) => {
-      const file = join(dir.path, `${name}.yaml`);
-      writeFileSync(
-        file,
-        stringify({
-          server: { hostname: `${name}.petrel.test`, dataDir: `./data-${name}`, localDomains: ['localhost'], shutdownTimeout: '1s' },
-          listeners: [submission],
-          dns: { reverseLookup: false },
-          redis: { url: redis.url, keyPrefix: redis.prefix },
-          logging: { level: 'info' },
-          plugins: [authFile(usersFile, { lockout: { maxFailures: 3, store: 'redis' } }), { name: 'relay-access' }, { name: 'queue-spool' }],
-        }),
-      );
-      return file;
-    };
-    const nodeA = await startPetrelProcess(config('a'), 1);
-    const nodeB = await startPetrelProcess(config('b'), 1);
+    const config = (name: string) => ({
+      server: { hostname: `${name}.petrel.test`, dataDir: `./data-${name}`, localDomains: ['localhost'], shutdownTimeout: '1s' },
+      listeners: [submission],
+      dns: { reverseLookup: false },
+      redis: { url: redis.url, keyPrefix: redis.prefix },
+      logging: { level: 'info' },
+      plugins: [authFile(usersFile, { lockout: { maxFailures: 3, store: 'redis' } }), { name: 'relay-access' }, { name: 'queue-spool' }],
+    });
+    const nodeA = await ChildPetrel.start(dir.path, config('a'));
+    const nodeB = await ChildPetrel.start(dir.path, config('b'));
     try {
-      const portA = nodeA.ports.get('submission') as number;
-      const portB = nodeB.ports.get('submission') as number;
+      const portA = nodeA.port('submission');
+      const portB = nodeB.port('submission');
       const onB = await SmtpTestClient.ready(portB);
       await onB.command(plainAuth('alice@localhost', 'correct horse battery'), /^235 /);
       await onB.quit();

@@ -53,6 +53,12 @@ export class ChildPetrel {
     this.#process.kill(signal);
   }
 
+  /** SIGTERM, and resolves once the process has exited (at once if it already has). */
+  async stop(): Promise<void> {
+    if (this.#process.exitCode === null && this.#process.signalCode === null) this.#process.kill('SIGTERM');
+    await this.#exited;
+  }
+
   exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     return this.#exited;
   }
