@@ -65,17 +65,8 @@ export class SmtpListener {
    * session); listener addresses cannot change without a restart.
    */
   apply(serverConfig: PetrelConfig, tls: TlsMaterial | undefined): void {
-    const options = this.#server.options;
-    const { limits } = serverConfig;
-    Object.assign(options, {
-      name: serverConfig.server.hostname,
-      size: limits.messageSize,
-      maxClients: limits.clients,
-      maxRecipients: limits.recipients,
-      maxCommandLength: limits.commandLength,
-      socketTimeout: limits.socketTimeout,
-    });
-    if (tls) this.#server.updateSecureContext({ key: tls.key, cert: tls.cert, minVersion: tls.minVersion, SNICallback: tls.SNICallback });
+    Object.assign(this.#server.options, reloadableOptions(serverConfig));
+    if (tls) this.#server.updateSecureContext(tlsOptions(tls));
   }
 
   listen(): Promise<AddressInfo> {
@@ -122,17 +113,15 @@ export class SmtpListener {
   }
 
   #options(serverConfig: PetrelConfig, deps: ListenerDeps): SMTPServerOptions {
-    const { limits } = serverConfig;
     const config = this.config;
     const tls = deps.tls;
     const reverse = config.reverseDns ?? serverConfig.dns.reverseLookup;
     const reverseLookup = deps.reverseLookup;
     return {
-      name: serverConfig.server.hostname,
+      ...reloadableOptions(serverConfig),
       secure: config.tls === 'implicit',
       hideSTARTTLS: config.tls === 'none' || config.tls === 'implicit',
-      ...(tls ? { key: tls.key, cert: tls.cert, minVersion: tls.minVersion, SNICallback: tls.SNICallback } : {}),
-      size: limits.messageSize,
+      ...(tls ? tlsOptions(tls) : {}),
       rejectOversized: true,
       authMethods: ['PLAIN', 'LOGIN'],
       authOptional: true,
@@ -143,10 +132,6 @@ export class SmtpListener {
       hidePIPELINING: false,
       // Advertised once outbound delivery can honour it end to end.
       hideREQUIRETLS: true,
-      maxClients: limits.clients,
-      maxRecipients: limits.recipients,
-      maxCommandLength: limits.commandLength,
-      socketTimeout: limits.socketTimeout,
       closeTimeout: serverConfig.server.shutdownTimeout,
       disableReverseLookup: !reverse || reverseLookup === undefined,
       // Allowed for everyone here; each session's disabled-command list keeps it to the configured hosts.
@@ -171,4 +156,21 @@ export class SmtpListener {
       onClose: this.#handlers.onClose,
     };
   }
+}
+
+/** smtp-server options that come from the config and that a reload may change (read per session). */
+function reloadableOptions(config: PetrelConfig): Partial<SMTPServerOptions> {
+  const { limits } = config;
+  return {
+    name: config.server.hostname,
+    size: limits.messageSize,
+    maxClients: limits.clients,
+    maxRecipients: limits.recipients,
+    maxCommandLength: limits.commandLength,
+    socketTimeout: limits.socketTimeout,
+  };
+}
+
+function tlsOptions(tls: TlsMaterial): Partial<SMTPServerOptions> {
+  return { key: tls.key, cert: tls.cert, minVersion: tls.minVersion, SNICallback: tls.SNICallback };
 }
