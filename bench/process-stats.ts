@@ -4,12 +4,18 @@ const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number): number {
+  return cpuTimes(pid).own;
+}
+
+/**
+ * CPU seconds (user + system) of a process itself, and of its children that
+ * have exited and been waited for (cutime + cstime), from /proc/<pid>/stat.
+ */
+export function cpuTimes(pid: number): { own: number; reapedChildren: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may contain spaces) start after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return (utime + stime) / TICKS_PER_SECOND;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  return { own: (fields[11] + fields[12]) / TICKS_PER_SECOND, reapedChildren: (fields[13] + fields[14]) / TICKS_PER_SECOND };
 }
 
 /** Current and peak resident set size in bytes (VmRSS, VmHWM). */

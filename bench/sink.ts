@@ -13,7 +13,7 @@ export class Sink {
     const server = new ServerProcess(
       'sink',
       join(process.cwd(), 'node_modules', '.bin', 'node'),
-      [join(process.cwd(), 'dist', 'bench', 'sink-server.js')],
+      [join(process.cwd(), 'dist', 'bench', 'bare-server.js'), '--count'],
       (line) => {
         const match = /^listening (\d+)/.exec(line);
         return match ? Number(match[1]) : undefined;

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { SystemSpec } from './systems.js';
 import type { RunningSystem } from './server-process.js';
+import { cpuTimes, memory } from '../process-stats.js';
 
 const POSTFIX = '/usr/sbin/postfix';
 
@@ -86,13 +87,13 @@ class PostfixInstance implements RunningSystem {
   ) {}
 
   cpu(): number {
-    const [own, reaped] = cpuOf(this.master);
-    const live = treeOf(this.master).slice(1).reduce((sum, pid) => sum + cpuOf(pid)[0], 0);
-    return own + reaped + live;
+    const { own, reapedChildren } = ifRunning(() => cpuTimes(this.master), { own: 0, reapedChildren: 0 });
+    const live = treeOf(this.master).slice(1).reduce((sum, pid) => sum + ifRunning(() => cpuTimes(pid).own, 0), 0);
+    return own + reapedChildren + live;
   }
 
   memory(): { rss: number; peakRss: number } {
-    const rss = treeOf(this.master).reduce((sum, pid) => sum + rssOf(pid), 0);
+    const rss = treeOf(this.master).reduce((sum, pid) => sum + ifRunning(() => memory(pid).rss, 0), 0);
     return { rss, peakRss: rss };
   }
 
@@ -122,22 +123,12 @@ function treeOf(root: number): number[] {
   return all;
 }
 
-/** [own user+system, reaped children's user+system] in seconds. */
-function cpuOf(pid: number): [number, number] {
+/** A /proc reading of a process that may have exited meanwhile (Postfix's processes come and go). */
+function ifRunning<T>(read: () => T, gone: T): T {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-    return [(fields[11] + fields[12]) / 100, (fields[13] + fields[14]) / 100];
+    return read();
   } catch {
-    return [0, 0];
-  }
-}
-
-function rssOf(pid: number): number {
-  try {
-    return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-  } catch {
-    return 0;
+    return gone;
   }
 }
 
