@@ -2,16 +2,15 @@
  * Every error code Petrel itself raises, in one file. A code is stable and
  * searchable; the message says what went wrong and what to do.
  *
- * Configuration problems are ConfigError (core/config/config-error.ts) with
- * code PETREL_CONFIG_INVALID and a file:line for each issue.
+ * Configuration problems, including a plugin that cannot be found, imported
+ * or used, are ConfigError (core/config/config-error.ts) with code
+ * PETREL_CONFIG_INVALID and a file:line for each issue.
  */
 export const ERROR_CODES = {
   PETREL_CONFIG_INVALID: 'the configuration is invalid (see the listed issues)',
   PETREL_HOOKS_SEALED: 'a plugin tried to add a hook handler after start',
   PETREL_HOOK_HANDLER: 'a hook handler is not a function',
   PETREL_HOOK_FAILED: 'a hook handler threw or timed out; the client got 451 4.3.0',
-  PETREL_PLUGIN_LOAD: 'a plugin module could not be found or imported',
-  PETREL_PLUGIN_INVALID: 'a plugin module does not export a valid plugin class',
   PETREL_PLUGIN_START: 'a plugin failed to start',
   PETREL_NO_QUEUE: 'no plugin provides the queue',
   PETREL_QUEUE_UNAVAILABLE: 'the queue could not store a message; the client got 451',
