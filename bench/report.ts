@@ -89,3 +89,22 @@ export function formatReport(rows: readonly SummaryRow[], systems: readonly Syst
   const legend = systems.map((s) => `  ${s.name.padEnd(14)} ${s.description}`).join('\n');
   return [legend, '', line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
+
+/**
+ * `--compare`: the after/before ratio of one system to the same system built
+ * from another revision, per scenario (throughput, and CPU per message where
+ * lower is better, so it is before/after).
+ */
+export function formatComparison(rows: readonly SummaryRow[], after: string, before: string): string {
+  const lines = [`${after} vs ${before} (same run, alternated):`];
+  for (const scenario of new Set(rows.map((r) => r.scenario))) {
+    const a = rows.find((r) => r.scenario === scenario && r.system === after);
+    const b = rows.find((r) => r.scenario === scenario && r.system === before);
+    if (!a || !b) continue;
+    lines.push(
+      `  ${scenario.padEnd(13)} throughput ${(a.median / b.median).toFixed(2)}× (${a.median.toFixed(0)} vs ${b.median.toFixed(0)} msg/s), ` +
+        `CPU per message ${(b.cpuPerThousand / a.cpuPerThousand).toFixed(2)}× less (${a.cpuPerThousand.toFixed(2)} vs ${b.cpuPerThousand.toFixed(2)} s/1000)`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -7,6 +7,10 @@
  *   npm run bench -- --quick          1 KiB and 100 KiB at 20 clients, 1 recipient
  *   npm run bench -- --json           machine-readable result on stdout
  *   npm run bench -- --rounds 5 --generator node --only 1k-c20-r1
+ *   npm run bench -- --compare HEAD~1 --systems bare,petrel-spool --only 1k-c20-r1 --rounds 7
+ *                                     this tree against an earlier revision, in one run
+ *   npm run bench -- --compare FIX~1..FIX --systems bare --only 1k-c20-r1 --rounds 7
+ *                                     one commit's before/after ratio
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -16,10 +20,11 @@ import { runNodeLoad } from './load/node-load.js';
 import type { LoadOptions, LoadResult } from './load/load-options.js';
 import { runSmtpSource, smtpSourceAvailable } from './load/smtp-source.js';
 import { checkLargeMessageMemory } from './large-message.js';
-import { formatReport, summarize, type RunRecord, type Scenario } from './report.js';
+import { formatComparison, formatReport, summarize, type RunRecord, type Scenario } from './report.js';
 import type { RunningSystem } from './systems/server-process.js';
 import { postfixAvailable, postfixPeer } from './systems/postfix.js';
-import { bareSmtpServer, petrelRedis, petrelRelay, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
+import { bareSmtpServer, petrelRedis, petrelRelay, petrelSpool, petrelSpoolAt, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
+import { prepareComparison } from './checkout.js';
 import { Sink } from './sink.js';
 import { deleteKeys } from './redis-cleanup.js';
 
@@ -31,6 +36,8 @@ const { values } = parseArgs({
     generator: { type: 'string' },
     only: { type: 'string' },
     peers: { type: 'boolean', default: false },
+    compare: { type: 'string' },
+    systems: { type: 'string' },
   },
 });
 
@@ -55,12 +62,21 @@ async function main(): Promise<void> {
   const generatorName = values.generator ?? (smtpSourceAvailable() ? 'smtp-source' : 'node');
   const generate = generatorName === 'smtp-source' ? runSmtpSource : runNodeLoad;
   const rounds = Number(values.rounds);
-  const systems: SystemSpec[] = [bareSmtpServer, petrelSpool, petrelRedis, petrelRelay];
+  let systems: SystemSpec[] = [bareSmtpServer, petrelSpool, petrelRedis, petrelRelay];
   if (values.peers) {
     if (postfixAvailable()) systems.push(postfixPeer);
     else process.stderr.write('--peers: Postfix is not installed (apt-get install postfix, then stop its daemon) or we are not root; skipping it\n');
   }
+  if (values.systems) {
+    const wanted = values.systems.split(',');
+    const unknown = wanted.filter((name) => !systems.some((s) => s.name === name));
+    if (unknown.length > 0) throw new Error(`--systems: no system named ${unknown.join(', ')} (there are ${systems.map((s) => s.name).join(', ')})`);
+    systems = systems.filter((s) => wanted.includes(s.name));
+  }
+  if (!systems.includes(bareSmtpServer)) systems.unshift(bareSmtpServer); // every ratio is against it
   const workDir = mkdtempSync(join(tmpdir(), 'petrel-bench-'));
+  const comparison = values.compare ? prepareComparison(values.compare, workDir) : undefined;
+  for (const checkout of comparison?.checkouts ?? []) systems.push(petrelSpoolAt(checkout.root, checkout.revision));
   const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
   log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
   log(`load generator: ${generatorName}; new connection per message; ${rounds} alternated rounds`);
@@ -82,7 +98,8 @@ async function main(): Promise<void> {
         }
       }
     }
-    const memoryCheck = await checkLargeMessageMemory(running.get('petrel-spool') as RunningSystem);
+    const spool = running.get('petrel-spool');
+    const memoryCheck = spool ? await checkLargeMessageMemory(spool) : undefined;
     const summary = summarize(records, systems.map((s) => s.name), 'bare');
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ generator: generatorName, rounds, systems: systems.map((s) => ({ name: s.name, description: s.description })), summary, memoryCheck, records }, null, 2)}\n`);
@@ -90,15 +107,19 @@ async function main(): Promise<void> {
       log('');
       log(formatReport(summary, systems));
       log('');
+      if (comparison) log(`${formatComparison(summary, comparison.after, comparison.before)}\n`);
       const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
-      log(
-        `50 MiB message into petrel-spool: RSS grew ${mib(memoryCheck.growth)} MiB (first message of the process: ${mib(memoryCheck.firstGrowth)} MiB; ` +
-          `peak ${mib(memoryCheck.peakRss)} MiB), reply: ${memoryCheck.reply}`,
-      );
+      if (memoryCheck) {
+        log(
+          `50 MiB message into petrel-spool: RSS grew ${mib(memoryCheck.growth)} MiB (first message of the process: ${mib(memoryCheck.firstGrowth)} MiB; ` +
+            `peak ${mib(memoryCheck.peakRss)} MiB), reply: ${memoryCheck.reply}`,
+        );
+      }
     }
   } finally {
     await Promise.all([...running.values()].map((server) => server.stop()));
     await sink.stop();
+    for (const checkout of comparison?.checkouts ?? []) checkout.remove();
     rmSync(workDir, { recursive: true, force: true });
     await deleteKeys(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_BENCH_PREFIX);
   }

@@ -28,19 +28,22 @@ export const bareSmtpServer: SystemSpec = {
 /**
  * Petrel with the shipped mta.config.yaml, changed only where a benchmark
  * must: its own data directory and free ports (several run side by side).
+ * `root` is the checkout whose build and shipped config run (another one
+ * for `--compare`).
  */
 export function petrelShipped(
   name: string,
   description: string,
   change: (config: Record<string, any>, sinkPort: number) => void = () => undefined,
   relays = false,
+  root = process.cwd(),
 ): SystemSpec {
   return {
     name,
     description,
     relays,
     start: async (workDir, sinkPort) => {
-      const config = parse(readFileSync(join(process.cwd(), 'mta.config.yaml'), 'utf8')) as Record<string, any>;
+      const config = parse(readFileSync(join(root, 'mta.config.yaml'), 'utf8')) as Record<string, any>;
       config.server.dataDir = join(workDir, `${name}-data`);
       for (const listener of config.listeners) listener.port = 0;
       if (config.admin) config.admin.port = 0;
@@ -52,7 +55,7 @@ export function petrelShipped(
       change(config, sinkPort);
       const file = join(workDir, `${name}.yaml`);
       writeFileSync(file, stringify(config));
-      const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
+      const cli = join(root, 'dist', 'core', 'cli', 'petrel.js');
       return new ServerProcess(name, NODE, [cli, 'start', '-c', file], (line) => {
         if (!line.startsWith('{')) return undefined;
         try {
@@ -77,6 +80,11 @@ function acceptOnly(config: Record<string, any>): void {
 }
 
 export const petrelSpool = petrelShipped('petrel-spool', 'Petrel, shipped MX profile, accepting into queue-spool (fsync before 250)', acceptOnly);
+
+/** petrel-spool as built from another checkout (`--compare <rev>`): the "before" of a change. */
+export function petrelSpoolAt(root: string, revision: string): SystemSpec {
+  return petrelShipped(`petrel-spool@${revision}`, `petrel-spool as of ${revision} (before/after comparison)`, acceptOnly, false, root);
+}
 
 /** Where the Redis benchmark keeps its keys; removed when the run ends. */
 export const REDIS_BENCH_PREFIX = `petrel-bench:${process.pid}:`;
