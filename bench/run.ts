@@ -6,6 +6,8 @@
  *   npm run bench                     full matrix, 3 rounds
  *   npm run bench -- --quick          1 KiB and 100 KiB at 20 clients, 1 recipient
  *   npm run bench -- --json           machine-readable result on stdout
+ *   npm run bench -- --peers          also Postfix (Debian package) and Haraka (npm, installed
+ *                                     once under the temp dir), forwarding and discarding
  *   npm run bench -- --rounds 5 --generator node --only 1k-c20-r1
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +21,8 @@ import { checkLargeMessageMemory } from './large-message.js';
 import { formatReport, summarize, type RunRecord, type Scenario } from './report.js';
 import type { RunningSystem } from './systems/server-process.js';
 import { postfixAvailable, postfixPeer } from './systems/postfix.js';
+import { harakaDiscard, harakaForward } from './systems/haraka.js';
+import { installedHaraka } from './systems/haraka-install.js';
 import { bareSmtpServer, petrelRedis, petrelRelay, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
 import { Sink } from './sink.js';
 import { deleteKeys } from './redis-cleanup.js';
@@ -59,6 +63,12 @@ async function main(): Promise<void> {
   if (values.peers) {
     if (postfixAvailable()) systems.push(postfixPeer);
     else process.stderr.write('--peers: Postfix is not installed (apt-get install postfix, then stop its daemon) or we are not root; skipping it\n');
+    try {
+      const haraka = installedHaraka();
+      systems.push(harakaForward(haraka), harakaDiscard(haraka));
+    } catch (error) {
+      process.stderr.write(`--peers: Haraka could not be installed from npm; skipping it\n${(error as Error).message}\n`);
+    }
   }
   const workDir = mkdtempSync(join(tmpdir(), 'petrel-bench-'));
   const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
