@@ -6,6 +6,8 @@
  *   npm run bench                     full matrix, 3 rounds
  *   npm run bench -- --quick          1 KiB and 100 KiB at 20 clients, 1 recipient
  *   npm run bench -- --json           machine-readable result on stdout
+ *   npm run bench -- --peers          also Postfix (Debian package) and Haraka (npm, installed
+ *                                     once under the temp dir), forwarding and discarding
  *   npm run bench -- --rounds 5 --generator node --only 1k-c20-r1
  *   npm run bench -- --compare HEAD~1 --systems bare,petrel-spool --only 1k-c20-r1 --rounds 7
  *                                     this tree against an earlier revision, in one run
@@ -23,6 +25,8 @@ import { checkLargeMessageMemory } from './large-message.js';
 import { formatComparison, formatReport, summarize, type RunRecord, type Scenario } from './report.js';
 import type { RunningSystem } from './systems/server-process.js';
 import { postfixAvailable, postfixPeer } from './systems/postfix.js';
+import { harakaDiscard, harakaForward } from './systems/haraka.js';
+import { installedHaraka } from './systems/haraka-install.js';
 import { bareSmtpServer, petrelRedis, petrelRelay, petrelSpool, petrelSpoolAt, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
 import { prepareComparison } from './checkout.js';
 import { Sink } from './sink.js';
@@ -66,6 +70,12 @@ async function main(): Promise<void> {
   if (values.peers) {
     if (postfixAvailable()) systems.push(postfixPeer);
     else process.stderr.write('--peers: Postfix is not installed (apt-get install postfix, then stop its daemon) or we are not root; skipping it\n');
+    try {
+      const haraka = installedHaraka();
+      systems.push(harakaForward(haraka), harakaDiscard(haraka));
+    } catch (error) {
+      process.stderr.write(`--peers: Haraka could not be installed from npm; skipping it\n${(error as Error).message}\n`);
+    }
   }
   if (values.systems) {
     const wanted = values.systems.split(',');

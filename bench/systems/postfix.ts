@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { SystemSpec } from './systems.js';
 import type { RunningSystem } from './server-process.js';
 import { cpuTimes, memory } from '../process-stats.js';
+import { freePort } from '../free-port.js';
 
 const POSTFIX = '/usr/sbin/postfix';
 
@@ -130,15 +130,4 @@ function ifRunning<T>(read: () => T, gone: T): T {
   } catch {
     return gone;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.once('error', reject);
-  });
 }

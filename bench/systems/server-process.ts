@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { cpuSeconds, memory, resetPeakRss } from '../process-stats.js';
 
 /** What the benchmark needs from a running system under test. */
@@ -13,8 +14,15 @@ export interface RunningSystem {
 }
 
 /**
+ * Where a system listens: read off a line of its output, or, for a system
+ * told its port in its config that prints nothing when it starts listening,
+ * that port (the system is ready once the port accepts a connection).
+ */
+export type ListeningPort = ((line: string) => number | undefined) | number;
+
+/**
  * One system under test, running as its own process so its CPU time and
- * memory are its own. `portFrom` reads the listening port off a stdout line.
+ * memory are its own.
  */
 export class ServerProcess implements RunningSystem {
   readonly #child: ChildProcess;
@@ -25,7 +33,7 @@ export class ServerProcess implements RunningSystem {
     readonly name: string,
     command: string,
     args: string[],
-    private readonly portFrom: (line: string) => number | undefined,
+    private readonly portFrom: ListeningPort,
     env: NodeJS.ProcessEnv = {},
     /** Called with every stdout line (the sink reports its count this way). */
     private readonly onLine?: (line: string) => void,
@@ -41,7 +49,7 @@ export class ServerProcess implements RunningSystem {
       }
       // Keep only the tail: a busy server's log would otherwise fill memory.
       this.#output = (this.#output + text).slice(-64 * 1024);
-      if (this.#port === undefined) {
+      if (this.#port === undefined && typeof this.portFrom === 'function') {
         for (const line of this.#output.split('\n')) {
           const port = this.portFrom(line);
           if (port !== undefined) {
@@ -69,6 +77,7 @@ export class ServerProcess implements RunningSystem {
     while (this.#port === undefined) {
       if (this.#child.exitCode !== null) throw new Error(`${this.name} exited:\n${this.#output}`);
       if (Date.now() > deadline) throw new Error(`${this.name} did not start:\n${this.#output}`);
+      if (typeof this.portFrom === 'number' && (await acceptsConnections(this.portFrom))) this.#port = this.portFrom;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     return this;
@@ -94,4 +103,16 @@ export class ServerProcess implements RunningSystem {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** Whether something accepts TCP connections on a loopback port (the probe is closed at once). */
+function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
