@@ -35,20 +35,25 @@ export function checkOut(revision: string, workDir: string): Checkout {
 }
 
 /**
- * `--compare BEFORE` (this tree's petrel-spool against BEFORE's) or
- * `--compare BEFORE..AFTER` (two other revisions, e.g. a fix and its parent).
+ * `--compare BEFORE`: this tree's Petrel systems against BEFORE's build;
+ * `--compare BEFORE..AFTER`: two other revisions (e.g. a fix and its parent),
+ * without this tree's.
  */
 export interface Comparison {
-  readonly after: string;
-  readonly before: string;
-  /** Checkouts whose builds run as systems of their own. */
-  readonly checkouts: readonly Checkout[];
+  readonly before: Checkout;
+  readonly after?: Checkout;
 }
 
 export function prepareComparison(spec: string, workDir: string): Comparison {
   const [beforeRevision, afterRevision] = spec.split('..');
   const before = checkOut(beforeRevision, workDir);
-  if (!afterRevision) return { before: `petrel-spool@${before.revision}`, after: 'petrel-spool', checkouts: [before] };
-  const after = checkOut(afterRevision, workDir);
-  return { before: `petrel-spool@${before.revision}`, after: `petrel-spool@${after.revision}`, checkouts: [after, before] };
+  return afterRevision ? { before, after: checkOut(afterRevision, workDir) } : { before };
+}
+
+/** Each compared system's name after and before the change. */
+export function comparedPairs(comparison: Comparison, systems: readonly string[]): { after: string; before: string }[] {
+  return systems.map((name) => ({
+    after: comparison.after ? `${name}@${comparison.after.revision}` : name,
+    before: `${name}@${comparison.before.revision}`,
+  }));
 }

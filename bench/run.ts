@@ -9,10 +9,11 @@
  *   npm run bench -- --peers          also Postfix (Debian package) and Haraka (npm, installed
  *                                     once under the temp dir), forwarding and discarding
  *   npm run bench -- --rounds 5 --generator node --only 1k-c20-r1
- *   npm run bench -- --compare HEAD~1 --systems bare,petrel-spool --only 1k-c20-r1 --rounds 7
- *                                     this tree against an earlier revision, in one run
- *   npm run bench -- --compare FIX~1..FIX --systems bare --only 1k-c20-r1 --rounds 7
- *                                     one commit's before/after ratio
+ *   npm run bench -- --compare HEAD~1 --systems petrel-spool,petrel-relay --only 1k-c20-r1 --rounds 7
+ *                                     the selected Petrel systems of this tree against the
+ *                                     same systems built from an earlier revision, in one run
+ *   npm run bench -- --compare FIX~1..FIX --systems petrel-spool --only 1k-c20-r1 --rounds 7
+ *                                     one commit's before/after ratio (this tree's left out)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -27,8 +28,8 @@ import type { RunningSystem } from './systems/server-process.js';
 import { postfixAvailable, postfixPeer } from './systems/postfix.js';
 import { harakaDiscard, harakaForward } from './systems/haraka.js';
 import { installedHaraka } from './systems/haraka-install.js';
-import { bareSmtpServer, petrelRedis, petrelRelay, petrelSpool, petrelSpoolAt, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
-import { prepareComparison } from './checkout.js';
+import { bareSmtpServer, petrelRedis, petrelRelay, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
+import { comparedPairs, prepareComparison } from './checkout.js';
 import { Sink } from './sink.js';
 import { deleteKeys } from './redis-cleanup.js';
 
@@ -86,7 +87,13 @@ async function main(): Promise<void> {
   if (!systems.includes(bareSmtpServer)) systems.unshift(bareSmtpServer); // every ratio is against it
   const workDir = mkdtempSync(join(tmpdir(), 'petrel-bench-'));
   const comparison = values.compare ? prepareComparison(values.compare, workDir) : undefined;
-  for (const checkout of comparison?.checkouts ?? []) systems.push(petrelSpoolAt(checkout.root, checkout.revision));
+  // Every selected Petrel system runs as built from the compared revision(s) too.
+  const compared = systems.filter((s): s is SystemSpec & Required<Pick<SystemSpec, 'at'>> => s.at !== undefined);
+  if (comparison) {
+    const checkouts = comparison.after ? [comparison.after, comparison.before] : [comparison.before];
+    if (comparison.after) systems = systems.filter((s) => s.at === undefined);
+    for (const checkout of checkouts) for (const system of compared) systems.push(system.at(checkout.root, checkout.revision));
+  }
   const log = (line: string) => (values.json ? process.stderr : process.stdout).write(`${line}\n`);
   log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
   log(`load generator: ${generatorName}; new connection per message; ${rounds} alternated rounds`);
@@ -117,7 +124,7 @@ async function main(): Promise<void> {
       log('');
       log(formatReport(summary, systems));
       log('');
-      if (comparison) log(`${formatComparison(summary, comparison.after, comparison.before)}\n`);
+      for (const pair of comparison ? comparedPairs(comparison, compared.map((s) => s.name)) : []) log(`${formatComparison(summary, pair.after, pair.before)}\n`);
       const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
       if (memoryCheck) {
         log(
@@ -129,7 +136,8 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all([...running.values()].map((server) => server.stop()));
     await sink.stop();
-    for (const checkout of comparison?.checkouts ?? []) checkout.remove();
+    comparison?.before.remove();
+    comparison?.after?.remove();
     rmSync(workDir, { recursive: true, force: true });
     await deleteKeys(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_BENCH_PREFIX);
   }

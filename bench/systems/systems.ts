@@ -10,6 +10,8 @@ export interface SystemSpec {
   /** Relaying systems pass every message on to the sink; the others keep it. */
   readonly relays?: boolean;
   start(workDir: string, sinkPort: number): Promise<RunningSystem>;
+  /** Petrel systems: the same system built from another checkout (`--compare`), named `<name>@<revision>`. */
+  at?(root: string, revision: string): SystemSpec;
 }
 
 const NODE = join(process.cwd(), 'node_modules', '.bin', 'node');
@@ -42,6 +44,7 @@ export function petrelShipped(
     name,
     description,
     relays,
+    at: (otherRoot, revision) => petrelShipped(`${name}@${revision}`, `${name} as of ${revision} (before/after comparison)`, change, relays, otherRoot),
     start: async (workDir, sinkPort) => {
       const config = parse(readFileSync(join(root, 'mta.config.yaml'), 'utf8')) as Record<string, any>;
       config.server.dataDir = join(workDir, `${name}-data`);
@@ -80,11 +83,6 @@ function acceptOnly(config: Record<string, any>): void {
 }
 
 export const petrelSpool = petrelShipped('petrel-spool', 'Petrel, shipped MX profile, accepting into queue-spool (fsync before 250)', acceptOnly);
-
-/** petrel-spool as built from another checkout (`--compare <rev>`): the "before" of a change. */
-export function petrelSpoolAt(root: string, revision: string): SystemSpec {
-  return petrelShipped(`petrel-spool@${revision}`, `petrel-spool as of ${revision} (before/after comparison)`, acceptOnly, false, root);
-}
 
 /** Where the Redis benchmark keeps its keys; removed when the run ends. */
 export const REDIS_BENCH_PREFIX = `petrel-bench:${process.pid}:`;
