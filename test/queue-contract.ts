@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -74,6 +74,21 @@ export function queueContract(name: string, factory: QueueFactory): void {
       await queue.enqueue(message);
       return message.id;
     }
+
+    it('gives back the same bytes whether the spool kept an in-memory copy or not, before and after a restart', async () => {
+      try {
+        const withCopy = await newMessage(['a@example.org'], { body: 'kept in memory\r\n' });
+        const bytes = await readFile(withCopy.file.path);
+        await queue.enqueue({ ...withCopy, file: { ...withCopy.file, content: bytes } });
+        const withoutCopy = await enqueue(['a@example.org'], { body: 'read from the file\r\n' });
+        assert.equal(await text(await queue.read(withCopy.id)), `${HEADER}kept in memory\r\n`);
+        assert.equal(await text(await queue.read(withoutCopy)), `${HEADER}read from the file\r\n`);
+        const restarted = await subject.restart();
+        assert.equal(await text(await restarted.read(withCopy.id)), `${HEADER}kept in memory\r\n`);
+      } finally {
+        await subject.cleanup();
+      }
+    });
 
     it('stores a message and gives it back with the outgoing header block and the body', async () => {
       try {

@@ -10,7 +10,17 @@ export interface SpooledFile {
   readonly size: number;
   /** Bytes of the original header block, including its empty line: where the body starts. */
   readonly bodyOffset: number;
+  /**
+   * The file's bytes (all `size` of them), kept in memory for messages of up
+   * to IN_MEMORY_COPY_LIMIT bytes, so hooks, queues and deliveries that read
+   * a small message do not read it back from disk. The file is still written
+   * and is what makes the message durable; this is only a copy.
+   */
+  readonly content?: Buffer;
 }
+
+/** Messages up to this size keep an in-memory copy of their spooled bytes (SpooledFile.content). */
+export const IN_MEMORY_COPY_LIMIT = 64 * 1024;
 
 /**
  * A message that has been received in full: its body is on disk, its header
@@ -45,6 +55,7 @@ export class IncomingMessage {
 /** The body; bytes after `size` (a queue's own record, appended to the file) are not part of it. */
 export function bodyStream(file: SpooledFile): Readable {
   if (file.bodyOffset >= file.size) return Readable.from([]);
+  if (file.content) return Readable.from([file.content.subarray(file.bodyOffset, file.size)], { objectMode: false });
   return createReadStream(file.path, { start: file.bodyOffset, end: file.size - 1 });
 }
 

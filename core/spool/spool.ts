@@ -3,7 +3,7 @@ import { OpenFile } from '../util/open-file.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LineEndingInspector } from './line-ending-inspector.js';
-import { IncomingMessage } from './incoming-message.js';
+import { IN_MEMORY_COPY_LIMIT, IncomingMessage } from './incoming-message.js';
 
 export interface ReceiveLimits {
   readonly maxBytes: number;
@@ -43,17 +43,22 @@ export class Spool {
   /**
    * Streams a DATA stream to disk and inspects it on the way. Chunks are
    * written as they come, one write at a time, so a fast client is slowed to
-   * the disk's pace instead of filling memory.
+   * the disk's pace instead of filling memory. A small message also keeps
+   * its chunks as an in-memory copy (SpooledFile.content).
    */
   async receive(id: string, data: Readable, limits: ReceiveLimits): Promise<ReceiveOutcome> {
     const path = join(this.directory, id);
     const inspector = new LineEndingInspector(limits);
     const file = await OpenFile.open(path, 'wx');
     this.#open.set(path, file);
+    let copy: Buffer[] | undefined = [];
     try {
       for await (const chunk of data) {
         const keep = inspector.inspect(chunk as Buffer);
-        if (keep.length > 0) await file.write(keep);
+        if (keep.length === 0) continue;
+        await file.write(keep);
+        if (copy && inspector.bytes <= IN_MEMORY_COPY_LIMIT) copy.push(keep);
+        else copy = undefined;
       }
       inspector.finish();
     } catch (error) {
@@ -73,7 +78,8 @@ export class Spool {
       return { kind: problem ?? 'header-too-large', bytes };
     }
     const header = inspector.headerBlock;
-    const message = new IncomingMessage({ path, size: bytes, bodyOffset: header.length }, header);
+    const content = copy ? Buffer.concat(copy, bytes) : undefined;
+    const message = new IncomingMessage({ path, size: bytes, bodyOffset: header.length, content }, header);
     return { kind: 'received', message };
   }
 

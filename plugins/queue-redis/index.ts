@@ -108,7 +108,7 @@ export default class RedisQueue implements Queue {
   }
 
   async enqueue(message: NewMessage): Promise<void> {
-    const content = await readFile(message.file.path);
+    const content = message.file.content ?? (await readFile(message.file.path));
     const body = Buffer.concat([message.headerBlock, content.subarray(message.file.bodyOffset)]);
     const record: StoredRecord = {
       id: message.id,

@@ -1,10 +1,14 @@
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { OpenFile } from '../../core/util/open-file.js';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import type { NewMessage, QueuedMessage } from '../../core/queue/contract.js';
 import { messageStream } from '../../core/spool/incoming-message.js';
 import { DirectorySyncer, fsyncFile, writeAndRename } from '../../core/util/durable-fs.js';
+import { RecentBodies } from './recent-bodies.js';
+
+/** Bodies of recently stored messages kept for their first delivery (see RecentBodies). */
+const RECENT_BODIES_BYTES = 4 * 1024 * 1024;
 
 /** A message's queue record: what the queue knows, plus where its content is. */
 export interface StoredMessage extends QueuedMessage {
@@ -40,6 +44,7 @@ export class SpoolFiles {
   readonly #tmp: string;
   readonly #corrupt: string;
   readonly #syncer: DirectorySyncer;
+  readonly #recent = new RecentBodies(RECENT_BODIES_BYTES);
   /** Ids that have a .state file, known once recover() has listed the directory. */
   #withState: Set<string> | undefined;
 
@@ -81,6 +86,8 @@ export class SpoolFiles {
       await rm(target, { force: true });
       throw error;
     }
+    const { content, bodyOffset, size } = message.file;
+    if (content) this.#recent.add(message.id, content.subarray(bodyOffset, size));
   }
 
   async #moveIntoQueue(from: string, to: string): Promise<void> {
@@ -125,8 +132,11 @@ export class SpoolFiles {
 
   /** The message as it goes out: the stored header block, then the body. */
   content(record: StoredMessage): Readable {
+    const headerBlock = Buffer.from(record.headerBlock, 'base64');
+    const body = this.#recent.get(record.id);
+    if (body) return Readable.from([headerBlock, body], { objectMode: false });
     const file = { path: this.#msg(record.id), size: record.size, bodyOffset: record.bodyOffset };
-    return messageStream(Buffer.from(record.headerBlock, 'base64'), file);
+    return messageStream(headerBlock, file);
   }
 
   /**
@@ -135,6 +145,7 @@ export class SpoolFiles {
    * record would send it again.
    */
   async remove(id: string): Promise<void> {
+    this.#recent.delete(id);
     await unlinkIfThere(this.#msg(id));
     // After recovery we know which messages have a .state; without that, try anyway.
     if (this.#withState === undefined || this.#withState.delete(id)) await unlinkIfThere(this.#state(id));

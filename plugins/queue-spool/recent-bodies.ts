@@ -1,0 +1,41 @@
+/**
+ * The bodies of the most recently stored small messages, so a delivery that
+ * follows soon after acceptance (the usual case) sends them without reading
+ * the .msg file back. Bounded by total bytes; the oldest go first. Only a
+ * copy: the .msg file is what is durable, and a body not found here is read
+ * from it.
+ */
+export class RecentBodies {
+  readonly #bodies = new Map<string, Buffer>();
+  #bytes = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  add(id: string, body: Buffer): void {
+    if (body.length > this.maxBytes) return;
+    this.delete(id);
+    this.#bodies.set(id, body);
+    this.#bytes += body.length;
+    // A Map iterates in insertion order: the first keys are the oldest.
+    for (const [oldest, oldestBody] of this.#bodies) {
+      if (this.#bytes <= this.maxBytes) break;
+      this.#bodies.delete(oldest);
+      this.#bytes -= oldestBody.length;
+    }
+  }
+
+  get(id: string): Buffer | undefined {
+    return this.#bodies.get(id);
+  }
+
+  delete(id: string): void {
+    const body = this.#bodies.get(id);
+    if (body === undefined) return;
+    this.#bodies.delete(id);
+    this.#bytes -= body.length;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+}
