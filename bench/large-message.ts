@@ -6,7 +6,7 @@ const SIZE = 50 * 1024 * 1024;
 export interface LargeMessageMemory {
   readonly before: number;
   readonly peakRss: number;
-  /** Peak RSS over RSS before, for the second message. */
+  /** Peak RSS over RSS before: the smaller of the second and third messages'. */
   readonly growth: number;
   /** The same for the first message, which also pays for Node growing its heap and allocator arenas once. */
   readonly firstGrowth: number;
@@ -14,11 +14,14 @@ export interface LargeMessageMemory {
 }
 
 /**
- * Sends a 50 MiB message twice and reports how much the server's resident
- * memory grew. The first message costs any Node process tens of MiB of
- * socket buffers that wait for the garbage collector (the bare smtp-server
- * too); what shows whether the body is held in memory is the second one,
- * which reuses that memory: it must grow by a few MiB at most.
+ * Sends a 50 MiB message three times and reports how much the server's
+ * resident memory grew. The first message costs any Node process tens of MiB
+ * of socket buffers that wait for the garbage collector (the bare
+ * smtp-server too); what shows whether the body is held in memory is the
+ * later ones, which reuse that memory. A server holding the body grows by 50
+ * MiB on every message; one that streams it grows by a few MiB, or by more
+ * on one message when the collector happens to run late, so the smaller of
+ * the second and third is the figure.
  */
 export async function checkLargeMessageMemory(server: RunningSystem): Promise<LargeMessageMemory> {
   const measure = async () => {
@@ -30,7 +33,8 @@ export async function checkLargeMessageMemory(server: RunningSystem): Promise<La
   };
   const first = await measure();
   const second = await measure();
-  return { ...second, firstGrowth: first.growth };
+  const third = await measure();
+  return { ...(third.growth < second.growth ? third : second), firstGrowth: first.growth };
 }
 
 function sendLarge(port: number): Promise<string> {

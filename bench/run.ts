@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
       if (memoryCheck) {
         log(
-          `50 MiB message into petrel-spool: RSS grew ${mib(memoryCheck.growth)} MiB (first message of the process: ${mib(memoryCheck.firstGrowth)} MiB; ` +
+          `50 MiB messages into petrel-spool: RSS grew ${mib(memoryCheck.growth)} MiB (the smaller of the second and third; the first message of the process: ${mib(memoryCheck.firstGrowth)} MiB; ` +
             `peak ${mib(memoryCheck.peakRss)} MiB), reply: ${memoryCheck.reply}`,
         );
       }
