@@ -74,5 +74,9 @@ describe('queue-spool: recent bodies', () => {
     assert.equal(recent.bytes, 4);
     recent.add('c', Buffer.alloc(2));
     assert.equal(recent.bytes, 2, 'adding an id again replaces its body');
+    const message = Buffer.from('header\r\n\r\nbody');
+    recent.add('view', message.subarray(10));
+    assert.equal(recent.get('view')?.toString(), 'body');
+    assert.equal(recent.get('view')?.buffer.byteLength, 4, 'a view is copied, so it does not pin the buffer it came from');
   });
 });

@@ -14,7 +14,11 @@ export class RecentBodies {
   add(id: string, body: Buffer): void {
     if (body.length > this.maxBytes) return;
     this.delete(id);
-    this.#bodies.set(id, body);
+    // Kept in a buffer of its own: `body` is usually a view into a larger one (the whole
+    // message, often a slice of Node's shared 8 KiB pool), which it would pin in memory.
+    const own = Buffer.allocUnsafeSlow(body.length);
+    body.copy(own);
+    this.#bodies.set(id, own);
     this.#bytes += body.length;
     // A Map iterates in insertion order: the first keys are the oldest.
     for (const [oldest, oldestBody] of this.#bodies) {
