@@ -11,14 +11,15 @@ export interface Checkout {
   readonly root: string;
   /** The abbreviated commit id, for labels. */
   readonly revision: string;
-  remove(): void;
 }
 
-export function checkOut(revision: string, workDir: string): Checkout {
+/** `onCreated` gets the worktree's removal as soon as it exists, so a failed build is cleaned up too. */
+export function checkOut(revision: string, workDir: string, onCreated: (remove: () => void) => void): Checkout {
   const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   const short = git('rev-parse', '--short', `${revision}^{commit}`);
   const root = join(workDir, `checkout-${short}`);
   git('worktree', 'add', '--detach', root, short);
+  onCreated(() => git('worktree', 'remove', '--force', root));
   // The same lockfile means the same dependencies: share ours instead of installing them again.
   const lockfile = (dir: string) => readFileSync(join(dir, 'package-lock.json'), 'utf8');
   if (existsSync(join(process.cwd(), 'node_modules')) && lockfile(root) === lockfile(process.cwd())) {
@@ -27,11 +28,7 @@ export function checkOut(revision: string, workDir: string): Checkout {
     execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   }
   execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
-  return {
-    root,
-    revision: short,
-    remove: () => git('worktree', 'remove', '--force', root),
-  };
+  return { root, revision: short };
 }
 
 /**
@@ -44,10 +41,10 @@ export interface Comparison {
   readonly after?: Checkout;
 }
 
-export function prepareComparison(spec: string, workDir: string): Comparison {
+export function prepareComparison(spec: string, workDir: string, onCreated: (remove: () => void) => void): Comparison {
   const [beforeRevision, afterRevision] = spec.split('..');
-  const before = checkOut(beforeRevision, workDir);
-  return afterRevision ? { before, after: checkOut(afterRevision, workDir) } : { before };
+  const before = checkOut(beforeRevision, workDir, onCreated);
+  return afterRevision ? { before, after: checkOut(afterRevision, workDir, onCreated) } : { before };
 }
 
 /** Each compared system's name after and before the change. */

@@ -76,7 +76,10 @@ export class ServerProcess implements RunningSystem {
     const deadline = Date.now() + timeoutMs;
     while (this.#port === undefined) {
       if (this.#child.exitCode !== null) throw new Error(`${this.name} exited:\n${this.#output}`);
-      if (Date.now() > deadline) throw new Error(`${this.name} did not start:\n${this.#output}`);
+      if (Date.now() > deadline) {
+        await this.stop(); // not in the benchmark's list of running systems yet: nobody else would
+        throw new Error(`${this.name} did not start:\n${this.#output}`);
+      }
       if (typeof this.portFrom === 'number' && (await acceptsConnections(this.portFrom))) this.#port = this.portFrom;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }

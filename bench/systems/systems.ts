@@ -36,7 +36,7 @@ export const bareSmtpServer: SystemSpec = {
 export function petrelShipped(
   name: string,
   description: string,
-  change: (config: Record<string, any>, sinkPort: number) => void = () => undefined,
+  change: (config: Record<string, any>, sinkPort: number, name: string) => void = () => undefined,
   relays = false,
   root = process.cwd(),
 ): SystemSpec {
@@ -55,7 +55,7 @@ export function petrelShipped(
       config.plugins = config.plugins.map((entry: { name?: string; options?: Record<string, unknown> }) =>
         entry.name === 'recipients' ? { ...entry, options: { ...entry.options, catchAll: true } } : entry,
       );
-      change(config, sinkPort);
+      change(config, sinkPort, name);
       const file = join(workDir, `${name}.yaml`);
       writeFileSync(file, stringify(config));
       const cli = join(root, 'dist', 'core', 'cli', 'petrel.js');
@@ -89,11 +89,13 @@ export const REDIS_BENCH_PREFIX = `petrel-bench:${process.pid}:`;
 
 /**
  * The same profile with queue-redis on the Redis at REDIS_URL (default
- * 127.0.0.1:6379), under a key prefix of its own that is removed afterwards.
+ * 127.0.0.1:6379), under a key prefix of its own (below REDIS_BENCH_PREFIX)
+ * that is removed afterwards.
  */
-export const petrelRedis = petrelShipped('petrel-redis', 'Petrel, shipped MX profile, accepting into queue-redis', (config) => {
+export const petrelRedis = petrelShipped('petrel-redis', 'Petrel, shipped MX profile, accepting into queue-redis', (config, _sinkPort, name) => {
   acceptOnly(config);
-  config.redis = { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: REDIS_BENCH_PREFIX };
+  // A queue of its own per system: petrel-redis and its --compare twin must not share one.
+  config.redis = { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: `${REDIS_BENCH_PREFIX}${name}:` };
   config.plugins = config.plugins.map((entry: { name?: string }) => (entry.name === 'queue-spool' ? { name: 'queue-redis' } : entry));
 });
 

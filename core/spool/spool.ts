@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LineEndingInspector } from './line-ending-inspector.js';
 import { IN_MEMORY_COPY_LIMIT, IncomingMessage } from './incoming-message.js';
+import { CopyBudget } from './copy-budget.js';
+
+/** In-memory copies of small messages held at once, across all sessions (see CopyBudget). */
+const IN_MEMORY_COPY_BUDGET = 32 * 1024 * 1024;
 
 export interface ReceiveLimits {
   readonly maxBytes: number;
@@ -28,9 +32,11 @@ export class Spool {
   readonly #open = new Map<string, OpenFile>();
   /** Files a queue took over: they are the queue's now, discard() leaves them alone. */
   readonly #taken = new Set<string>();
+  readonly #copies: CopyBudget;
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, copyBudgetBytes = IN_MEMORY_COPY_BUDGET) {
     this.directory = join(dataDir, 'spool', 'incoming');
+    this.#copies = new CopyBudget(copyBudgetBytes);
   }
 
   async init(): Promise<void> {
@@ -44,7 +50,9 @@ export class Spool {
    * Streams a DATA stream to disk and inspects it on the way. Chunks are
    * written as they come, one write at a time, so a fast client is slowed to
    * the disk's pace instead of filling memory. A small message also keeps
-   * its chunks as an in-memory copy (SpooledFile.content).
+   * its chunks as an in-memory copy (SpooledFile.content) while the budget
+   * for copies allows; it is given back when the message is discarded
+   * (after queueing, the session discards what is left of it).
    */
   async receive(id: string, data: Readable, limits: ReceiveLimits): Promise<ReceiveOutcome> {
     const path = join(this.directory, id);
@@ -57,8 +65,12 @@ export class Spool {
         const keep = inspector.inspect(chunk as Buffer);
         if (keep.length === 0) continue;
         await file.write(keep);
-        if (copy && inspector.bytes <= IN_MEMORY_COPY_LIMIT) copy.push(keep);
-        else copy = undefined;
+        if (copy && inspector.bytes <= IN_MEMORY_COPY_LIMIT && this.#copies.reserve(path, keep.length)) {
+          copy.push(keep);
+        } else if (copy) {
+          copy = undefined;
+          this.#copies.release(path);
+        }
       }
       inspector.finish();
     } catch (error) {
@@ -78,7 +90,7 @@ export class Spool {
       return { kind: problem ?? 'header-too-large', bytes };
     }
     const header = inspector.headerBlock;
-    const content = copy ? Buffer.concat(copy, bytes) : undefined;
+    const content = copy ? Buffer.concat(copy) : undefined;
     const message = new IncomingMessage({ path, size: bytes, bodyOffset: header.length, content }, header);
     return { kind: 'received', message };
   }
@@ -99,6 +111,7 @@ export class Spool {
 
   /** Closes and removes a spooled file, unless a queue took it over (then it is the queue's). */
   async discard(path: string): Promise<void> {
+    this.#copies.release(path);
     if (this.#taken.delete(path)) return;
     const handle = this.#open.get(path);
     this.#open.delete(path);
