@@ -71,9 +71,13 @@ async function main(): Promise<void> {
   if (values.peers) {
     if (postfixAvailable()) systems.push(postfixPeer);
     else process.stderr.write('--peers: Postfix is not installed (apt-get install postfix, then stop its daemon) or we are not root; skipping it\n');
+    const wantsHaraka = !values.systems || values.systems.split(',').some((name) => name.startsWith('haraka'));
     try {
-      const haraka = installedHaraka();
-      systems.push(harakaForward(haraka), harakaDiscard(haraka));
+      // Installing from npm takes a while: not when --systems leaves Haraka out anyway.
+      if (wantsHaraka) {
+        const haraka = installedHaraka();
+        systems.push(harakaForward(haraka), harakaDiscard(haraka));
+      }
     } catch (error) {
       process.stderr.write(`--peers: Haraka could not be installed from npm; skipping it\n${(error as Error).message}\n`);
     }
