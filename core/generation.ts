@@ -10,14 +10,16 @@ import type { SessionPipeline } from './smtp/session-pipeline.js';
 
 /**
  * One configuration in force: its container, plugins and hooks. A reload
- * builds a new generation next to the running one; new sessions start on the
- * new one, sessions already open finish on the old one, and the old one's
- * plugins (those not carried over) are closed when its last session ends.
+ * builds a new generation next to the running one; new sessions and new
+ * delivery attempts start on the new one, those already running finish on the
+ * old one, and the old one's plugins (those not carried over) are closed when
+ * its last session and its last delivery attempt have ended.
  */
 export class Generation implements SessionPipeline {
   readonly runner: HookRunner;
   readonly outbound: OutboundHooks;
   #sessions = 0;
+  #deliveries = 0;
   #onDrained: (() => void) | undefined;
 
   constructor(
@@ -28,7 +30,13 @@ export class Generation implements SessionPipeline {
     logger: Logger,
   ) {
     this.runner = new HookRunner(registry);
-    this.outbound = new OutboundHooks(registry, logger.child({ component: 'delivery' }));
+    this.outbound = new OutboundHooks(registry, logger.child({ component: 'delivery' }), {
+      enter: () => this.#deliveries++,
+      leave: () => {
+        this.#deliveries--;
+        this.#drainedMaybe();
+      },
+    });
   }
 
   get config(): PetrelConfig {
@@ -40,24 +48,30 @@ export class Generation implements SessionPipeline {
     return this.#sessions;
   }
 
+  /** Delivery attempts running on this generation's outbound hooks now. */
+  get deliveries(): number {
+    return this.#deliveries;
+  }
+
   enter(): void {
     this.#sessions++;
   }
 
   leave(): void {
     this.#sessions--;
-    if (this.#sessions === 0) this.#onDrained?.();
+    this.#drainedMaybe();
   }
 
-  /** No new sessions will start here; `whenDrained` runs once the last open one has ended. */
+  /** No new sessions or deliveries will start here; `whenDrained` runs once the last running one has ended. */
   retire(whenDrained: () => void): void {
-    if (this.#sessions === 0) {
-      whenDrained();
-      return;
-    }
     this.#onDrained = () => {
       this.#onDrained = undefined;
       whenDrained();
     };
+    this.#drainedMaybe();
+  }
+
+  #drainedMaybe(): void {
+    if (this.#sessions === 0 && this.#deliveries === 0) this.#onDrained?.();
   }
 }

@@ -266,7 +266,7 @@ export class Petrel {
       void old.plugins.close();
     });
     this.logger.info(
-      { plugins: generation.plugins.plugins.map((p) => p.name), openSessionsOnOld: old.sessions },
+      { plugins: generation.plugins.plugins.map((p) => p.name), openSessionsOnOld: old.sessions, deliveriesOnOld: old.deliveries },
       'configuration reloaded',
     );
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { fixturePlugin } from './fixtures/paths.js';
-import { queueEmpty } from './harness/eventually.js';
+import { eventually, queueEmpty } from './harness/eventually.js';
 import { parseMime, type ParsedMessage } from './harness/mime-parts.js';
 import { SinkServer, type SinkMessage, type SinkOptions } from './harness/sink-server.js';
 import { sampleMessage } from './harness/smtp-client.js';
@@ -295,6 +295,37 @@ describe('delivery at shutdown', () => {
     } finally {
       data.remove();
     }
+  });
+});
+
+describe('delivery across a reload', () => {
+  it('keeps a replaced delivery plugin open until the delivery it is running has ended', async () => {
+    let release = () => undefined as void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let started = false;
+    const { server, sink } = await setup({ data: async () => { started = true; await held; return undefined; } });
+    const id = await send(server, ['user@remote.test']);
+    await eventually(() => started, 'the delivery to reach the sink');
+    // The same config but for the delivery plugin's options: the reload replaces that plugin
+    // while its delivery waits for the sink's reply.
+    const base = deliveryConfig(sink.port);
+    const replaced = {
+      server: { hostname: 'mx.petrel.test', dataDir: server.dataDir, localDomains: ['localhost'], shutdownTimeout: '2s' },
+      listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
+      dns: { reverseLookup: false },
+      ...base,
+      plugins: base.plugins.map((entry) => (typeof entry === 'object' && entry !== null && 'path' in entry ? { ...entry, options: { port: sink.port, name: 'replacement.test' } } : entry)),
+    };
+    await server.petrel.reload(configFromObject(replaced, server.dataDir));
+    const [reloaded] = server.logs.find({ msg: 'configuration reloaded' });
+    assert.equal(reloaded?.deliveriesOnOld, 1);
+    const closed = () => server.logs.find({ msg: 'sink-delivery closed', name: 'petrel.test' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(closed().length, 0, 'the old instance is still delivering: it must not be closed yet');
+    release();
+    await eventually(() => server.logs.find({ msg: 'delivery delivered', qid: id }).length === 1, 'the delivery to finish');
+    await eventually(() => closed().length === 1, 'the old instance to close once its delivery ended');
+    assert.equal(sink.messages.length, 1);
   });
 });
 

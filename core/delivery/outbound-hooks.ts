@@ -32,11 +32,33 @@ export class OutboundHookError extends Error {
  * HookRunner, but the rules are the same: config order and priority,
  * per-plugin timeouts, and a failing handler is named in the log.
  */
+/** Told when a delivery attempt starts and ends on these hooks (the generation that owns them counts it). */
+export interface HookUsers {
+  enter(): void;
+  leave(): void;
+}
+
 export class OutboundHooks {
   constructor(
     private readonly registry: HookRegistry,
     private readonly log: Logger,
+    private readonly users?: HookUsers,
   ) {}
+
+  /**
+   * Marks a delivery attempt running on these hooks until the returned
+   * function is called (once; later calls do nothing): the plugins behind
+   * them must stay open meanwhile, even if a reload replaced them.
+   */
+  hold(): () => void {
+    this.users?.enter();
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.users?.leave();
+    };
+  }
 
   /** True when some plugin can deliver mail; without one the scheduler does not run. */
   get hasDeliveryTarget(): boolean {

@@ -77,6 +77,12 @@ export class DeliveryScheduler {
   readonly #abandoned = new Set<string>();
   readonly #shutdown = new AbortController();
   #running = false;
+  /**
+   * The outbound hooks each attempt started with, by lease token: a reload
+   * while it runs must not switch it to other plugins halfway, and the
+   * generation those hooks belong to keeps its plugins open until it ends.
+   */
+  readonly #hooksOf = new Map<string, OutboundHooks>();
   #loop: Promise<void> | undefined;
   #poked = false;
   #wake: (() => void) | undefined;
@@ -86,6 +92,11 @@ export class DeliveryScheduler {
   /** After a config reload: deliveries from now on run the new plugins' outbound hooks. */
   useHooks(hooks: OutboundHooks): void {
     this.#deps = { ...this.#deps, hooks };
+  }
+
+  /** The hooks a leased message's attempt runs from start to end (see #hooksOf). */
+  #hooks(lease: Lease): OutboundHooks {
+    return this.#hooksOf.get(lease.token) ?? this.#deps.hooks;
   }
 
   constructor(deps: SchedulerDeps) {
@@ -210,6 +221,9 @@ export class DeliveryScheduler {
   }
 
   #begin(lease: Lease): void {
+    const hooks = this.#deps.hooks;
+    const release = hooks.hold();
+    this.#hooksOf.set(lease.token, hooks);
     const done = this.#attempt(lease)
       .catch((error: unknown) => {
         this.#deps.log.error({ qid: lease.message.id, err: error }, `delivery attempt failed: ${(error as Error).message}`);
@@ -218,6 +232,8 @@ export class DeliveryScheduler {
       .finally(() => {
         this.#inFlight.delete(lease.token);
         this.#abandoned.delete(lease.token);
+        this.#hooksOf.delete(lease.token);
+        release();
         this.#poke(); // a worker is free again
       });
     this.#inFlight.set(lease.token, { lease, done });
@@ -255,7 +271,7 @@ export class DeliveryScheduler {
     for (const recipient of open) {
       let route: Route | undefined;
       try {
-        route = await this.#deps.hooks.route(lease.message, recipient);
+        route = await this.#hooks(lease).route(lease.message, recipient);
       } catch (error) {
         log.error({ rcpt: recipient.address, err: error, plugin: (error as OutboundHookError).plugin, code: 'PETREL_HOOK_FAILED' }, (error as Error).message);
       }
@@ -276,7 +292,7 @@ export class DeliveryScheduler {
   ): Promise<Settled[] | Postponed> {
     const { route, recipients } = group;
     if (!route) return deferAll(recipients, route, REPLIES.routeFailed);
-    const target = this.#deps.hooks.deliveryTarget(route);
+    const target = this.#hooks(lease).deliveryTarget(route);
     const log = parentLog.child({ target: target?.plugin ?? route.target, destination: route.destination });
     if (!target) {
       log.error({ rcpt: recipients.map((r) => r.address) }, `no delivery plugin named "${route.target}" is loaded; recipients deferred`);
@@ -317,7 +333,7 @@ export class DeliveryScheduler {
     let results: readonly RecipientResult[] | undefined;
     try {
       const delivery = await this.#delivery(lease, route, recipients, attempt, abort.signal, ticket, log);
-      results = await this.#deps.hooks.deliver(target, delivery, () => abort.abort(new Error('timeout')));
+      results = await this.#hooks(lease).deliver(target, delivery, () => abort.abort(new Error('timeout')));
       return this.#match(recipients, results, route, log);
     } catch (error) {
       if (this.#shutdown.signal.aborted) return deferAll(recipients, route, REPLIES.aborted);
@@ -339,7 +355,8 @@ export class DeliveryScheduler {
     ticket: DeliveryTicket,
     log: Logger,
   ): Promise<Delivery> {
-    const { queue, hooks } = this.#deps;
+    const { queue } = this.#deps;
+    const hooks = this.#hooks(lease);
     const id = lease.message.id;
     const base = { message: lease.message, route, recipients, attempt, signal, log, limits: ticket.limits };
     if (!hooks.hasTransforms) return { ...base, open: () => queue.read(id) };
@@ -372,7 +389,8 @@ export class DeliveryScheduler {
   }
 
   async #finish(lease: Lease, settled: Settled[], now: number, log: Logger, postponedUntil: number | undefined): Promise<void> {
-    const { queue, hooks, bouncer } = this.#deps;
+    const { queue, bouncer } = this.#deps;
+    const hooks = this.#hooks(lease);
     const message = lease.message;
     const expired = this.#schedule.isExpired(message.receivedAt, now);
     const outcomes = settled.map((s) => (expired && s.result.status === 'deferred' ? expire(s, this.#deps.config.expireAfter) : s));
