@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { sparePort } from './ports.js';
+import { deleteKeysUnder } from './redis-keys.js';
 import { tempDir } from './temp-dir.js';
 
 const run = promisify(execFile);
@@ -25,15 +26,7 @@ export function testPrefix(): string {
 
 /** Deletes every key under `prefix` (on each master of a cluster). */
 export async function deleteKeys(clients: readonly Redis[], prefix: string): Promise<void> {
-  for (const client of clients) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      // One DEL per key: on a cluster node, keys of different slots cannot share a command.
-      for (const key of keys) await client.del(key);
-    } while (cursor !== '0');
-  }
+  for (const client of clients) await deleteKeysUnder(client, prefix);
 }
 
 async function assertRedisInstalled(): Promise<void> {
