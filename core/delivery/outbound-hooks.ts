@@ -26,18 +26,18 @@ export class OutboundHookError extends Error {
   }
 }
 
-/**
- * Runs the outbound hooks for the scheduler. Each hook has its own answer
- * type (see core/delivery/outbound.ts), so this is separate from the inbound
- * HookRunner, but the rules are the same: config order and priority,
- * per-plugin timeouts, and a failing handler is named in the log.
- */
 /** Told when a delivery attempt starts and ends on these hooks (the generation that owns them counts it). */
 export interface HookUsers {
   enter(): void;
   leave(): void;
 }
 
+/**
+ * Runs the outbound hooks for the scheduler. Each hook has its own answer
+ * type (see core/delivery/outbound.ts), so this is separate from the inbound
+ * HookRunner, but the rules are the same: config order and priority,
+ * per-plugin timeouts, and a failing handler is named in the log.
+ */
 export class OutboundHooks {
   constructor(
     private readonly registry: HookRegistry,

@@ -72,17 +72,16 @@ export class DeliveryScheduler {
   readonly #schedule: RetrySchedule;
   readonly #shaper: OutboundShaper;
   /** Attempts in flight, by lease token. */
-  readonly #inFlight = new Map<string, { lease: Lease; done: Promise<void> }>();
+  /**
+   * Attempts running, by lease token, each with the outbound hooks it started
+   * with: a reload while it runs must not switch it to other plugins halfway,
+   * and the generation those hooks belong to keeps its plugins open until it ends.
+   */
+  readonly #inFlight = new Map<string, { readonly lease: Lease; readonly hooks: OutboundHooks; done: Promise<void> }>();
   /** Leases given back at shutdown: their late results are not recorded. */
   readonly #abandoned = new Set<string>();
   readonly #shutdown = new AbortController();
   #running = false;
-  /**
-   * The outbound hooks each attempt started with, by lease token: a reload
-   * while it runs must not switch it to other plugins halfway, and the
-   * generation those hooks belong to keeps its plugins open until it ends.
-   */
-  readonly #hooksOf = new Map<string, OutboundHooks>();
   #loop: Promise<void> | undefined;
   #poked = false;
   #wake: (() => void) | undefined;
@@ -94,9 +93,9 @@ export class DeliveryScheduler {
     this.#deps = { ...this.#deps, hooks };
   }
 
-  /** The hooks a leased message's attempt runs from start to end (see #hooksOf). */
+  /** The hooks a leased message's attempt runs on from start to end (see #inFlight). */
   #hooks(lease: Lease): OutboundHooks {
-    return this.#hooksOf.get(lease.token) ?? this.#deps.hooks;
+    return this.#inFlight.get(lease.token)?.hooks ?? this.#deps.hooks;
   }
 
   constructor(deps: SchedulerDeps) {
@@ -223,8 +222,10 @@ export class DeliveryScheduler {
   #begin(lease: Lease): void {
     const hooks = this.#deps.hooks;
     const release = hooks.hold();
-    this.#hooksOf.set(lease.token, hooks);
-    const done = this.#attempt(lease)
+    // Registered before the attempt starts: its first steps already look up its hooks here.
+    const flight = { lease, hooks, done: Promise.resolve() };
+    this.#inFlight.set(lease.token, flight);
+    flight.done = this.#attempt(lease)
       .catch((error: unknown) => {
         this.#deps.log.error({ qid: lease.message.id, err: error }, `delivery attempt failed: ${(error as Error).message}`);
         return this.#deps.queue.abandon(lease).catch(() => undefined);
@@ -232,11 +233,9 @@ export class DeliveryScheduler {
       .finally(() => {
         this.#inFlight.delete(lease.token);
         this.#abandoned.delete(lease.token);
-        this.#hooksOf.delete(lease.token);
         release();
         this.#poke(); // a worker is free again
       });
-    this.#inFlight.set(lease.token, { lease, done });
   }
 
   /** One delivery attempt on one leased message, from routing to settle. */
