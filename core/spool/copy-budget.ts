@@ -23,8 +23,4 @@ export class CopyBudget {
     this.#used -= this.#held.get(path) ?? 0;
     this.#held.delete(path);
   }
-
-  get used(): number {
-    return this.#used;
-  }
 }
