@@ -68,13 +68,13 @@ async function main(): Promise<void> {
   const generate = generatorName === 'smtp-source' ? runSmtpSource : runNodeLoad;
   const rounds = Number(values.rounds);
   let systems: SystemSpec[] = [bareSmtpServer, petrelSpool, petrelRedis, petrelRelay];
+  const wanted = values.systems?.split(',');
   if (values.peers) {
     if (postfixAvailable()) systems.push(postfixPeer);
     else process.stderr.write('--peers: Postfix is not installed (apt-get install postfix, then stop its daemon) or we are not root; skipping it\n');
-    const wantsHaraka = !values.systems || values.systems.split(',').some((name) => name.startsWith('haraka'));
     try {
       // Installing from npm takes a while: not when --systems leaves Haraka out anyway.
-      if (wantsHaraka) {
+      if (!wanted || wanted.some((name) => name.startsWith('haraka'))) {
         const haraka = installedHaraka();
         systems.push(harakaForward(haraka), harakaDiscard(haraka));
       }
@@ -82,8 +82,7 @@ async function main(): Promise<void> {
       process.stderr.write(`--peers: Haraka could not be installed from npm; skipping it\n${(error as Error).message}\n`);
     }
   }
-  if (values.systems) {
-    const wanted = values.systems.split(',');
+  if (wanted) {
     const unknown = wanted.filter((name) => !systems.some((s) => s.name === name));
     if (unknown.length > 0) throw new Error(`--systems: no system named ${unknown.join(', ')} (there are ${systems.map((s) => s.name).join(', ')})`);
     systems = systems.filter((s) => wanted.includes(s.name));
