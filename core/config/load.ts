@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from './config-error.js';
 import { interpolateEnvironment } from './env-interpolation.js';
 import { configSchema, type PetrelConfig } from './schema.js';
@@ -72,9 +72,4 @@ function validate(raw: unknown, locator: ConfigLocator, baseDir: string): Loaded
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return { config, baseDir, locator };
-}
-
-/** Resolves a path written in the config relative to the config file. */
-export function resolveConfigPath(loaded: Pick<LoadedConfig, 'baseDir'>, path: string): string {
-  return isAbsolute(path) ? path : resolve(loaded.baseDir, path);
 }
