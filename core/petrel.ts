@@ -7,7 +7,7 @@ import type { LoadedConfig } from './config/load.js';
 import type { PetrelConfig } from './config/schema.js';
 import { TOKENS } from './di/tokens.js';
 import { ReverseLookup } from './dns/reverse-lookup.js';
-import { systemResolver, type DnsResolver } from './dns/resolver.js';
+import { configuredResolver, type DnsResolver } from './dns/resolver.js';
 import { AdminServer } from './admin/admin-server.js';
 import { ControlServer } from './control/control-server.js';
 import type { ControlRequest } from './control/control-protocol.js';
@@ -34,7 +34,7 @@ export interface PetrelOptions {
   readonly config: LoadedConfig;
   /** Defaults to a pino logger at the configured level on stdout. */
   readonly logger?: Logger;
-  /** Defaults to the system resolver. Tests inject test/harness/fake-dns.ts. */
+  /** Defaults to the resolver the `dns` settings describe. Tests inject test/harness/fake-dns.ts. */
   readonly dns?: DnsResolver;
   readonly clock?: Clock;
   /** Defaults to a fresh registry with Node's process metrics. */
@@ -93,7 +93,7 @@ export class Petrel {
     const paths = makePaths(options.config.baseDir, config.server.dataDir);
     base.registerInstance(TOKENS.Paths, paths);
     base.registerInstance(TOKENS.Clock, options.clock ?? systemClock);
-    base.registerInstance(TOKENS.Dns, options.dns ?? systemResolver(config.dns.timeout));
+    base.registerInstance(TOKENS.Dns, options.dns ?? configuredResolver(config.dns));
     base.registerInstance(TOKENS.Spool, new Spool(paths.dataDir));
     base.registerInstance(TOKENS.Logger, logger);
     base.registerInstance(TOKENS.Metrics, metrics);

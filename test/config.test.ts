@@ -72,6 +72,15 @@ describe('config errors name file, line, column, key, what was found and what wa
     assert.match(message, /:14:18 limits\.socketTimeout: expected a duration like 100ms, 30s, 5m, 4h or 5d, found "soon"/);
   });
 
+  it('dns.servers: an address with a port, not a name', async () => {
+    const accepted = parseConfigText(`${VALID}dns:\n  servers: [127.0.0.1:5353, '[::1]:53', 192.0.2.53]\n`, 'mta.config.yaml', {});
+    assert.deepEqual(accepted.config.dns.servers, ['127.0.0.1:5353', '[::1]:53', '192.0.2.53']);
+    const name = await problems(`${VALID}dns:\n  servers: [127.0.0.1, ns.example.org:53]\n`);
+    assert.match(name, /:14:24 dns\.servers\[1\]: expected a name server address like 127\.0\.0\.1, 127\.0\.0\.1:5353 or \[::1\]:53, found "ns\.example\.org:53"/);
+    const empty = await problems(`${VALID}dns:\n  servers: []\n`);
+    assert.match(empty, /dns\.servers: expected at least one name server, or no `servers` key for the system resolver/);
+  });
+
   it('unknown built-in plugin, listing the built-ins', async () => {
     const message = await problems(VALID.replace('  - name: relay-access', '  - name: relay-acess'));
     assert.match(message, /mta\.config\.yaml:11:5 plugins\[0\]: unknown built-in plugin "relay-acess" \(built-ins: .*relay-access/);

@@ -136,14 +136,14 @@ describe('MX list', () => {
       },
     });
     let n = 0;
-    const names = (await exchangesOf('example.test', dns, () => [0.9, 0.1, 0.5, 0.2][n++])).map((e) => e.name);
+    const names = (await exchangesOf('example.test', dns, { random: () => [0.9, 0.1, 0.5, 0.2][n++] })).map((e) => e.name);
     assert.deepEqual(names, ['a.example.test', 'b.example.test', 'c.example.test']);
   });
 
   it('uses the domain itself without MX, an address literal as it is', async () => {
-    assert.deepEqual(await exchangesOf('plain.test', new FakeDns({ 'plain.test': { A: ['192.0.2.1'] } })), [{ name: 'plain.test', priority: 0, implicit: true }]);
-    assert.deepEqual(await exchangesOf('[192.0.2.7]', new FakeDns()), [{ name: '192.0.2.7', priority: 0, implicit: true }]);
-    assert.deepEqual(await exchangesOf('[IPv6:2001:db8::7]', new FakeDns()), [{ name: '2001:db8::7', priority: 0, implicit: true }]);
+    assert.deepEqual(await exchangesOf('plain.test', new FakeDns({ 'plain.test': { A: ['192.0.2.1'] } })), [{ name: 'plain.test', priority: 0, implicit: true, dnssec: false }]);
+    assert.deepEqual(await exchangesOf('[192.0.2.7]', new FakeDns()), [{ name: '192.0.2.7', priority: 0, implicit: true, dnssec: false }]);
+    assert.deepEqual(await exchangesOf('[IPv6:2001:db8::7]', new FakeDns()), [{ name: '2001:db8::7', priority: 0, implicit: true, dnssec: false }]);
   });
 
   it('fails at once for a null MX or a domain that does not exist, later for a DNS failure', async () => {

@@ -263,6 +263,7 @@ describe('relay-mx', () => {
       // TLSA records live under the port connected to (25 on the Internet; the sink's own here).
       made.dns.set(`_${made.ports['mx.dane.test']}._tcp.mx.dane.test`, tlsa(certificate.cert, true));
       made.dns.set(`_${made.ports['mx.forged.test']}._tcp.mx.forged.test`, tlsa(certificate.cert, false));
+      made.dns.sign('dane.test').sign('forged.test');
       const server = await petrel(made, { dane: { enabled: true } });
       await send(server, ['jack@dane.test']);
       const forged = await send(server, ['kate@forged.test']);
@@ -272,6 +273,43 @@ describe('relay-mx', () => {
       assert.equal(message.recipients[0].status, 'deferred');
       assert.match(message.recipients[0].lastReply ?? '', /^451 4\.7\.5 DANE/);
       assert.equal(bad.messages.length, 0);
+    });
+
+    it('uses TLSA records only when the MX, address and TLSA answers are all DNSSEC-validated (RFC 7672 2.2)', async () => {
+      const { world: made } = await world();
+      const certificate = testCertificate('mx.host.test');
+      const host = await made.host('mx.host.test', { tls: certificate });
+      // A TLSA record the certificate does not match: where DANE applied, nothing would be sent.
+      made.dns.set(`_${made.ports['mx.host.test']}._tcp.mx.host.test`, tlsa(certificate.cert, false));
+      made.domain('unsigned-mx.test', [['mx.host.test', 10]]);
+      made.dns.sign('host.test');
+      made.domain('signed-mx.test', [['mx.host.test', 10]]);
+      made.dns.sign('signed-mx.test');
+      const server = await petrel(made, { dane: { enabled: true } });
+
+      await send(server, ['lou@unsigned-mx.test']);
+      await host.waitUntil((messages) => messages.length === 1);
+      assert.equal(host.messages[0].secure, true, 'opportunistic TLS, certificate unchecked');
+
+      const refused = await send(server, ['max@signed-mx.test']);
+      const message = await afterFirstAttempt(server, refused);
+      assert.match(message.recipients[0].lastReply ?? '', /^451 4\.7\.5 DANE/, 'signed all the way: the TLSA record applies');
+      assert.equal(host.messages.length, 1);
+    });
+
+    it('ignores TLSA records that are not validated although the MX and address records are', async () => {
+      const { world: made } = await world();
+      const certificate = testCertificate('mx.split.test');
+      const host = await made.host('mx.split.test', { tls: certificate });
+      made.domain('split.test', [['mx.split.test', 10]]);
+      made.dns.sign('split.test');
+      // The TLSA name sits in a zone of its own that is not signed (a delegation to an unsigned child).
+      const tlsaName = `_${made.ports['mx.split.test']}._tcp.mx.split.test`;
+      made.dns.set(tlsaName, tlsa(certificate.cert, false)).unsigned(tlsaName);
+      const server = await petrel(made, { dane: { enabled: true } });
+      await send(server, ['ned@split.test']);
+      await host.waitUntil((messages) => messages.length === 1);
+      assert.ok(server.logs.lines.some((line) => /TLSA records of .* are not DNSSEC-validated: ignored/.test(String(line.msg))));
     });
   });
 

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { shapingSchema } from './shaping-schema.js';
-import { cidr, duration, port, size } from './units.js';
+import { cidr, dnsServer, duration, port, size } from './units.js';
 import { ALL_HOOK_NAMES, type HookName } from '../hooks/catalogue.js';
 
 /**
@@ -160,8 +160,13 @@ export const configSchema = z.strictObject({
     .prefault({}),
   dns: z
     .strictObject({
+      servers: z
+        .array(dnsServer())
+        .min(1, 'expected at least one name server, or no `servers` key for the system resolver')
+        .optional()
+        .describe('name servers to ask instead of the ones in /etc/resolv.conf, as 127.0.0.1, 127.0.0.1:5353 or [::1]:53; for DNSBLs and DANE, a local validating resolver'),
       reverseLookup: z.boolean().default(true).describe('look up the client name (PTR, forward-confirmed)'),
-      timeout: duration().prefault('3s'),
+      timeout: duration().prefault('3s').describe('per DNS query and try (two tries per server)'),
       cacheTtl: duration().prefault('5m'),
     })
     .prefault({}),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseServerAddress } from '../dns/server-address.js';
 import { parseCidr } from '../util/networks.js';
 
 /**
@@ -64,6 +65,10 @@ export const port = () =>
 /** An IPv4 or IPv6 network (`192.0.2.0/24`, `2001:db8::/32`) or a single address. */
 export const cidr = () =>
   z.string().refine((value) => parseCidr(value) !== undefined, 'expected a network like 192.0.2.0/24 or 2001:db8::/32');
+
+/** A name server: an IP address, with a port after it (`127.0.0.1:5353`, `[::1]:53`) when not 53. */
+export const dnsServer = () =>
+  z.string().refine((value) => parseServerAddress(value) !== undefined, 'expected a name server address like 127.0.0.1, 127.0.0.1:5353 or [::1]:53');
 
 /** A regular expression option: a non-empty string that compiles with `flags` (the flags the code will use). */
 export const regularExpression = (flags: string) =>

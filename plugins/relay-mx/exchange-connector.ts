@@ -7,7 +7,7 @@ import type { DnsResolver } from '../../core/dns/resolver.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { Exchange } from './exchanges.js';
 import type { MxVerdict } from './mta-sts.js';
-import { recordsResolver, tlsaResolver } from './mx-dns.js';
+import { ExchangeDns } from './mx-dns.js';
 import { allowsPlaintext, connectionTlsOptions, tlsRequirement, type TlsRequirement, type TlsSettings } from './tls-policy.js';
 
 /** Why one exchanger could not take the message; the MX walk moves on to the next. */
@@ -62,17 +62,11 @@ export interface ConnectRequest {
  * greeting or a failed TLS handshake also moves on to the next one.
  */
 export class ExchangeConnector {
-  readonly #resolveRecords: (domain: string, type: string) => Promise<unknown[]>;
-  readonly #resolveTlsa: ReturnType<typeof tlsaResolver>;
-
   constructor(
     private readonly settings: ConnectorSettings,
-    dns: DnsResolver,
+    private readonly dns: DnsResolver,
     private readonly log: Logger,
-  ) {
-    this.#resolveRecords = recordsResolver(dns);
-    this.#resolveTlsa = tlsaResolver(dns);
-  }
+  ) {}
 
   /** A session ready for MAIL FROM, or an ExchangeFailure saying why not. */
   async connect(request: ConnectRequest, exchange: Exchange): Promise<SmtpSession> {
@@ -138,6 +132,7 @@ export class ExchangeConnector {
     const entry = onlyAddress
       ? { exchange: exchange.name, priority: exchange.priority, ...(onlyAddress.includes(':') ? { AAAA: [onlyAddress] } : { A: [onlyAddress] }) }
       : { exchange: exchange.name, priority: exchange.priority };
+    const lookups = new ExchangeDns(this.dns, exchange, settings.dane, request.log);
     try {
       return await mxConnect({
         target: request.domain,
@@ -147,14 +142,19 @@ export class ExchangeConnector {
         ...(settings.localAddress ? { localAddress: settings.localAddress } : {}),
         localHostname: settings.heloName,
         dnsOptions: {
-          resolveRecords: this.#resolveRecords,
+          resolveRecords: lookups.resolveRecords,
           blockLocalAddresses: settings.blockLocalAddresses,
           ignoreIPv6: settings.ipv6 === 'off',
           preferIPv6: settings.ipv6 === 'prefer',
         },
         // MTA-STS is judged before connecting (mta-sts.ts), not by mx-connect's own step.
         mtaSts: { enabled: false },
-        dane: { enabled: settings.dane, resolveTlsa: this.#resolveTlsa, logger: (entry) => this.#logDane(entry) },
+        dane: {
+          enabled: settings.dane,
+          resolveTlsa: lookups.resolveTlsa,
+          checkDnssecSecure: lookups.checkDnssecSecure,
+          logger: (entry) => this.#logDane(entry),
+        },
       });
     } catch (error) {
       throw this.#tcpFailure(error as MxConnectError, exchange.name);

@@ -109,7 +109,7 @@ export default class RelayMx {
     @inject(TOKENS.Config) config: PetrelConfig,
     @inject(TOKENS.Paths) paths: Paths,
     @inject(TOKENS.Dns) private readonly dns: DnsResolver,
-    @inject(TOKENS.Logger) log: Logger,
+    @inject(TOKENS.Logger) private readonly log: Logger,
   ) {
     this.#policies = new PolicyCache(join(paths.dataDir, opts.mtaSts.cacheFile), log);
     this.#mtaSts = new MtaSts(this.#policies, dns, !opts.allowLocalDestinations, log);
@@ -137,6 +137,9 @@ export default class RelayMx {
 
   async start(): Promise<void> {
     if (this.opts.mtaSts.enabled) await this.#policies.load();
+    if (this.opts.dane.enabled && !this.dns.resolveDnssec) {
+      this.log.warn('dane.enabled, but the DNS resolver cannot tell DNSSEC-validated answers: DANE will never apply');
+    }
   }
 
   close(): void {
@@ -164,7 +167,7 @@ export default class RelayMx {
 
   /** A new session for `domain`: its MX hosts, its MTA-STS policy, the first MX that takes us. */
   async #open(domain: string, requireTls: boolean, delivery: Delivery): Promise<SmtpSession> {
-    const exchanges = await exchangesOf(domain, this.dns);
+    const exchanges = await exchangesOf(domain, this.dns, { dnssec: this.opts.dane.enabled });
     // An address literal has no domain to publish a policy for.
     const policy = this.opts.mtaSts.enabled && !domain.startsWith('[') ? await this.#mtaSts.policyOf(domain) : undefined;
     const judge = (exchange: string) => this.#mtaSts.judge(domain, exchange, policy);

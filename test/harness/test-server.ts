@@ -3,6 +3,7 @@ import type { DependencyContainer } from 'tsyringe';
 import type { Clock } from '../../core/clock.js';
 import { configFromObject } from '../../core/config/load.js';
 import type { DnsResolver } from '../../core/dns/resolver.js';
+import { TOKENS } from '../../core/di/tokens.js';
 import { Petrel } from '../../core/petrel.js';
 import { FakeDns } from './fake-dns.js';
 import { LogCapture } from './log-capture.js';
@@ -12,7 +13,8 @@ import { tempDir } from './temp-dir.js';
 export interface TestServerOptions {
   /** Directory relative plugin paths and files resolve from; a fresh temp dir when omitted. */
   readonly baseDir?: string;
-  readonly dns?: DnsResolver;
+  /** A FakeDns when omitted; `'configured'` for the real resolver the config's `dns` settings describe. */
+  readonly dns?: DnsResolver | 'configured';
   readonly clock?: Clock;
   readonly override?: (container: DependencyContainer) => void;
 }
@@ -54,11 +56,11 @@ export async function startTestServer(config: ConfigObject = {}, options: TestSe
   const merged: ConfigObject = { ...defaults, ...config };
   if (config.server) merged.server = { ...(defaults.server as ConfigObject), ...(config.server as ConfigObject) };
   const logs = new LogCapture();
-  const dns = options.dns ?? new FakeDns();
+  const injected = options.dns === 'configured' ? undefined : (options.dns ?? new FakeDns());
   const petrel = await Petrel.start({
     config: configFromObject(merged, baseDir),
     logger: logs.logger,
-    dns,
+    dns: injected,
     clock: options.clock,
     override: options.override,
   }).catch((error: unknown) => {
@@ -70,7 +72,7 @@ export async function startTestServer(config: ConfigObject = {}, options: TestSe
   return {
     petrel,
     logs,
-    dns,
+    dns: petrel.base.resolve<DnsResolver>(TOKENS.Dns),
     dataDir: (merged.server as { dataDir: string }).dataDir,
     port,
     client: (listener = 'mx', clientOptions) => SmtpTestClient.ready(port(listener), clientOptions),
