@@ -33,7 +33,7 @@ export { IncomingMessage } from './spool/incoming-message.js';
 export type { HeaderField, MessageHeaders } from './spool/message-headers.js';
 export { TOKENS } from './di/tokens.js';
 export type { Clock } from './clock.js';
-export type { DnsResolver, RecordType } from './dns/resolver.js';
+export type { DnsResolver, DnssecAnswer, DnssecRecordType, RecordType } from './dns/resolver.js';
 export type { Logger } from './log/logger.js';
 export type { Paths } from './paths.js';
 export type * from './queue/contract.js';

@@ -5,8 +5,8 @@ import type { SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
 /**
  * What TLS one connection to one MX needs, strongest reason first:
  *
- * - `dane`: the exchanger publishes TLSA records (DANE on): TLS required,
- *   certificate matched against them (not against a CA).
+ * - `dane`: the exchanger publishes DNSSEC-validated TLSA records (DANE on,
+ *   mx-dns.ts): TLS required, certificate matched against them (not a CA).
  * - `verify`: the domain's MTA-STS policy is `enforce` (and this MX is in
  *   it), or the message asked for REQUIRETLS: TLS required, certificate
  *   valid for the MX name under a trusted CA.
