@@ -97,7 +97,7 @@ describe('DNSSEC through a validating resolver (unbound)', () => {
       const silent: Socket = createSocket('udp4');
       await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
       try {
-        const stub = new DnssecStub([{ host: '127.0.0.1', port: silent.address().port }, unbound], 300);
+        const stub = new DnssecStub([{ host: '127.0.0.1', port: silent.address().port }, unbound], 1_000);
         assert.equal((await stub.resolve('mx.secure.test', 'A')).secure, true);
         await assert.rejects(new DnssecStub([{ host: '127.0.0.1', port: silent.address().port }], 200).resolve('mx.secure.test', 'A'), { code: 'ETIMEOUT' });
       } finally {

@@ -96,19 +96,24 @@ function answersQuery(response: DecodedPacket, sent: Packet): boolean {
   );
 }
 
-/** One UDP exchange. Datagrams that are not the answer (another source, id or question) are ignored, as spoofing defence. */
+/**
+ * One UDP exchange, on a socket connected to the server (the kernel drops
+ * datagrams from anyone else). Datagrams that do not answer the query
+ * (another id or question) are ignored, as spoofing defence.
+ */
 function exchangeUdp(server: ServerAddress, sent: Packet, timeoutMs: number, name: string, type: string): Promise<DecodedPacket> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4');
     const finish = settleOnce(resolve, reject, timeoutMs, () => dnsError('ETIMEOUT', type, name), () => socket.close());
     socket.on('error', (error) => finish(error));
-    socket.on('message', (message, from) => {
-      if (from.address !== server.host || from.port !== server.port) return;
+    socket.on('message', (message) => {
       const response = decodeOrUndefined(message);
       if (response && answersQuery(response, sent)) finish(undefined, response);
     });
-    socket.send(dnsPacket.encode(sent), server.port, server.host, (error) => {
-      if (error) finish(error);
+    socket.connect(server.port, server.host, () => {
+      socket.send(dnsPacket.encode(sent), (error) => {
+        if (error) finish(error);
+      });
     });
   });
 }
@@ -128,7 +133,7 @@ function exchangeTcp(server: ServerAddress, sent: Packet, timeoutMs: number, nam
       if (response && answersQuery(response, sent)) finish(undefined, response);
       else finish(dnsError('EBADRESP', type, name));
     });
-    socket.on('end', () => finish(dnsError('ECONNREFUSED', type, name)));
+    socket.on('end', () => finish(dnsError('ECONNRESET', type, name)));
   });
 }
 
