@@ -318,7 +318,8 @@ export class Petrel {
       queueOperations: () => this.queueOperations(),
       plugins: () => this.plugins.plugins,
       readiness: () => ({
-        queue: this.queue.stats(),
+        queue: this.queue.ready?.() ?? this.queue.stats(),
+        spool: this.base.resolve<Spool>(TOKENS.Spool).ready(),
         ...(this.#redis ? { redis: this.#redis.ping() } : {}),
       }),
       reload: async () => ({ plugins: await this.reload() }),

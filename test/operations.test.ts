@@ -70,11 +70,11 @@ describe('metrics and the admin API', () => {
     assert.ok(sample(text, 'petrel_process_resident_memory_bytes') !== undefined);
   });
 
-  it('/health answers and /ready checks the queue', async () => {
+  it('/health answers and /ready checks the queue and the spool', async () => {
     assert.deepEqual((await http(server, '/health')).body, { status: 'ok' });
     const ready = await http(server, '/ready');
     assert.equal(ready.status, 200);
-    assert.deepEqual(ready.body, { ready: true, checks: { queue: 'ok' } });
+    assert.deepEqual(ready.body, { ready: true, checks: { queue: 'ok', spool: 'ok' } });
   });
 
   it('the API requires the token', async () => {

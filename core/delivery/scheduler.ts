@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock } from '../clock.js';
 import type { DeliveryConfig } from '../config/schema.js';
 import type { RegisteredHandler } from '../hooks/registry.js';
@@ -80,6 +81,8 @@ export class DeliveryScheduler {
   readonly #inFlight = new Map<string, { readonly lease: Lease; readonly hooks: OutboundHooks; done: Promise<void> }>();
   /** Leases given back at shutdown: their late results are not recorded. */
   readonly #abandoned = new Set<string>();
+  /** Leases whose result the queue could not take yet (see #untilRecorded): nothing new is leased meanwhile. */
+  readonly #unrecorded = new Set<string>();
   readonly #shutdown = new AbortController();
   #running = false;
   #loop: Promise<void> | undefined;
@@ -177,7 +180,8 @@ export class DeliveryScheduler {
     const { queue, config, log } = this.#deps;
     while (this.#running) {
       this.#poked = false;
-      const free = config.concurrency.total - this.#inFlight.size;
+      // While the queue cannot record results (a full disk, Redis away), sending more mail would only pile up work to repeat.
+      const free = this.#unrecorded.size > 0 ? 0 : config.concurrency.total - this.#inFlight.size;
       let leased = 0;
       if (free > 0) {
         try {
@@ -227,8 +231,9 @@ export class DeliveryScheduler {
     this.#inFlight.set(lease.token, flight);
     flight.done = this.#attempt(lease)
       .catch((error: unknown) => {
-        this.#deps.log.error({ qid: lease.message.id, err: error }, `delivery attempt failed: ${(error as Error).message}`);
-        return this.#deps.queue.abandon(lease).catch(() => undefined);
+        const log = this.#deps.log.child({ qid: lease.message.id });
+        log.error({ err: error }, `delivery attempt failed: ${(error as Error).message}`);
+        return this.#untilRecorded(lease, 'give the message back to', log, () => this.#deps.queue.abandon(lease)).catch(() => undefined);
       })
       .finally(() => {
         this.#inFlight.delete(lease.token);
@@ -247,7 +252,7 @@ export class DeliveryScheduler {
     const started = Date.now();
     const open = message.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred');
     if (open.length === 0) {
-      await queue.settle(lease, { outcomes: [] });
+      await this.#untilRecorded(lease, 'record the attempt in', log, () => queue.settle(lease, { outcomes: [] }));
       return;
     }
     const attempt = message.attempts + 1;
@@ -259,7 +264,7 @@ export class DeliveryScheduler {
     const dueAgainAt = postponed.length > 0 ? Math.min(...postponed) : undefined;
     if (settled.length === 0) {
       // Nothing went out: the message goes back as it was, no attempt counted.
-      await queue.abandon(lease, dueAgainAt);
+      await this.#untilRecorded(lease, 'give the message back to', log, () => queue.abandon(lease, dueAgainAt));
       return;
     }
     await this.#finish(lease, settled, clock.now(), log.child({ ms: Date.now() - started }), dueAgainAt);
@@ -429,12 +434,39 @@ export class DeliveryScheduler {
       final = outcomes.map((s) => (s.result.status === 'bounced' ? { ...s, result: { ...s.result, status: 'deferred' } as RecipientResult } : s));
       nextAttemptAt ??= this.#schedule.nextAttemptAt(message.receivedAt, message.attempts + 1, now);
     }
-    const recorded = await queue.settle(lease, { outcomes: final.map(toOutcome), nextAttemptAt });
+    const recorded = await this.#untilRecorded(lease, 'record the attempt in', log, () => queue.settle(lease, { outcomes: final.map(toOutcome), nextAttemptAt }));
     if (!recorded) {
       log.warn('lease was lost before the results were recorded (the lease ran out); the message will be tried again');
       return;
     }
     if (delivered.length > 0) await hooks.delivered({ message, recipients: reports(delivered) });
+  }
+
+  /**
+   * Ends a lease through the queue (settle, abandon), trying again while the
+   * queue cannot write (a full disk, Redis away): a queue that rejects leaves
+   * the lease as it was, so the result is recorded as soon as the queue takes
+   * it, not forgotten, and the message is not left leased by nobody until its
+   * deadline. Gives up only when shutdown gives the lease back.
+   */
+  async #untilRecorded<T>(lease: Lease, what: string, log: Logger, operation: () => Promise<T>): Promise<T> {
+    try {
+      for (let wait = 250; ; wait = Math.min(wait * 2, 10_000)) {
+        try {
+          return await operation();
+        } catch (error) {
+          if (this.#abandoned.has(lease.token)) throw error;
+          this.#unrecorded.add(lease.token);
+          log.error(
+            { err: error, code: 'PETREL_QUEUE_UNAVAILABLE' },
+            `cannot ${what} the queue: ${(error as Error).message}; the message stays leased, trying again in ${wait} ms`,
+          );
+          await delay(wait, undefined, { signal: this.#shutdown.signal }).catch(() => undefined);
+        }
+      }
+    } finally {
+      this.#unrecorded.delete(lease.token);
+    }
   }
 
   /** A deferred recipient crosses the delay-warning time between its previous attempt and now. */

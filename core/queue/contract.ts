@@ -11,6 +11,11 @@ import type { SpooledFile } from '../spool/incoming-message.js';
  * the process (and, for queue-spool, of the machine). Only then does the
  * client get 250. Delivery is at least once: a message goes out again only if
  * a crash fell between sending it and `settle`.
+ *
+ * Failures: a call that rejects changed nothing (a full disk, a Redis that is
+ * away). In particular a `settle` or `abandon` that rejects leaves the lease
+ * as it was, so the caller may simply call it again; a rejected `enqueue`
+ * leaves nothing behind that could be delivered or listed later.
  */
 
 export type RecipientStatus = 'pending' | 'deferred' | 'delivered' | 'bounced';
@@ -135,7 +140,8 @@ export interface Queue {
   /**
    * Records what happened to each recipient and ends the lease. A message
    * whose recipients are all delivered or bounced leaves the queue.
-   * Resolves false (and changes nothing) if the lease was lost.
+   * Resolves false (and changes nothing) if the lease was lost; rejects (and
+   * changes nothing: the lease is still held) if the queue could not write.
    */
   settle(lease: Lease, request: SettleRequest): Promise<boolean>;
 
@@ -176,6 +182,13 @@ export interface Queue {
   remove(id: string): Promise<boolean>;
   /** Counts by state. */
   stats(): Promise<Record<QueueState, number>>;
+
+  /**
+   * Behind `/ready`: resolves while the queue can store mail, rejects with the
+   * reason while it cannot (its disk full or failing after a write error).
+   * Optional: without it `/ready` asks `stats()`.
+   */
+  ready?(): Promise<void>;
 }
 
 /** The state a queued message is in, for lists and filters. */

@@ -15,6 +15,7 @@ import { newQueueId } from '../queue/queue-id.js';
 import type { Address, ListenerInfo } from '../session.js';
 import type { IncomingMessage } from '../spool/incoming-message.js';
 import type { Spool } from '../spool/spool.js';
+import { isStorageFull } from '../spool/storage-full.js';
 import { CLOSE_AFTER_REPLY, type HeloRequest } from './petrel-smtp-server.js';
 import { receivedHeader } from './received-header.js';
 import type { SessionPipeline } from './session-pipeline.js';
@@ -39,6 +40,7 @@ const REPLIES = {
   queueFailed: defer(451, '4.3.0', 'Requested action aborted: local error in processing, please try again later'),
   tooManyRecipients: defer(452, '4.5.3', 'Error: too many recipients'),
   receiveFailed: defer(451, '4.3.0', 'Requested action aborted: error while receiving the message'),
+  storageFull: defer(452, '4.3.1', 'Requested action not taken: insufficient system storage, please try again later'),
 } as const;
 
 export interface SessionHandlerDeps {
@@ -206,13 +208,15 @@ export class SmtpSessionHandlers {
       return this.#refuse(session, log, dataRun.result, dataRun.decidedBy, transaction, 0);
     }
     const { limits } = state.pipeline.config;
+    let failure: unknown;
     const outcome = await this.deps.spool
       .receive(transaction.id, stream as Readable, { maxBytes: limits.messageSize, maxHeaderBytes: limits.headerSize })
       .catch((error: unknown) => {
         log.error({ err: error }, 'failed to write the message to the spool');
+        failure = error;
         return undefined;
       });
-    if (outcome === undefined) return this.#refuse(session, log, REPLIES.receiveFailed, 'core', transaction, 0);
+    if (outcome === undefined) return this.#refuse(session, log, isStorageFull(failure) ? REPLIES.storageFull : REPLIES.receiveFailed, 'core', transaction, 0);
     if (outcome.kind !== 'received') {
       const refusal = outcome.kind === 'bare-line-ending' ? REPLIES.bareLineEnding : outcome.kind === 'oversize' ? REPLIES.oversize : REPLIES.headerTooLarge;
       return this.#refuse(session, log, refusal, 'core', transaction, outcome.bytes);
@@ -243,7 +247,7 @@ export class SmtpSessionHandlers {
         await this.deps.queue().enqueue(newMessageOf(state, transaction, message, this.deps.clock.now()));
       } catch (error) {
         log.error({ err: error, code: 'PETREL_QUEUE_UNAVAILABLE' }, 'queue failed to store the message');
-        return this.#refuse(session, log, REPLIES.queueFailed, 'core', transaction, message.size);
+        return this.#refuse(session, log, isStorageFull(error) ? REPLIES.storageFull : REPLIES.queueFailed, 'core', transaction, message.size);
       }
       return this.#accepted(state, transaction, message, undefined, started);
     } finally {

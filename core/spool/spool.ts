@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { LineEndingInspector } from './line-ending-inspector.js';
 import { IN_MEMORY_COPY_LIMIT, IncomingMessage } from './incoming-message.js';
 import { CopyBudget } from './copy-budget.js';
+import { WriteHealth } from '../util/write-health.js';
 
 /** In-memory copies of small messages held at once, across all sessions (see CopyBudget). */
 const IN_MEMORY_COPY_BUDGET = 32 * 1024 * 1024;
@@ -33,10 +34,18 @@ export class Spool {
   /** Files a queue took over: they are the queue's now, discard() leaves them alone. */
   readonly #taken = new Set<string>();
   readonly #copies: CopyBudget;
+  /** Whether received messages can be written (a full disk makes every DATA fail). */
+  readonly #writes: WriteHealth;
 
   constructor(dataDir: string, copyBudgetBytes = IN_MEMORY_COPY_BUDGET) {
     this.directory = join(dataDir, 'spool', 'incoming');
     this.#copies = new CopyBudget(copyBudgetBytes);
+    this.#writes = new WriteHealth(this.directory);
+  }
+
+  /** Behind /ready: rejects while incoming messages cannot be written (see WriteHealth). */
+  ready(): Promise<void> {
+    return this.#writes.check();
   }
 
   async init(): Promise<void> {
@@ -57,14 +66,18 @@ export class Spool {
   async receive(id: string, data: Readable, limits: ReceiveLimits): Promise<ReceiveOutcome> {
     const path = join(this.directory, id);
     const inspector = new LineEndingInspector(limits);
-    const file = await OpenFile.open(path, 'wx');
+    const file = await OpenFile.open(path, 'wx').catch((error: unknown) => {
+      throw this.#writes.failed(error);
+    });
     this.#open.set(path, file);
     let copy: Buffer[] | undefined = [];
     try {
       for await (const chunk of data) {
         const keep = inspector.inspect(chunk as Buffer);
         if (keep.length === 0) continue;
-        await file.write(keep);
+        await file.write(keep).catch((error: unknown) => {
+          throw this.#writes.failed(error);
+        });
         if (copy && inspector.bytes <= IN_MEMORY_COPY_LIMIT && this.#copies.reserve(path, keep.length)) {
           copy.push(keep);
         } else if (copy) {
@@ -77,6 +90,7 @@ export class Spool {
       await this.discard(path);
       throw error;
     }
+    this.#writes.succeeded();
     const bytes = inspector.bytes;
     const problem = inspector.bareLineEnding
       ? 'bare-line-ending'

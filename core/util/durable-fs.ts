@@ -1,4 +1,4 @@
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 
 
 /**
@@ -18,7 +18,11 @@ export async function fsyncFile(path: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `tmpPath`, fsyncs it, and renames it to `finalPath`. Does not fsync the directory. */
+/**
+ * Writes `data` to `tmpPath`, fsyncs it, and renames it to `finalPath`. Does
+ * not fsync the directory. On failure (a full disk) the temporary file is
+ * removed, so a failed write gives back the space it took.
+ */
 export async function writeAndRename(tmpPath: string, finalPath: string, data: string | Buffer): Promise<void> {
   let handle: FileHandle | undefined = await open(tmpPath, 'w', 0o640);
   try {
@@ -27,8 +31,10 @@ export async function writeAndRename(tmpPath: string, finalPath: string, data: s
     await handle.close();
     handle = undefined;
     await rename(tmpPath, finalPath);
-  } finally {
-    await handle?.close();
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await unlink(tmpPath).catch(() => undefined);
+    throw error;
   }
 }
 

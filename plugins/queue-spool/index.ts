@@ -22,6 +22,7 @@ import { applyOutcomes, countByState } from '../../core/queue/apply-outcomes.js'
 import { matchesFilter } from '../../core/queue/queue-filter.js';
 import { MinHeap } from '../../core/util/min-heap.js';
 import { PidLock } from '../../core/util/pid-lock.js';
+import { WriteHealth } from '../../core/util/write-health.js';
 import { SpoolFiles, type StoredMessage } from './spool-files.js';
 import type { Spool } from '../../core/spool/spool.js';
 
@@ -37,6 +38,8 @@ interface Entry {
   leaseDeadline: number;
   /** Bumped on every change, so stale heap entries are recognised and skipped. */
   version: number;
+  /** The last write of this message's files: the next one waits for it (see #serially). */
+  writing: Promise<unknown>;
 }
 
 interface DueItem {
@@ -67,6 +70,8 @@ export default class SpoolQueue implements Queue {
   readonly #entries = new Map<string, Entry>();
   readonly #due = new MinHeap<DueItem>((item) => item.due);
   readonly #listeners = new Set<() => void>();
+  /** Whether the queue's files can be written (behind ready()). */
+  readonly #writes: WriteHealth;
   #started = false;
 
   constructor(
@@ -78,6 +83,13 @@ export default class SpoolQueue implements Queue {
   ) {
     const directory = join(paths.dataDir, opts.directory);
     this.#files = new SpoolFiles(directory);
+    this.#writes = new WriteHealth(this.#files.tmp, (failure) => {
+      if (failure) {
+        this.log.error({ err: failure, directory, code: 'PETREL_QUEUE_UNAVAILABLE' }, `the queue cannot write: ${failure.message}; /ready is false until it can`);
+      } else {
+        this.log.info({ directory }, 'the queue can write again');
+      }
+    });
     this.#lock = new PidLock(join(directory, 'lock'));
   }
 
@@ -117,7 +129,8 @@ export default class SpoolQueue implements Queue {
       headerBlock: message.headerBlock.toString('base64'),
       bodyOffset: message.file.bodyOffset,
     };
-    await this.#files.store(message, record, this.spool.takeHandle(message.file.path));
+    const handle = this.spool.takeHandle(message.file.path);
+    await this.#writes.track(() => this.#files.store(message, record, handle));
     this.#track(record);
     this.#notifyDue();
   }
@@ -171,25 +184,36 @@ export default class SpoolQueue implements Queue {
 
   async settle(lease: Lease, request: SettleRequest): Promise<boolean> {
     const entry = this.#entries.get(lease.message.id);
-    if (!entry || entry.leaseToken !== lease.token) return false;
-    const now = this.clock.now();
-    const { recipients, open } = applyOutcomes(entry.record.recipients, request.outcomes, now);
-    entry.leaseToken = undefined;
-    entry.version++;
-    if (!open) {
-      this.#entries.delete(entry.record.id);
-      await this.#files.remove(entry.record.id);
+    if (!entry) return false;
+    return this.#serially(entry, async () => {
+      if (entry.leaseToken !== lease.token || this.#entries.get(lease.message.id) !== entry) return false;
+      const now = this.clock.now();
+      const { recipients, open } = applyOutcomes(entry.record.recipients, request.outcomes, now);
+      const before = entry.record;
+      // Out of reach of lease() while the files change: no heap item matches the new version yet.
+      entry.leaseToken = undefined;
+      entry.version++;
+      try {
+        if (!open) {
+          this.#entries.delete(before.id);
+          await this.#writes.track(() => this.#files.remove(before.id));
+          return true;
+        }
+        entry.record = { ...before, recipients, attempts: before.attempts + 1, nextAttemptAt: request.nextAttemptAt ?? now };
+        await this.#writes.track(() => this.#files.write(entry.record));
+      } catch (error) {
+        // Nothing was recorded: the lease is the caller's again, to settle once the disk takes it
+        // (or, if the caller gives up, the message is due at the lease's deadline).
+        this.#entries.set(before.id, entry);
+        entry.record = before;
+        entry.leaseToken = lease.token;
+        entry.version++;
+        this.#due.push({ id: before.id, due: entry.leaseDeadline, version: entry.version });
+        throw error;
+      }
+      this.#schedule(entry);
       return true;
-    }
-    entry.record = {
-      ...entry.record,
-      recipients,
-      attempts: entry.record.attempts + 1,
-      nextAttemptAt: request.nextAttemptAt ?? now,
-    };
-    await this.#files.write(entry.record);
-    this.#schedule(entry);
-    return true;
+    });
   }
 
   async abandon(lease: Lease, dueAt?: number): Promise<void> {
@@ -238,33 +262,63 @@ export default class SpoolQueue implements Queue {
   }
 
   async remove(id: string): Promise<boolean> {
-    const record = this.#entries.get(id)?.record ?? (await this.#files.read(id));
-    if (!record) return false;
-    this.#entries.delete(id);
-    await this.#files.remove(id);
-    return true;
+    const entry = this.#entries.get(id);
+    if (!entry) {
+      if (!(await this.#files.read(id))) return false;
+      await this.#writes.track(() => this.#files.remove(id));
+      return true;
+    }
+    return this.#serially(entry, async () => {
+      if (this.#entries.get(id) !== entry) return false;
+      await this.#writes.track(() => this.#files.remove(id));
+      this.#entries.delete(id);
+      entry.version++;
+      return true;
+    });
   }
 
   async stats(): Promise<Record<QueueState, number>> {
     return countByState(await this.list());
   }
 
+  /** Resolves while the queue can write; after a failed write, only once a write of its own works (WriteHealth). */
+  ready(): Promise<void> {
+    return this.#writes.check();
+  }
+
   async #update(id: string, change: (record: StoredMessage) => StoredMessage): Promise<boolean> {
     const entry = this.#entries.get(id);
-    const record = entry?.record ?? (await this.#files.read(id));
-    if (!record) return false;
-    const updated = change(record);
-    await this.#files.write(updated);
-    if (entry) {
+    if (!entry) {
+      const record = await this.#files.read(id);
+      if (!record) return false;
+      await this.#writes.track(() => this.#files.write(change(record)));
+      return true;
+    }
+    return this.#serially(entry, async () => {
+      if (this.#entries.get(id) !== entry) return false;
+      const updated = change(entry.record);
+      await this.#writes.track(() => this.#files.write(updated));
       entry.record = updated;
       entry.version++;
       this.#schedule(entry);
-    }
-    return true;
+      return true;
+    });
   }
 
+  /**
+   * Changes of one message's files one at a time, each starting from what
+   * the one before left (an operator's hold while a delivery settles must
+   * not be overwritten, and two writers must not share a temp file).
+   */
+  #serially<T>(entry: Entry, change: () => Promise<T>): Promise<T> {
+    const result = entry.writing.then(change, change);
+    entry.writing = result.catch(() => undefined);
+    return result;
+  }
+
+
   #track(record: StoredMessage): void {
-    const entry: Entry = { record, leaseDeadline: 0, version: 0 };
+    const entry: Entry = { record, leaseDeadline: 0, version: 0, writing: Promise.resolve() };
     this.#entries.set(record.id, entry);
     this.#schedule(entry);
   }

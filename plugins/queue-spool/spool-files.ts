@@ -41,7 +41,8 @@ const TRAILER_LENGTH = 21;
  */
 export class SpoolFiles {
   readonly messages: string;
-  readonly #tmp: string;
+  /** .state files being written (and nothing else that matters: recovery empties it). */
+  readonly tmp: string;
   readonly #corrupt: string;
   readonly #syncer: DirectorySyncer;
   readonly #recent = new RecentBodies(RECENT_BODIES_BYTES);
@@ -50,13 +51,13 @@ export class SpoolFiles {
 
   constructor(readonly directory: string) {
     this.messages = join(directory, 'messages');
-    this.#tmp = join(directory, 'tmp');
+    this.tmp = join(directory, 'tmp');
     this.#corrupt = join(directory, 'corrupt');
     this.#syncer = new DirectorySyncer(this.messages);
   }
 
   async prepare(): Promise<void> {
-    await Promise.all([this.messages, this.#tmp, this.#corrupt].map((dir) => mkdir(dir, { recursive: true })));
+    await Promise.all([this.messages, this.tmp, this.#corrupt].map((dir) => mkdir(dir, { recursive: true })));
   }
 
   /**
@@ -109,7 +110,7 @@ export class SpoolFiles {
 
   /** Replaces the current record atomically (temp file, fsync, rename). */
   async write(record: StoredMessage): Promise<void> {
-    await writeAndRename(join(this.#tmp, `${record.id}.state`), this.#state(record.id), JSON.stringify(record));
+    await writeAndRename(join(this.tmp, `${record.id}.state`), this.#state(record.id), JSON.stringify(record));
     this.#withState?.add(record.id);
   }
 
@@ -153,8 +154,8 @@ export class SpoolFiles {
 
   /** Every readable record; unreadable messages are moved to corrupt/ and reported. */
   async recover(onCorrupt: (id: string, error: Error) => void): Promise<StoredMessage[]> {
-    await rm(this.#tmp, { recursive: true, force: true });
-    await mkdir(this.#tmp, { recursive: true });
+    await rm(this.tmp, { recursive: true, force: true });
+    await mkdir(this.tmp, { recursive: true });
     const names = await readdir(this.messages);
     const states = new Set(names.filter((name) => name.endsWith('.state')).map((name) => name.slice(0, -6)));
     this.#withState = states;
