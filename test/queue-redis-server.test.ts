@@ -11,8 +11,8 @@ import { startTestServer, type TestServer } from './harness/test-server.js';
 /**
  * queue-redis inside a running Petrel, against a Redis of the test's own (so
  * it can change its settings and kill it): mail is delivered through the
- * Redis queue, the persistence check speaks up, and a Redis that is down
- * gets the client a 451, never a 250.
+ * Redis queue, the persistence check speaks up, a Redis that is down
+ * gets the client a 451, never a 250, and a full one a 452.
  */
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -86,5 +86,24 @@ describe('queue-redis in a running server', () => {
     assert.equal(reply.raw, '451 4.3.0 Requested action aborted: local error in processing, please try again later');
     assert.equal(server.logs.find({ code: 'PETREL_QUEUE_UNAVAILABLE', msg: 'queue failed to store the message' }).length, 1);
     await client.quit();
+  });
+
+  it('answers 452 4.3.1 when Redis is out of memory (maxmemory reached)', async () => {
+    const redis = await DedicatedRedis.start(['--maxmemory-policy', 'noeviction']);
+    cleanups.push(() => redis.stop());
+    const server = await petrelOn(redis);
+    const admin = new Redis(redis.url);
+    try {
+      // Below what Redis already uses: every write is refused with OOM.
+      await admin.config('SET', 'maxmemory', '1');
+      const client = await server.client();
+      const reply = await client.sendMail('sender@origin.test', ['someone@remote.test'], sampleMessage());
+      assert.match(reply.raw, /^452 4\.3\.1 /);
+      await admin.config('SET', 'maxmemory', '0');
+      assert.match((await client.sendMail('sender@origin.test', ['someone@remote.test'], sampleMessage())).raw, /^250 /);
+      await client.quit();
+    } finally {
+      admin.disconnect();
+    }
   });
 });

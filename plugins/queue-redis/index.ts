@@ -21,7 +21,7 @@ import { applyOutcomes, countByState } from '../../core/queue/apply-outcomes.js'
 import { matchesFilter } from '../../core/queue/queue-filter.js';
 import { duplicateClient, type RedisClient } from '../../core/redis/redis-client.js';
 import { checkPersistence } from './persistence-check.js';
-import { ABANDON, LEASE, SETTLE, UPDATE } from './scripts.js';
+import { ABANDON, CONFIRM, LEASE, SETTLE, STORE, UPDATE } from './scripts.js';
 
 export const options = z.strictObject({
   prefix: z.string().default('queue:').describe('key prefix of the queue, after redis.keyPrefix; nodes sharing a queue use the same'),
@@ -36,15 +36,22 @@ type Options = z.output<typeof options>;
 /** The record without the fields kept separately in the hash (due time, held, lease). */
 type StoredRecord = Omit<QueuedMessage, 'nextAttemptAt' | 'held'>;
 
-type LeaseReply = ['ok', string, string, string, string] | ['gone'] | ['held'] | ['leased', string] | ['later', string];
+/** What a script answers when Redis ran it after the caller's deadline (see scripts.ts). */
+type Expired = ['expired'];
+type LeaseReply = ['ok', string, string, string, string] | ['gone'] | ['unconfirmed'] | ['held'] | ['leased', string] | ['later', string] | Expired;
 
-/** The scripts, as ioredis defines them on the client (defineCommand). */
+/** The scripts, as ioredis defines them on the client (defineCommand); the first argument is always the deadline. */
 interface QueueCommands {
-  petrelQueueLease(key: string, now: number, leaseMs: number, token: string, claim: '0' | '1'): Promise<LeaseReply>;
-  petrelQueueSettle(key: string, token: string, record: string, next: number): Promise<['lost'] | ['deleted'] | ['kept', string]>;
-  petrelQueueAbandon(key: string, token: string, due: number): Promise<['lost'] | ['released', string]>;
-  petrelQueueUpdate(key: string, ...fieldsAndValues: string[]): Promise<number>;
+  petrelQueueStore(key: string, deadline: number, record: string, next: number, body: Buffer, ttlMs: number): Promise<['ok'] | ['exists'] | Expired>;
+  petrelQueueConfirm(key: string, deadline: number): Promise<['ok'] | ['gone'] | Expired>;
+  petrelQueueLease(key: string, deadline: number, now: number, leaseMs: number, token: string, claim: '0' | '1'): Promise<LeaseReply>;
+  petrelQueueSettle(key: string, deadline: number, token: string, record: string, next: number): Promise<['lost'] | ['deleted'] | ['kept', string] | Expired>;
+  petrelQueueAbandon(key: string, deadline: number, token: string, due: number): Promise<['lost'] | ['released', string] | Expired>;
+  petrelQueueUpdate(key: string, deadline: number, ...fieldsAndValues: string[]): Promise<['gone'] | ['ok', string] | Expired>;
 }
+
+/** redis.commandTimeout when the config has none (the schema's default). */
+const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
 
 /**
  * A queue in Redis that several Petrel nodes share. Each message is one
@@ -55,6 +62,12 @@ interface QueueCommands {
  * (by arrival, for operators). A node that crashes mid-delivery leaves a
  * lease that runs out at its deadline; the message is then due again for
  * every node.
+ *
+ * No write outlives the call that made it: each script carries a deadline
+ * (half of `redis.commandTimeout` from now) and does nothing when Redis runs
+ * it later, and a new message is stored with a TTL that only its
+ * confirmation, after the indexes, removes. So a client answered 451 while
+ * Redis was away leaves nothing behind when Redis is back.
  *
  * New mail wakes every node at once through a pub/sub channel, on a
  * connection of its own (a subscribed connection can do nothing else).
@@ -73,6 +86,10 @@ export default class RedisQueue implements Queue {
   readonly #prefix: string;
   readonly #channel: string;
   readonly #listeners = new Set<() => void>();
+  /** How long after sending it a script may still run (ms): half the command timeout, so its answer is awaited. */
+  readonly #patience: number;
+  /** How long a stored message waits for its confirmation before Redis drops it (ms). */
+  readonly #unconfirmedTtl: number;
   #subscriber: RedisClient | undefined;
 
   constructor(
@@ -85,6 +102,12 @@ export default class RedisQueue implements Queue {
     this.#prefix = opts.prefix;
     // ioredis puts keyPrefix on keys but not on pub/sub channels: add it here.
     this.#channel = `${config.redis?.keyPrefix ?? ''}${opts.prefix}wake`;
+    const commandTimeout = config.redis?.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.#patience = Math.ceil(commandTimeout / 2);
+    // From STORE to CONFIRM there are at most three commands, each allowed commandTimeout.
+    this.#unconfirmedTtl = commandTimeout * 3;
+    redis.defineCommand('petrelQueueStore', { numberOfKeys: 1, lua: STORE });
+    redis.defineCommand('petrelQueueConfirm', { numberOfKeys: 1, lua: CONFIRM });
     redis.defineCommand('petrelQueueLease', { numberOfKeys: 1, lua: LEASE });
     redis.defineCommand('petrelQueueSettle', { numberOfKeys: 1, lua: SETTLE });
     redis.defineCommand('petrelQueueAbandon', { numberOfKeys: 1, lua: ABANDON });
@@ -120,11 +143,15 @@ export default class RedisQueue implements Queue {
       attempts: 0,
       ...(message.messageId ? { messageId: message.messageId } : {}),
     };
-    // The message first, then the indexes: a crash in between leaves an
-    // unindexed message that was never acknowledged (the client got no 250).
-    await this.#redis.hset(this.#messageKey(message.id), { record: JSON.stringify(record), next: String(message.receivedAt), body });
-    await this.#redis.zadd(this.#key('all'), message.receivedAt, message.id);
-    await this.#redis.zadd(this.#key('due'), message.receivedAt, message.id);
+    // The message (expiring), the indexes, then the confirmation that keeps it: if anything
+    // fails on the way (the client gets 451), the message expires by itself and the index
+    // entries, pointing at nothing, are dropped by whoever finds them.
+    const key = this.#messageKey(message.id);
+    const stored = await this.#redis.petrelQueueStore(key, this.#deadline(), JSON.stringify(record), message.receivedAt, body, this.#unconfirmedTtl);
+    if (stored[0] !== 'ok') throw scriptRefused('store', message.id, stored[0]);
+    await Promise.all([this.#redis.zadd(this.#key('all'), message.receivedAt, message.id), this.#redis.zadd(this.#key('due'), message.receivedAt, message.id)]);
+    const confirmed = await this.#redis.petrelQueueConfirm(key, this.#deadline());
+    if (confirmed[0] !== 'ok') throw scriptRefused('confirm', message.id, confirmed[0]);
     await this.#wakeAll();
   }
 
@@ -151,8 +178,13 @@ export default class RedisQueue implements Queue {
 
   async #tryLease(id: string, now: number, leaseMs: number, claim: boolean): Promise<Lease | undefined> {
     const token = randomUUID();
-    const reply = await this.#redis.petrelQueueLease(this.#messageKey(id), now, leaseMs, token, claim ? '1' : '0');
+    const reply = await this.#redis.petrelQueueLease(this.#messageKey(id), this.#deadline(), now, leaseMs, token, claim ? '1' : '0');
     switch (reply[0]) {
+      case 'expired':
+        throw scriptRefused('lease', id, reply[0]);
+      case 'unconfirmed':
+        // Being stored right now (or its enqueue failed and it is about to expire): not ours to deliver yet.
+        return undefined;
       case 'ok': {
         const [, record, deadline, held, next] = reply;
         // While leased the message is due again at its deadline (if its holder dies).
@@ -186,7 +218,8 @@ export default class RedisQueue implements Queue {
     const { nextAttemptAt: _next, held: _held, ...stored } = lease.message;
     const next = request.nextAttemptAt ?? now;
     const record = open ? JSON.stringify({ ...stored, recipients, attempts: lease.message.attempts + 1 } satisfies StoredRecord) : '';
-    const reply = await this.#redis.petrelQueueSettle(this.#messageKey(lease.message.id), lease.token, record, next);
+    const reply = await this.#redis.petrelQueueSettle(this.#messageKey(lease.message.id), this.#deadline(), lease.token, record, next);
+    if (reply[0] === 'expired') throw scriptRefused('settle', lease.message.id, reply[0]);
     if (reply[0] === 'lost') return false;
     if (reply[0] === 'deleted') await this.#unindex(lease.message.id);
     else if (reply[1] !== '1') await this.#redis.zadd(this.#key('due'), next, lease.message.id);
@@ -196,7 +229,8 @@ export default class RedisQueue implements Queue {
   async abandon(lease: Lease, dueAt?: number): Promise<void> {
     const now = this.clock.now();
     const due = dueAt === undefined ? now : Math.max(now, dueAt);
-    const reply = await this.#redis.petrelQueueAbandon(this.#messageKey(lease.message.id), lease.token, due);
+    const reply = await this.#redis.petrelQueueAbandon(this.#messageKey(lease.message.id), this.#deadline(), lease.token, due);
+    if (reply[0] === 'expired') throw scriptRefused('abandon', lease.message.id, reply[0]);
     if (reply[0] === 'released' && reply[1] !== '1') {
       await this.#redis.zadd(this.#key('due'), due, lease.message.id);
       // Due later: every node's scheduler finds it through nextDueAt when it is; no wake-up needed now.
@@ -238,7 +272,7 @@ export default class RedisQueue implements Queue {
 
   async retry(id: string): Promise<boolean> {
     const now = this.clock.now();
-    const exists = await this.#redis.petrelQueueUpdate(this.#messageKey(id), 'next', String(now));
+    const exists = await this.#update(id, 'next', String(now));
     if (!exists) return false;
     const message = await this.inspect(id);
     if (message && !message.held) {
@@ -249,7 +283,7 @@ export default class RedisQueue implements Queue {
   }
 
   async hold(id: string): Promise<boolean> {
-    const exists = await this.#redis.petrelQueueUpdate(this.#messageKey(id), 'held', '1');
+    const exists = await this.#update(id, 'held', '1');
     if (!exists) return false;
     await this.#redis.zrem(this.#key('due'), id);
     return true;
@@ -260,7 +294,7 @@ export default class RedisQueue implements Queue {
     // Index first: a crash after it leaves a held message in the index, which
     // a lease attempt removes again; the other order could strand a released message.
     await this.#redis.zadd(this.#key('due'), now, id);
-    const exists = await this.#redis.petrelQueueUpdate(this.#messageKey(id), 'held', '', 'next', String(now));
+    const exists = await this.#update(id, 'held', '', 'next', String(now));
     if (!exists) {
       await this.#unindex(id);
       return false;
@@ -277,6 +311,18 @@ export default class RedisQueue implements Queue {
 
   async stats(): Promise<Record<QueueState, number>> {
     return countByState(await this.list());
+  }
+
+  /** Sets fields of an existing message (UPDATE); false when there is no such message. */
+  async #update(id: string, ...fieldsAndValues: string[]): Promise<boolean> {
+    const reply = await this.#redis.petrelQueueUpdate(this.#messageKey(id), this.#deadline(), ...fieldsAndValues);
+    if (reply[0] === 'expired') throw scriptRefused('update', id, reply[0]);
+    return reply[0] === 'ok';
+  }
+
+  /** The deadline a script sent now carries (epoch ms, Redis's clock: see scripts.ts). */
+  #deadline(): number {
+    return Date.now() + this.#patience;
   }
 
   async #unindex(id: string): Promise<void> {
@@ -301,6 +347,17 @@ export default class RedisQueue implements Queue {
   #messageKey(id: string): string {
     return `${this.#prefix}m:{${id}}`;
   }
+}
+
+/** A script that did nothing: Redis ran it too late ('expired'), or the message was not as expected. */
+function scriptRefused(what: string, id: string, answer: string): Error {
+  const reason =
+    answer === 'expired'
+      ? 'Redis ran it after Petrel had stopped waiting for it (Redis was slow or away); nothing was changed'
+      : answer === 'gone'
+        ? 'the message expired before it was confirmed (Redis was slow or away)'
+        : `unexpected answer "${answer}"`;
+  return new Error(`queue-redis could not ${what} message ${id}: ${reason}`);
 }
 
 function toMessage(record: StoredRecord, nextAttemptAt: number, held: boolean): QueuedMessage {

@@ -7,69 +7,121 @@
  * index entry that disagrees with it corrects the entry.
  *
  * Hash fields: record (JSON, opaque to Lua), body, next (due time, ms),
- * held ('1' or absent), token and deadline (the lease).
+ * held ('1' or absent), token and deadline (the lease). A message that is
+ * being stored has a TTL until the node confirms it (see STORE).
  *
- * Times come from the caller's clock (ARGV), not Redis TIME, so every node
- * and test uses one notion of now; nodes are expected to run NTP.
+ * Every script's first argument is the caller's deadline (epoch ms): a
+ * script that Redis runs later changes nothing and answers {'expired'}.
+ * Commands can reach Redis long after the caller gave up on them (ioredis
+ * keeps commands while Redis is away and sends them when it is back, and
+ * resends those that were in flight; a frozen Redis runs what waits in its
+ * socket when it thaws), and a write nobody waits for any more must not
+ * happen: an enqueue answered 451 would leave a message nobody knows of, a
+ * lease a message held by nobody.
+ *
+ * Other times come from the caller's clock (ARGV), not Redis TIME, so every
+ * node and test uses one notion of now; nodes are expected to run NTP.
  */
+
+/** Stops the script when Redis runs it after the caller's deadline (ARGV[1]). */
+const UNLESS_EXPIRED = `
+local clock = redis.call('TIME')
+if tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) > tonumber(ARGV[1]) then return {'expired'} end
+`;
+
+/**
+ * Stores a new message, kept only for ARGV[5] ms until CONFIRM makes it
+ * permanent: the node indexes it in between, and a node that dies (or
+ * loses Redis) before confirming leaves nothing behind (its client got no
+ * 250). ARGV: deadline, record, next, body, ttlMs. Returns {'ok'} | {'exists'} | {'expired'}.
+ */
+export const STORE =
+  UNLESS_EXPIRED +
+  `
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
+redis.call('HSET', KEYS[1], 'record', ARGV[2], 'next', ARGV[3], 'body', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {'ok'}
+`;
+
+/**
+ * Makes a stored message permanent (the client gets its 250 after this).
+ * ARGV: deadline. Returns {'ok'} | {'gone'} (it expired: too late) | {'expired'}.
+ */
+export const CONFIRM =
+  UNLESS_EXPIRED +
+  `
+if redis.call('PERSIST', KEYS[1]) == 1 then return {'ok'} end
+return {'gone'}
+`;
 
 /**
  * Leases the message if it is due, not held and not leased.
- * ARGV: now, leaseMs, token, ignoreDue ('1' for operator claims).
- * Returns {'ok', record, deadline, held} | {'gone'} | {'held'} | {'leased', deadline} | {'later', next}.
+ * ARGV: deadline, now, leaseMs, token, ignoreDue ('1' for operator claims).
+ * Returns {'ok', record, deadline, held, next} | {'gone'} | {'unconfirmed'} | {'held'} |
+ * {'leased', deadline} | {'later', next} | {'expired'}.
  */
-export const LEASE = `
+export const LEASE =
+  UNLESS_EXPIRED +
+  `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
-local now = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) >= 0 then return {'unconfirmed'} end
+local now = tonumber(ARGV[2])
 local fields = redis.call('HMGET', KEYS[1], 'record', 'next', 'held', 'token', 'deadline')
-local claim = ARGV[4] == '1'
+local claim = ARGV[5] == '1'
 if fields[4] and tonumber(fields[5]) > now then return {'leased', fields[5]} end
 if not claim then
   if fields[3] == '1' then return {'held'} end
   if tonumber(fields[2]) > now then return {'later', fields[2]} end
 end
-local deadline = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'token', ARGV[3], 'deadline', deadline)
+local deadline = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'token', ARGV[4], 'deadline', deadline)
 return {'ok', fields[1], tostring(deadline), fields[3] or '0', fields[2]}
 `;
 
 /**
  * Records a delivery attempt if the caller still holds the lease.
- * ARGV: token, record ('' when every recipient is finished: the message is deleted), next.
- * Returns {'lost'} | {'deleted'} | {'kept', held}.
+ * ARGV: deadline, token, record ('' when every recipient is finished: the message is deleted), next.
+ * Returns {'lost'} | {'deleted'} | {'kept', held} | {'expired'}.
  */
-export const SETTLE = `
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {'lost'} end
-if ARGV[2] == '' then
+export const SETTLE =
+  UNLESS_EXPIRED +
+  `
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return {'lost'} end
+if ARGV[3] == '' then
   redis.call('DEL', KEYS[1])
   return {'deleted'}
 end
-redis.call('HSET', KEYS[1], 'record', ARGV[2], 'next', ARGV[3])
+redis.call('HSET', KEYS[1], 'record', ARGV[3], 'next', ARGV[4])
 redis.call('HDEL', KEYS[1], 'token', 'deadline')
 return {'kept', redis.call('HGET', KEYS[1], 'held') or '0'}
 `;
 
 /**
- * Gives a lease back: the message is due at ARGV[2] (now, or later when postponed).
- * ARGV: token, due. Returns {'lost'} | {'released', held}.
+ * Gives a lease back: the message is due at ARGV[3] (now, or later when postponed).
+ * ARGV: deadline, token, due. Returns {'lost'} | {'released', held} | {'expired'}.
  */
-export const ABANDON = `
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {'lost'} end
+export const ABANDON =
+  UNLESS_EXPIRED +
+  `
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return {'lost'} end
 redis.call('HDEL', KEYS[1], 'token', 'deadline')
-redis.call('HSET', KEYS[1], 'next', ARGV[2])
+redis.call('HSET', KEYS[1], 'next', ARGV[3])
 return {'released', redis.call('HGET', KEYS[1], 'held') or '0'}
 `;
 
 /**
  * Operator changes: sets fields on an existing message only (HSET alone
  * would create a half message from a stale id).
- * ARGV: field, value, field, value, ... Returns 0 if the message does not exist,
- * else the message's due time.
+ * ARGV: deadline, field, value, field, value, ... ('' deletes the field).
+ * Returns {'gone'} | {'ok', next} | {'expired'}.
  */
-export const UPDATE = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 1, #ARGV, 2 do
+export const UPDATE =
+  UNLESS_EXPIRED +
+  `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
+for i = 2, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
-return tonumber(redis.call('HGET', KEYS[1], 'next'))
+return {'ok', redis.call('HGET', KEYS[1], 'next')}
 `;
