@@ -125,6 +125,24 @@ describe('config errors name file, line, column, key, what was found and what wa
     assert.match(message, /listeners\[0\]\.tls: "starttls" needs a certificate/);
   });
 
+  it('a lease shorter than the wait for a destination plus the deliver timeout', async () => {
+    const delivering = `${VALID}  - name: deliver-maildir\n`;
+    const short = await problems(`${delivering}delivery:\n  leaseTime: 1m\n`);
+    assert.match(
+      short,
+      /mta\.config\.yaml:15:14 delivery\.leaseTime: 1m is too short: a lease must cover the longest wait for a destination \(delivery\.shaping\.maxWait, 30s\) plus the longest delivery \(deliver-maildir: 5m, the default deliver timeout\); expected at least 330s/,
+    );
+    // The deliver timeout may come from the plugin's entry; the lease is then the default 15m.
+    const slowPlugin = await problems(`${delivering}    timeout: 20m\n`);
+    assert.match(slowPlugin, /delivery\.leaseTime: 15m is too short: .*\(deliver-maildir: 20m, plugins\[2\]\.timeout\); expected at least 1230s/);
+    const slowHook = await problems(`${delivering}hooks:\n  timeouts:\n    deliver: 16m\n`);
+    assert.match(slowHook, /\(deliver-maildir: 16m, hooks\.timeouts\.deliver\)/);
+    // Long timeouts of plugins that do not deliver do not count, and a lease that covers both is fine.
+    parseConfigText(`${delivering}delivery:\n  leaseTime: 330s\n`, 'mta.config.yaml', {});
+    await assert.rejects(problems(`${VALID.replace('  - name: relay-access\n', '  - name: relay-access\n    timeout: 20m\n')}  - name: deliver-maildir\n`), /the config was accepted/);
+    await assert.rejects(problems(`${delivering}delivery:\n  leaseTime: 330s\n`), /the config was accepted/);
+  });
+
   it('reports several problems at once', async () => {
     const message = await problems(VALID.replace('port: 2525', 'port: x').replace('hostname: mx.example.test', 'hostnam: x'));
     assert.match(message, /configuration has 2 problems/);

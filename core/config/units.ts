@@ -23,6 +23,15 @@ export function parseDuration(value: string | number): number | undefined {
   return match ? Math.round(Number(match[1]) * DURATION_UNITS[match[2].toLowerCase()]) : undefined;
 }
 
+/** A duration as an operator would write it, exactly (parseDuration reads it back): 330000 → `330s`, 900000 → `15m`. */
+export function durationText(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const size = DURATION_UNITS[unit];
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 export function parseSize(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value : undefined;
   const match = SIZE_TEXT.exec(value.trim());

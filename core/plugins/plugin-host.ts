@@ -7,6 +7,7 @@ import { toConfigIssues } from '../config/zod-issues.js';
 import { TOKENS } from '../di/tokens.js';
 import { PetrelError } from '../errors.js';
 import { DEFAULT_HOOK_TIMEOUTS, type HookName } from '../hooks/catalogue.js';
+import { leaseBudgetIssues } from '../delivery/lease-budget.js';
 import type { HookRegistry } from '../hooks/registry.js';
 import type { Logger } from '../log/logger.js';
 import type { Queue } from '../queue/contract.js';
@@ -108,6 +109,9 @@ export class PluginHost {
       );
     }
     this.registry.seal();
+    const entries = resolved.map((p) => ({ name: p.pluginClass.meta.name, index: p.index, entry: p.entry }));
+    const issues = leaseBudgetIssues(loaded, this.registry.handlers('deliver'), entries);
+    if (issues.length > 0) throw new ConfigError(issues);
   }
 
   /** Starts the plugins in config order (or only those `which` selects); ones already running are skipped. */
