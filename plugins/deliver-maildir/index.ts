@@ -5,11 +5,13 @@ import type { PetrelConfig } from '../../core/config/schema.js';
 import { TOKENS } from '../../core/di/tokens.js';
 import { results, type Delivery, type DeliveryReply, type RecipientResult } from '../../core/delivery/outbound.js';
 import type { HookRegistrar } from '../../core/hooks/registry.js';
+import type { Logger } from '../../core/log/logger.js';
 import type { Paths } from '../../core/paths.js';
 import type { PluginMeta } from '../../core/plugins/contract.js';
 import type { QueuedRecipient } from '../../core/queue/contract.js';
 import { MailboxMap, mailboxPathProblem, type MailboxTarget } from './mailbox-map.js';
-import { MaildirWriter, NoSuchMailbox } from './maildir-writer.js';
+import { maildirHostName, MaildirWriter, NoSuchMailbox } from './maildir-writer.js';
+import { sweepStaleTmp } from './stale-tmp.js';
 
 const mailboxPath = z.string().min(1).superRefine((path, ctx) => {
   const problem = mailboxPathProblem(path.replaceAll('{local}', 'user').replaceAll('{domain}', 'example.org'));
@@ -45,7 +47,8 @@ type Options = z.output<typeof options>;
  * mailbox's `new/` (maildir-writer.ts: tmp → fsync → rename → fsync). Which
  * mailbox an address means is mailbox-map.ts. A full disk or quota defers;
  * a missing mailbox bounces only when mailboxes are not created on demand.
- * See README.md.
+ * At start, copies that interrupted deliveries left in `tmp/` are removed
+ * (stale-tmp.ts), in the background. See README.md.
  */
 @injectable()
 export default class DeliverMaildir {
@@ -61,11 +64,14 @@ export default class DeliverMaildir {
   readonly #writer: MaildirWriter;
   /** A bare `postmaster` (RFC 5321 4.5.1) is the postmaster of the first local domain (or of our hostname). */
   readonly #ownDomain: string;
+  /** The sweep of tmp/ started by start(); close() waits for it. */
+  #sweep: Promise<void> | undefined;
 
   constructor(
     @inject(TOKENS.PluginOptions) opts: Options,
     @inject(TOKENS.Paths) paths: Paths,
     @inject(TOKENS.Config) config: PetrelConfig,
+    @inject(TOKENS.Logger) private readonly log: Logger,
   ) {
     this.#ownDomain = config.server.localDomains[0] ?? config.server.hostname;
     this.#root = resolve(paths.dataDir, opts.directory);
@@ -80,6 +86,21 @@ export default class DeliverMaildir {
 
   register(hooks: HookRegistrar): void {
     hooks.on('deliver', (delivery) => this.deliver(delivery));
+  }
+
+  /** Sweeps stale copies out of tmp/ without holding up the start (a large maildir root takes a while to walk). */
+  start(): void {
+    this.#sweep = sweepStaleTmp(this.#root, maildirHostName(), Date.now()).then(
+      ({ removed, kept }) => {
+        const level = removed.length > 0 ? 'info' : 'debug';
+        this.log[level]({ root: this.#root, removed: removed.length, kept }, `maildir tmp/ swept: ${removed.length} stale file(s) removed`);
+      },
+      (error: unknown) => this.log.warn({ root: this.#root, err: error }, `could not sweep maildir tmp/: ${(error as Error).message}`),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.#sweep;
   }
 
   async deliver(delivery: Delivery): Promise<RecipientResult[]> {

@@ -12,6 +12,21 @@ export interface MaildirWriterSettings {
   readonly fileMode: number;
 }
 
+/**
+ * This host's name as it appears in maildir file names (`/` and `:` would
+ * break them; Dovecot writes them as `\057` and `\072`).
+ */
+export function maildirHostName(): string {
+  return hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
+}
+
+/**
+ * The tmp/ files this process is writing right now, across every writer
+ * (a reload runs two generations of the plugin side by side), so that a
+ * sweep of stale files (stale-tmp.ts) never takes one of ours.
+ */
+export const FILES_BEING_WRITTEN = new Set<string>();
+
 /** The mailbox does not exist and may not be created. */
 export class NoSuchMailbox extends Error {
   constructor(readonly directory: string) {
@@ -29,7 +44,7 @@ export class NoSuchMailbox extends Error {
  * form; `S=` lets quota tools skip a stat).
  */
 export class MaildirWriter {
-  readonly #host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
+  readonly #host = maildirHostName();
   readonly #syncers = new Map<string, DirectorySyncer>();
   readonly #ready = new Set<string>();
   #counter = 0;
@@ -45,6 +60,16 @@ export class MaildirWriter {
     const maildir = await this.#prepare(directory, folder);
     const unique = this.#uniqueName();
     const tmpPath = join(maildir, 'tmp', unique);
+    FILES_BEING_WRITTEN.add(tmpPath);
+    try {
+      return await this.#write(maildir, unique, tmpPath, header, body);
+    } finally {
+      FILES_BEING_WRITTEN.delete(tmpPath);
+    }
+  }
+
+  /** tmp/ → fsync → rename into new/ → fsync new/; a failure removes what it wrote. */
+  async #write(maildir: string, unique: string, tmpPath: string, header: string, body: Readable): Promise<string> {
     const handle = await open(tmpPath, 'wx', this.settings.fileMode);
     let size = 0;
     const lf = this.settings.lineEndings === 'lf' ? new CrlfToLf() : undefined;
