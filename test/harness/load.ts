@@ -12,9 +12,13 @@ export interface LoadResult {
  * Sends `count` small messages, each with a unique Message-ID
  * `<load-N@load.test>`, over `concurrency` connections, reconnecting after
  * errors (a server that is being killed and restarted) until `stop()` says
- * so or every message was tried. Only a 250 counts as acknowledged.
+ * so or every message was tried. Only a 250 counts as acknowledged;
+ * `acknowledged` grows as 250s come, for tests that act after so many.
  */
-export function sendLoad(port: () => number, options: { count: number; concurrency: number; to: string; from?: string; pauseMs?: number }): { done: Promise<LoadResult>; stop: () => void } {
+export function sendLoad(
+  port: () => number,
+  options: { count: number; concurrency: number; to: string; from?: string; pauseMs?: number },
+): { done: Promise<LoadResult>; stop: () => void; acknowledged: readonly string[] } {
   let next = 0;
   let stopped = false;
   const acknowledged: string[] = [];
@@ -39,7 +43,7 @@ export function sendLoad(port: () => number, options: { count: number; concurren
     await client?.quit().catch(() => undefined);
   };
   const done = Promise.all(Array.from({ length: options.concurrency }, worker)).then(() => ({ acknowledged, unacknowledged }));
-  return { done, stop: () => { stopped = true; } };
+  return { done, stop: () => { stopped = true; }, acknowledged };
 }
 
 /** Message-ID → how many times the sink got it. */
