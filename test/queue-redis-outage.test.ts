@@ -98,6 +98,36 @@ describe('queue-redis across a Redis outage', () => {
     assert.deepEqual(leases.map((lease) => lease.message.id), [id], 'the claim that timed out does not hold the message');
   });
 
+  it('a deferral whose index update fails after it was recorded is due at its next try once the index takes it, not at the lease deadline', async () => {
+    const redis = await persistentRedis();
+    const admin = new Redis(redis.url);
+    cleanups.push(async () => admin.disconnect());
+    let attempts = 0;
+    const sink = await SinkServer.start({
+      data: async () => {
+        attempts++;
+        if (attempts > 1) return undefined;
+        // From here on Redis refuses ZADD (ACL): the settle script records the deferral, the index update after it fails.
+        await admin.acl('SETUSER', 'default', '-zadd');
+        return { code: 451, text: '4.7.1 try again later' };
+      },
+    });
+    cleanups.push(() => sink.close());
+    const server = await petrelOn(redis, { delivery: { leaseTime: '10m', retry: ['200ms'], idlePoll: '1s' } }, [
+      { path: fixturePlugin('sink-delivery'), options: { port: sink.port } },
+    ]);
+    const client = await server.client();
+    assert.match((await client.sendMail('sender@origin.test', ['someone@remote.test'], sampleMessage())).raw, /^250 /);
+    await client.quit();
+    try {
+      await eventually(() => server.logs.find({ code: 'PETREL_QUEUE_UNAVAILABLE' }).some((line) => /cannot record the attempt/.test(String(line.msg))), 'a settle whose index update failed');
+    } finally {
+      await admin.acl('SETUSER', 'default', '+zadd');
+    }
+    await sink.waitUntil((messages) => messages.length === 1, 20_000, 'the deferred message tried again and delivered');
+    assert.equal(attempts, 2);
+  });
+
   it('deliveries running when Redis died are recorded when it is back, long before their lease runs out', async () => {
     const redis = await persistentRedis();
     let release: () => void = () => undefined;

@@ -45,8 +45,8 @@ interface QueueCommands {
   petrelQueueStore(key: string, deadline: number, record: string, next: number, body: Buffer, ttlMs: number): Promise<['ok'] | ['exists'] | Expired>;
   petrelQueueConfirm(key: string, deadline: number): Promise<['ok'] | ['gone'] | Expired>;
   petrelQueueLease(key: string, deadline: number, now: number, leaseMs: number, token: string, claim: '0' | '1'): Promise<LeaseReply>;
-  petrelQueueSettle(key: string, deadline: number, token: string, record: string, next: number): Promise<['lost'] | ['deleted'] | ['kept', string] | Expired>;
-  petrelQueueAbandon(key: string, deadline: number, token: string, due: number): Promise<['lost'] | ['released', string] | Expired>;
+  petrelQueueSettle(key: string, deadline: number, token: string, record: string, next: number): Promise<['lost'] | ['deleted'] | ['kept', string, string] | Expired>;
+  petrelQueueAbandon(key: string, deadline: number, token: string, due: number): Promise<['lost'] | ['released', string, string] | Expired>;
   petrelQueueUpdate(key: string, deadline: number, ...fieldsAndValues: string[]): Promise<['gone'] | ['ok', string] | Expired>;
 }
 
@@ -221,8 +221,13 @@ export default class RedisQueue implements Queue {
     const reply = await this.#redis.petrelQueueSettle(this.#messageKey(lease.message.id), this.#deadline(), lease.token, record, next);
     if (reply[0] === 'expired') throw scriptRefused('settle', lease.message.id, reply[0]);
     if (reply[0] === 'lost') return false;
-    if (reply[0] === 'deleted') await this.#unindex(lease.message.id);
-    else if (reply[1] !== '1') await this.#redis.zadd(this.#key('due'), next, lease.message.id);
+    if (reply[0] === 'deleted') {
+      // Entries left behind (Redis went away just now) point at nothing; whoever meets them drops them.
+      await this.#unindex(lease.message.id).catch(() => undefined);
+    } else if (reply[1] !== '1') {
+      // If this fails, the caller settles again; the script recognises the repeat and answers the same.
+      await this.#redis.zadd(this.#key('due'), Number(reply[2]), lease.message.id);
+    }
     return true;
   }
 
@@ -232,7 +237,8 @@ export default class RedisQueue implements Queue {
     const reply = await this.#redis.petrelQueueAbandon(this.#messageKey(lease.message.id), this.#deadline(), lease.token, due);
     if (reply[0] === 'expired') throw scriptRefused('abandon', lease.message.id, reply[0]);
     if (reply[0] === 'released' && reply[1] !== '1') {
-      await this.#redis.zadd(this.#key('due'), due, lease.message.id);
+      // As in settle: a failure here makes the caller give the lease back again, which the script recognises.
+      await this.#redis.zadd(this.#key('due'), Number(reply[2]), lease.message.id);
       // Due later: every node's scheduler finds it through nextDueAt when it is; no wake-up needed now.
       if (due <= now) await this.#wakeAll();
     }

@@ -7,8 +7,9 @@
  * index entry that disagrees with it corrects the entry.
  *
  * Hash fields: record (JSON, opaque to Lua), body, next (due time, ms),
- * held ('1' or absent), token and deadline (the lease). A message that is
- * being stored has a TTL until the node confirms it (see STORE).
+ * held ('1' or absent), token and deadline (the lease), ended (the token of
+ * the last lease that was settled or given back). A message that is being
+ * stored has a TTL until the node confirms it (see STORE).
  *
  * Every script's first argument is the caller's deadline (epoch ms): a
  * script that Redis runs later changes nothing and answers {'expired'}.
@@ -80,34 +81,47 @@ return {'ok', fields[1], tostring(deadline), fields[3] or '0', fields[2]}
 `;
 
 /**
+ * What SETTLE and ABANDON answer to a repeat of a call that already ended
+ * the lease (its caller could not update the index afterwards, or lost the
+ * answer, and tries again): the answer again, with the message's due time,
+ * so the caller can finish its index update. Anyone else's stale token is 'lost'.
+ */
+const repeatedEnd = (answer: 'kept' | 'released') => `
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
+  if redis.call('HGET', KEYS[1], 'ended') == ARGV[2] then return {'${answer}', redis.call('HGET', KEYS[1], 'held') or '0', redis.call('HGET', KEYS[1], 'next')} end
+  return {'lost'}
+end
+`;
+
+/**
  * Records a delivery attempt if the caller still holds the lease.
  * ARGV: deadline, token, record ('' when every recipient is finished: the message is deleted), next.
- * Returns {'lost'} | {'deleted'} | {'kept', held} | {'expired'}.
+ * Returns {'lost'} | {'deleted'} | {'kept', held, next} | {'expired'}.
  */
 export const SETTLE =
   UNLESS_EXPIRED +
+  repeatedEnd('kept') +
   `
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return {'lost'} end
 if ARGV[3] == '' then
   redis.call('DEL', KEYS[1])
   return {'deleted'}
 end
-redis.call('HSET', KEYS[1], 'record', ARGV[3], 'next', ARGV[4])
+redis.call('HSET', KEYS[1], 'record', ARGV[3], 'next', ARGV[4], 'ended', ARGV[2])
 redis.call('HDEL', KEYS[1], 'token', 'deadline')
-return {'kept', redis.call('HGET', KEYS[1], 'held') or '0'}
+return {'kept', redis.call('HGET', KEYS[1], 'held') or '0', ARGV[4]}
 `;
 
 /**
  * Gives a lease back: the message is due at ARGV[3] (now, or later when postponed).
- * ARGV: deadline, token, due. Returns {'lost'} | {'released', held} | {'expired'}.
+ * ARGV: deadline, token, due. Returns {'lost'} | {'released', held, next} | {'expired'}.
  */
 export const ABANDON =
   UNLESS_EXPIRED +
+  repeatedEnd('released') +
   `
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return {'lost'} end
 redis.call('HDEL', KEYS[1], 'token', 'deadline')
-redis.call('HSET', KEYS[1], 'next', ARGV[3])
-return {'released', redis.call('HGET', KEYS[1], 'held') or '0'}
+redis.call('HSET', KEYS[1], 'next', ARGV[3], 'ended', ARGV[2])
+return {'released', redis.call('HGET', KEYS[1], 'held') or '0', ARGV[3]}
 `;
 
 /**
