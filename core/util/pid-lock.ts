@@ -1,4 +1,5 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { processIsAlive } from './process-alive.js';
 
 /**
  * A lock file holding the pid of its owner, so two processes never run the
@@ -21,7 +22,7 @@ export class PidLock {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
       const owner = await this.owner();
-      if (owner !== undefined && owner !== process.pid && isAlive(owner)) return false;
+      if (owner !== undefined && owner !== process.pid && processIsAlive(owner)) return false;
       await rm(this.path, { force: true });
     }
     return false;
@@ -37,14 +38,5 @@ export class PidLock {
     if (!this.#held) return;
     this.#held = false;
     await rm(this.path, { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -1,5 +1,6 @@
 import { readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { processIsAlive } from '../../core/util/process-alive.js';
 import { FILES_BEING_WRITTEN } from './maildir-writer.js';
 
 /** maildir(5): a file in tmp/ not touched for 36 hours is a leftover, whoever wrote it. */
@@ -62,17 +63,7 @@ async function isStale(path: string, name: string, host: string, now: number): P
   const writer = WRITER_NAME.exec(name);
   if (!writer || writer[2] !== host) return false;
   const pid = Number(writer[1]);
-  return pid === process.pid || !processExists(pid);
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, it is just not ours to signal.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return pid === process.pid || !processIsAlive(pid);
 }
 
 /** Every `tmp/` of a maildir under `root`, depth first; symbolic links are not followed. */
