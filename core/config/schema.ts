@@ -116,7 +116,7 @@ const deliverySchema = z.strictObject({
     .describe('send one "delayed" DSN when a recipient is still deferred this long after arrival; 0 turns it off'),
   leaseTime: duration()
     .prefault('15m')
-    .describe('how long a node owns a message it is delivering; after a crash others take it over after this'),
+    .describe('how long a node owns a message it is delivering; after a crash others take it over after this; at least shaping.maxWait plus the longest deliver timeout'),
   idlePoll: duration()
     .prefault('5s')
     .describe('longest sleep between looks at the queue when nothing wakes the scheduler (other nodes, clock jumps)'),
