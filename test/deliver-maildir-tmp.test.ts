@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, utimesSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { maildirHostName } from '../plugins/deliver-maildir/maildir-writer.js';
@@ -25,6 +25,15 @@ after(async () => {
 function maildir(path: string): string {
   for (const part of ['tmp', 'new', 'cur']) mkdirSync(join(path, part), { recursive: true });
   return path;
+}
+
+/** Resolves as soon as a file appears in `directory` (inotify, through fs.watch). */
+function fileCreatedIn(directory: string): { created: Promise<void>; stop: () => void } {
+  let watcher: FSWatcher | undefined;
+  const created = new Promise<void>((resolve) => {
+    watcher = watch(directory, () => resolve());
+  });
+  return { created, stop: () => watcher?.close() };
 }
 
 /** The pid of a process that has exited. */
@@ -93,9 +102,9 @@ describe('deliver-maildir: stale files in tmp/', () => {
       delivery: { retry: ['100ms'] },
       plugins: [{ name: 'relay-access' }, { name: 'queue-spool' }, { name: 'deliver-maildir', options: { lineEndings: 'lf' } }],
     };
-    const mailbox = join(dir.path, 'data', 'maildir', 'alice');
-    const tmpFiles = () => (existsSync(join(mailbox, 'tmp')) ? readdirSync(join(mailbox, 'tmp')) : []);
-    // Large messages keep each delivery in tmp/ long enough for a kill to land in the middle of one.
+    const mailbox = maildir(join(dir.path, 'data', 'maildir', 'alice'));
+    const tmpFiles = () => readdirSync(join(mailbox, 'tmp'));
+    // Large messages keep each delivery in tmp/ for a while: the kill comes as soon as one appears there.
     const body = `${'x'.repeat(76)}\r\n`.repeat(40_000);
     const acknowledged: string[] = [];
     let petrel: ChildPetrel | undefined;
@@ -105,16 +114,23 @@ describe('deliver-maildir: stale files in tmp/', () => {
     });
 
     for (let round = 0; round < 10 && tmpFiles().length === 0; round++) {
-      petrel = await ChildPetrel.start(dir.path, config);
-      const client = await SmtpTestClient.ready(petrel.port());
-      for (let i = 0; i < 6; i++) {
-        const messageId = `<kill-${round}-${i}@petrel.test>`;
-        const reply = await client.sendMail('sender@example.org', ['alice@localhost'], sampleMessage({ to: 'alice@localhost', messageId, body }));
-        if (reply.code === 250) acknowledged.push(messageId);
-      }
-      await eventually(() => tmpFiles().length > 0, 'a delivery writing into tmp/', 20_000);
-      petrel.kill('SIGKILL');
-      await petrel.exited();
+      const child = await ChildPetrel.start(dir.path, config);
+      petrel = child;
+      const writing = fileCreatedIn(join(mailbox, 'tmp'));
+      const sending = (async () => {
+        const client = await SmtpTestClient.ready(child.port());
+        for (let i = 0; i < 6; i++) {
+          const messageId = `<kill-${round}-${i}@petrel.test>`;
+          const reply = await client.sendMail('sender@example.org', ['alice@localhost'], sampleMessage({ to: 'alice@localhost', messageId, body }));
+          if (reply.code === 250) acknowledged.push(messageId);
+        }
+        await client.quit();
+      })().catch(() => undefined); // the kill cuts the last one short
+      await writing.created;
+      child.kill('SIGKILL');
+      await child.exited();
+      writing.stop();
+      await sending;
     }
     const leftovers = tmpFiles();
     assert.ok(leftovers.length > 0, 'a kill left a copy in tmp/');
