@@ -18,19 +18,38 @@ declare module 'mailsplit' {
     build(lineEnd?: string): Buffer;
     changed: boolean;
   }
-  /** One parsed MIME node (type 'node'), a body chunk ('body') or multipart structure ('data'). */
-  export interface SplitterChunk {
-    type: 'node' | 'body' | 'data';
-    value?: Buffer;
-    contentType?: string;
-    root?: boolean;
-    multipart?: string | false;
-    headers?: Headers;
-    getHeaders?(): Buffer;
+  /** One MIME node as the Splitter emits it (a 'node' chunk): its header block, editable until a Joiner writes it. */
+  export interface MimeNode {
+    type: 'node';
+    /** The message's own header block (not a part's). */
+    root: boolean;
+    /** Lower case; text/plain when the node has no Content-Type. */
+    contentType: string | false;
+    charset: string | false;
+    /** Content-Transfer-Encoding, lower case; '' when there is none. */
+    encoding: string;
+    /** The subtype of a multipart node ('mixed'), else false. */
+    multipart: string | false;
+    headers: Headers;
+    getHeaders(): Buffer;
+    /** Decodes the node's body (base64, quoted-printable, or as it is). */
+    getDecoder(): Transform;
+    setCharset(charset: string): void;
   }
+  /** A leaf's body ('body') or the multipart structure between parts: boundaries, preamble, epilogue ('data'). */
+  export interface SplitterData {
+    type: 'body' | 'data';
+    value?: Buffer;
+  }
+  export type SplitterChunk = MimeNode | SplitterData;
+  /** Bytes in, SplitterChunk objects out. */
   export class Splitter extends Transform {
     constructor(options?: { ignoreEmbedded?: boolean; maxHeadSize?: number });
   }
-  const mailsplit: { Headers: typeof Headers; Splitter: typeof Splitter };
+  /** SplitterChunk objects in, the message's bytes out. */
+  export class Joiner extends Transform {
+    constructor();
+  }
+  const mailsplit: { Headers: typeof Headers; Splitter: typeof Splitter; Joiner: typeof Joiner };
   export default mailsplit;
 }

@@ -25,6 +25,10 @@ export interface SinkMessage {
   readonly user?: string;
   /** MAIL FROM carried REQUIRETLS. */
   readonly requireTls: boolean;
+  /** MAIL FROM's BODY parameter: '7bit' unless the client said BODY=8BITMIME. */
+  readonly bodyType: string;
+  /** MAIL FROM carried SMTPUTF8. */
+  readonly smtpUtf8: boolean;
   /** Which connection of this sink carried it (from 1), to tell reuse from new connections. */
   readonly connection: number;
 }
@@ -46,6 +50,12 @@ export interface SinkOptions {
   readonly lmtpReply?: (address: string) => SinkReply | undefined;
   /** Hides REQUIRETLS from EHLO (smtp-server offers it on TLS connections). */
   readonly hideRequireTls?: boolean;
+  /** Does not offer DSN (RFC 3461): NOTIFY, ORCPT, RET and ENVID are not accepted. */
+  readonly hideDsn?: boolean;
+  /** Does not offer 8BITMIME (RFC 6152): an old server that takes 7-bit mail only. */
+  readonly hide8BitMime?: boolean;
+  /** Does not offer SMTPUTF8 (RFC 6531). */
+  readonly hideSmtpUtf8?: boolean;
   /** Listens on this Unix socket instead of 127.0.0.1 (`port` is then 0). */
   readonly path?: string;
 }
@@ -86,7 +96,9 @@ export class SinkServer {
     const server = new SMTPServer({
       authOptional: !options.auth,
       disabledCommands: disabled,
-      hideDSN: false,
+      hideDSN: options.hideDsn === true,
+      hide8BITMIME: options.hide8BitMime === true,
+      hideSMTPUTF8: options.hideSmtpUtf8 === true,
       logger: false,
       size: 0,
       lmtp: options.lmtp === true,
@@ -136,6 +148,8 @@ export class SinkServer {
             secure: session.secure === true,
             ...(typeof session.user === 'string' ? { user: session.user } : {}),
             requireTls: (session.envelope as { requireTLS?: boolean }).requireTLS === true,
+            bodyType: (session.envelope as { bodyType?: string }).bodyType ?? '7bit',
+            smtpUtf8: (session.envelope as { smtpUtf8?: boolean }).smtpUtf8 === true,
             connection: connectionOf.get(session) ?? 0,
           };
           Promise.resolve(options.data?.(message)).then((reply) => {
