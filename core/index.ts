@@ -47,6 +47,8 @@ export type {
   DeliveryLimits,
   DeliveryOutcome,
   DeliveryReply,
+  Handoff,
+  OpenOptions,
   OutboundMessage,
   OutgoingContent,
   RecipientReport,

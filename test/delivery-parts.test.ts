@@ -21,20 +21,24 @@ describe('retry schedule', () => {
 });
 
 describe('reply parsing', () => {
-  it('reads code, enhanced code and text, joining multi-line replies', () => {
+  it('reads code, enhanced code and text, joining multi-line replies, and marks it as a server\'s own', () => {
     assert.deepEqual(parseReply('550 5.1.1 <x@example.org>: Recipient address rejected', 'mx.example.org'), {
       code: 550,
       enhanced: '5.1.1',
       text: '<x@example.org>: Recipient address rejected',
       remoteMta: 'mx.example.org',
+      fromServer: true,
     });
     assert.deepEqual(parseReply('452-4.2.2 The email account that you tried to reach is over quota.\r\n452 4.2.2 Please direct the recipient to the help page'), {
       code: 452,
       enhanced: '4.2.2',
       text: 'The email account that you tried to reach is over quota. Please direct the recipient to the help page',
+      fromServer: true,
     });
-    assert.deepEqual(parseReply('421 Service not available'), { code: 421, text: 'Service not available' });
-    assert.equal(parseReply('connection reset').code, 0);
+    assert.deepEqual(parseReply('421 Service not available'), { code: 421, text: 'Service not available', fromServer: true });
+    const garbled = parseReply('connection reset');
+    assert.equal(garbled.code, 0);
+    assert.equal(garbled.fromServer, undefined, 'text that is no reply is not claimed as one');
   });
 
   it('formats a reply the way the queue stores it', () => {

@@ -9,7 +9,7 @@ import { buildDsn, type DsnAction, type DsnRecipient } from './dsn.js';
 import { readHeaderBlock } from './outgoing-content.js';
 
 /** RFC 3461 NOTIFY keyword for each report action. */
-const NOTIFY_KEYWORD: Record<DsnAction, string> = { failed: 'FAILURE', delayed: 'DELAY', delivered: 'SUCCESS' };
+const NOTIFY_KEYWORD: Record<DsnAction, string> = { failed: 'FAILURE', delayed: 'DELAY', delivered: 'SUCCESS', relayed: 'SUCCESS' };
 
 export interface BouncerOptions {
   readonly hostname: string;
@@ -67,7 +67,7 @@ export class Bouncer {
     if (notify && notify.length > 0) {
       return !notify.includes('NEVER') && notify.includes(NOTIFY_KEYWORD[recipient.action]);
     }
-    return recipient.action !== 'delivered';
+    return recipient.action === 'failed' || recipient.action === 'delayed';
   }
 
   async #send(message: QueuedMessage, recipients: readonly DsnRecipient[], to: string, generated: 'dsn' | 'postmaster'): Promise<string> {

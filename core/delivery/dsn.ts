@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import MimeNode from 'nodemailer/lib/mime-node';
 import type { QueuedMessage } from '../queue/contract.js';
+import { rfc5322Date } from '../smtp/received-header.js';
 import type { DeliveryReply } from './outbound.js';
 
 /**
@@ -10,7 +11,8 @@ import type { DeliveryReply } from './outbound.js';
  * nodemailer's MimeNode; this file only decides what goes in.
  */
 
-export type DsnAction = 'failed' | 'delayed' | 'delivered';
+/** RFC 3464 2.3.3; `relayed`: handed to an MTA that does not support DSN (RFC 3461 5.2.2). */
+export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed';
 
 export interface DsnRecipient {
   readonly address: string;
@@ -46,6 +48,7 @@ const SUBJECTS: Record<DsnAction, string> = {
   failed: 'Undelivered Mail Returned to Sender',
   delayed: 'Delayed Mail (still being retried)',
   delivered: 'Successful Mail Delivery Report',
+  relayed: 'Successful Mail Delivery Report',
 };
 
 /** Builds the report as a stream of CRLF-terminated lines, ready for the spool. */
@@ -74,18 +77,23 @@ export function buildDsn(input: DsnInput): Readable {
   return root.createReadStream();
 }
 
-/** The action of the report as a whole: failures first, then delays. */
+/** The action of the report as a whole: failures first, then delays, then a success up to a mailbox. */
 function reportKind(recipients: readonly DsnRecipient[]): DsnAction {
-  if (recipients.some((r) => r.action === 'failed')) return 'failed';
-  if (recipients.some((r) => r.action === 'delayed')) return 'delayed';
-  return 'delivered';
+  for (const action of ['failed', 'delayed', 'delivered'] as const) {
+    if (recipients.some((r) => r.action === action)) return action;
+  }
+  return 'relayed';
 }
 
 function humanText(input: DsnInput, kind: DsnAction): string {
   const intro: Record<DsnAction, string> = {
     failed: 'I\'m sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It\'s attached below.',
-    delayed: `Your message could not be delivered yet to one or more recipients.\nThe mail system will keep trying until ${input.willRetryUntil ? new Date(input.willRetryUntil).toUTCString() : 'it gives up'};\nyou do not need to send it again.`,
+    delayed: `Your message could not be delivered yet to one or more recipients.\nThe mail system will keep trying until ${input.willRetryUntil ? rfc5322Date(new Date(input.willRetryUntil)) : 'it gives up'};\nyou do not need to send it again.`,
     delivered: 'Your message was delivered to the recipients listed below, as you asked.',
+    relayed:
+      'Your message was passed on to the mail systems of the recipients listed below, as you asked.\n' +
+      'They do not report delivery, so this is the last notice you will get from here;\n' +
+      'you may still hear of a failure from them.',
   };
   const lines = [
     `This is the mail system at host ${input.reportingMta}.`,
@@ -95,10 +103,16 @@ function humanText(input: DsnInput, kind: DsnAction): string {
     'For further assistance, please send mail to postmaster.',
     '',
     ...(input.toPostmaster ? [`The original sender was <${input.message.envelope.from}>.`, ''] : []),
-    ...input.recipients.map((r) => `<${r.address}>: ${r.action === 'delivered' ? 'delivered' : describeReply(r.reply)}`),
+    ...input.recipients.map((r) => `<${r.address}>: ${humanOutcome(r)}`),
     '',
   ];
   return lines.join('\n');
+}
+
+function humanOutcome(recipient: DsnRecipient): string {
+  if (recipient.action === 'delivered') return 'delivered';
+  if (recipient.action === 'relayed') return recipient.reply.remoteMta ? `relayed to ${recipient.reply.remoteMta}` : 'relayed';
+  return describeReply(recipient.reply);
 }
 
 function describeReply(reply: DeliveryReply): string {
@@ -113,7 +127,7 @@ function deliveryStatus(input: DsnInput): string {
     `Reporting-MTA: dns; ${input.reportingMta}`,
     `X-Petrel-Queue-ID: ${message.id}`,
     ...(message.envelope.dsn?.envid ? [`Original-Envelope-Id: ${oneLine(message.envelope.dsn.envid)}`] : []),
-    `Arrival-Date: ${new Date(message.receivedAt).toUTCString()}`,
+    `Arrival-Date: ${rfc5322Date(new Date(message.receivedAt))}`,
   ];
   const blocks = input.recipients.map((r) => {
     const fields = [
@@ -123,11 +137,11 @@ function deliveryStatus(input: DsnInput): string {
       `Status: ${statusOf(r)}`,
     ];
     if (r.reply.remoteMta) fields.push(`Remote-MTA: dns; ${r.reply.remoteMta}`);
-    if (r.reply.code >= 200 && r.reply.code < 600) fields.push(`Diagnostic-Code: smtp; ${describeDiagnostic(r.reply)}`);
-    else if (r.action !== 'delivered') fields.push(`Diagnostic-Code: x-petrel; ${oneLine(r.reply.text)}`);
-    if (r.lastAttemptAt !== undefined) fields.push(`Last-Attempt-Date: ${new Date(r.lastAttemptAt).toUTCString()}`);
+    const diagnostic = diagnosticCode(r);
+    if (diagnostic) fields.push(`Diagnostic-Code: ${diagnostic}`);
+    if (r.lastAttemptAt !== undefined) fields.push(`Last-Attempt-Date: ${rfc5322Date(new Date(r.lastAttemptAt))}`);
     if (r.action === 'delayed' && input.willRetryUntil !== undefined) {
-      fields.push(`Will-Retry-Until: ${new Date(input.willRetryUntil).toUTCString()}`);
+      fields.push(`Will-Retry-Until: ${rfc5322Date(new Date(input.willRetryUntil))}`);
     }
     return fields.join('\r\n');
   });
@@ -141,13 +155,23 @@ function statusOf(recipient: DsnRecipient): string {
     // An expired message is reported as failed with its 4.x.x status (RFC 3464 example: 4.4.7).
     return enhanced;
   }
-  if (recipient.action === 'delivered') return '2.0.0';
+  if (recipient.action === 'delivered' || recipient.action === 'relayed') return '2.0.0';
   if (recipient.action === 'delayed') return '4.0.0';
   return recipient.reply.code >= 400 && recipient.reply.code < 500 ? '4.0.0' : '5.0.0';
 }
 
-function describeDiagnostic(reply: DeliveryReply): string {
-  return oneLine([reply.code, reply.enhanced, reply.text].filter(Boolean).join(' '));
+/**
+ * RFC 3464 2.3.6: `smtp;` only for a reply a server actually gave; what
+ * Petrel found out itself (no such domain, no route, expiry, a policy) is
+ * `x-petrel;` with its text, and a success of ours needs no diagnostic.
+ */
+function diagnosticCode(recipient: DsnRecipient): string | undefined {
+  const { reply } = recipient;
+  if (reply.fromServer && reply.code >= 200 && reply.code < 600) {
+    return `smtp; ${oneLine([reply.code, reply.enhanced, reply.text].filter(Boolean).join(' '))}`;
+  }
+  if (recipient.action === 'delivered' || recipient.action === 'relayed') return undefined;
+  return `x-petrel; ${oneLine(reply.text)}`;
 }
 
 function oneLine(text: string): string {

@@ -64,11 +64,34 @@ export interface DeliveryReply {
   readonly text: string;
   /** The host that answered, for the DSN's Remote-MTA field. */
   readonly remoteMta?: string;
+  /**
+   * True when this is a server's own reply (`parseReply` sets it), false or
+   * unset for one Petrel or the target made up (no route, DNS, expiry, a
+   * policy). A DSN gives a server's reply as `Diagnostic-Code: smtp; ...`
+   * and anything else as `x-petrel; ...` (RFC 3464 2.3.6).
+   */
+  readonly fromServer?: boolean;
 }
+
+/**
+ * What a delivered recipient's success means for delivery status
+ * notifications (RFC 3461 section 5.2):
+ *
+ * - `final`: the message reached the mailbox (maildir, an LMTP server
+ *   without DSN); a success report says `Action: delivered`;
+ * - `relayed`: handed to a server that does not support DSN, so nobody will
+ *   report on it further; a success report says `Action: relayed`;
+ * - `passed-on`: handed to a server that supports DSN and got the
+ *   recipient's NOTIFY and ORCPT: reporting is its job from now on, and
+ *   Petrel sends no success report (the sender would get two).
+ *
+ * Unset means `final`.
+ */
+export type Handoff = 'final' | 'relayed' | 'passed-on';
 
 /** The result for one recipient of a `deliver` call. */
 export type RecipientResult =
-  | { readonly address: string; readonly status: 'delivered'; readonly reply?: DeliveryReply }
+  | { readonly address: string; readonly status: 'delivered'; readonly reply?: DeliveryReply; readonly handoff?: Handoff }
   | { readonly address: string; readonly status: 'deferred'; readonly reply: DeliveryReply }
   | { readonly address: string; readonly status: 'bounced'; readonly reply: DeliveryReply };
 
@@ -97,6 +120,19 @@ export interface DeliveryLimits {
   readonly messagesPerConnection?: number;
 }
 
+/** How a target wants the message from `Delivery.open`. */
+export interface OpenOptions {
+  /**
+   * Converted to 7-bit MIME for a next hop that does not offer 8BITMIME
+   * (RFC 6152): every 8-bit part quoted-printable (text) or base64 (the
+   * rest), the transforms run again on the converted copy so a DKIM
+   * signature covers what is sent. Rejects with a DeliveryFailure
+   * (`554 5.6.3`) when the message cannot be converted (8-bit bytes in a
+   * header field). An 8-bit message that is ASCII after all is left as it is.
+   */
+  readonly sevenBit?: boolean;
+}
+
 /**
  * One group of recipients of one message that share a route: what the
  * `transform` and `deliver` handlers get.
@@ -111,9 +147,10 @@ export interface Delivery {
   /**
    * The message as it goes out, after every transform of this delivery:
    * header block then body, CRLF line ends, dot-stuffing not applied. Call it
-   * once per send; each call opens a fresh stream.
+   * once per send; each call opens a fresh stream. With `{ sevenBit: true }`,
+   * the same converted to 7-bit (see OpenOptions).
    */
-  open(): Promise<Readable>;
+  open(options?: OpenOptions): Promise<Readable>;
   /** Aborted when the server shuts down past its deadline or the handler times out: stop sending. */
   readonly signal: AbortSignal;
   /** Carries qid, target and destination. */
@@ -171,8 +208,9 @@ export interface BouncedVerdict {
 
 /** Results made easy for delivery targets. */
 export const results = {
-  delivered(address: string, reply?: DeliveryReply): RecipientResult {
-    return reply === undefined ? { address, status: 'delivered' } : { address, status: 'delivered', reply };
+  /** Delivered; `handoff` says whether it reached the mailbox or another MTA (see Handoff; default `final`). */
+  delivered(address: string, reply?: DeliveryReply, handoff?: Handoff): RecipientResult {
+    return { address, status: 'delivered', ...(reply === undefined ? {} : { reply }), ...(handoff === undefined ? {} : { handoff }) };
   },
   deferred(address: string, reply: DeliveryReply): RecipientResult {
     return { address, status: 'deferred', reply };
@@ -196,8 +234,8 @@ const REPLY_LINE = /^([245]\d\d)[ -]?(?:([245]\.\d{1,3}\.\d{1,3})\s+)?(.*)$/s;
 
 /**
  * Parses a server's reply text (`550 5.1.1 No such user`, possibly several
- * lines `550-...`) into a DeliveryReply. Multi-line replies are joined with a
- * space, each line's code prefix removed.
+ * lines `550-...`) into a DeliveryReply marked `fromServer`. Multi-line
+ * replies are joined with a space, each line's code prefix removed.
  */
 export function parseReply(response: string, remoteMta?: string): DeliveryReply {
   const lines = response.split(/\r?\n/).filter((line) => line.trim() !== '');
@@ -212,6 +250,7 @@ export function parseReply(response: string, remoteMta?: string): DeliveryReply 
     ...(first[2] ? { enhanced: first[2] } : {}),
     text,
     ...(remoteMta ? { remoteMta } : {}),
+    fromServer: true,
   };
 }
 

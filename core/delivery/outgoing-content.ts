@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import type { Queue } from '../queue/contract.js';
 import { MessageHeaders } from '../spool/message-headers.js';
 import type { OutgoingContent } from './outbound.js';
 
@@ -42,26 +41,26 @@ async function* skipBytes(stream: Readable, count: number): AsyncGenerator<Buffe
 
 /**
  * The message of one delivery as `transform` handlers see and change it:
- * the stored header block parsed into editable MessageHeaders, the body read
- * from the queue as needed. Nothing is written back to the queue: each
- * attempt starts again from the stored message.
+ * the header block of `read`'s message parsed into editable MessageHeaders,
+ * the body read again from `read` as needed (the queued message, or a
+ * converted copy of it). Nothing is written back to the queue: each attempt
+ * starts again from the stored message.
  */
 export class QueuedContent implements OutgoingContent {
   private constructor(
     readonly headers: MessageHeaders,
     private readonly storedHeaderLength: number,
-    private readonly queue: Queue,
-    private readonly id: string,
+    private readonly read: () => Promise<Readable>,
   ) {}
 
-  static async load(queue: Queue, id: string): Promise<QueuedContent> {
-    const block = await readHeaderBlock(await queue.read(id));
-    return new QueuedContent(new MessageHeaders(block), block.length, queue, id);
+  static async load(read: () => Promise<Readable>): Promise<QueuedContent> {
+    const block = await readHeaderBlock(await read());
+    return new QueuedContent(new MessageHeaders(block), block.length, read);
   }
 
   async stream(): Promise<Readable> {
     const headers = this.headers.toBuffer();
-    const body = skipBytes(await this.queue.read(this.id), this.storedHeaderLength);
+    const body = skipBytes(await this.read(), this.storedHeaderLength);
     return Readable.from(
       (async function* () {
         yield headers;

@@ -13,7 +13,7 @@ import type { DsnRecipient } from './dsn.js';
 import { domainOf, OutboundHookError, type OutboundHooks } from './outbound-hooks.js';
 import { formatReply, parseReply, type Delivery, type DeliveryReply, type RecipientResult, type Route } from './outbound.js';
 import { OutboundShaper } from './outbound-shaper.js';
-import { QueuedContent } from './outgoing-content.js';
+import { OutgoingCopies } from './outgoing-copies.js';
 import { RetrySchedule } from './retry-schedule.js';
 
 export interface SchedulerDeps {
@@ -349,7 +349,7 @@ export class DeliveryScheduler {
     }
   }
 
-  /** The Delivery a target gets; transforms run first, on a copy of the stored headers. */
+  /** The Delivery a target gets; transforms run first, on a copy of the stored headers (OutgoingCopies). */
   async #delivery(
     lease: Lease,
     route: Route,
@@ -362,11 +362,18 @@ export class DeliveryScheduler {
     const { queue } = this.#deps;
     const hooks = this.#hooks(lease);
     const id = lease.message.id;
-    const base = { message: lease.message, route, recipients, attempt, signal, log, limits: ticket.limits };
-    if (!hooks.hasTransforms) return { ...base, open: () => queue.read(id) };
-    const content = await QueuedContent.load(queue, id);
-    const delivery: Delivery = { ...base, open: () => content.stream() };
-    await hooks.transform(delivery, content);
+    const copies = new OutgoingCopies(() => queue.read(id), hooks.hasTransforms ? (content) => hooks.transform(delivery, content) : undefined);
+    const delivery: Delivery = {
+      message: lease.message,
+      route,
+      recipients,
+      attempt,
+      signal,
+      log,
+      limits: ticket.limits,
+      open: (options) => copies.open(options),
+    };
+    await copies.prepare();
     return delivery;
   }
 
@@ -423,7 +430,10 @@ export class DeliveryScheduler {
       if (!suppress) dsn.push(...bounced.map((s) => dsnRecipient(s, 'failed', now)));
     }
     dsn.push(...deferred.filter((s) => this.#delayWarningDue(message.receivedAt, s.recipient, now)).map((s) => dsnRecipient(s, 'delayed', now)));
-    dsn.push(...delivered.map((s) => dsnRecipient(s, 'delivered', now)));
+    for (const s of delivered) {
+      const action = successAction(s.result);
+      if (action) dsn.push(dsnRecipient(s, action, now));
+    }
 
     let final = outcomes;
     try {
@@ -486,7 +496,8 @@ function deferAll(recipients: readonly QueuedRecipient[], route: Route | undefin
 /** The last reply a recipient had (a server's 421, say), else that its destination never had room. */
 function lastReplyOf(recipient: QueuedRecipient): DeliveryReply {
   const last = recipient.lastReply ? parseReply(recipient.lastReply) : undefined;
-  return last && last.code >= 400 && last.code < 500 ? last : REPLIES.destinationBusy;
+  // The stored text no longer says who wrote it: not claimed as a server's (see DeliveryReply.fromServer).
+  return last && last.code >= 400 && last.code < 500 ? { ...last, fromServer: false } : REPLIES.destinationBusy;
 }
 
 function expire(settled: Settled, expireAfter: number): Settled {
@@ -498,6 +509,12 @@ function expire(settled: Settled, expireAfter: number): Settled {
     ...(last?.remoteMta ? { remoteMta: last.remoteMta } : {}),
   };
   return { ...settled, result: { address: settled.result.address, status: 'bounced', reply } };
+}
+
+/** What a success report says (RFC 3461 5.2), or nothing when the next hop got NOTIFY and reports from now on. */
+function successAction(result: RecipientResult): 'delivered' | 'relayed' | undefined {
+  if (result.status !== 'delivered' || result.handoff === 'passed-on') return undefined;
+  return result.handoff === 'relayed' ? 'relayed' : 'delivered';
 }
 
 function dsnRecipient(settled: Settled, action: DsnRecipient['action'], now: number): DsnRecipient {

@@ -2,8 +2,10 @@ import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection, { type SMTPConnectionAuth, type SMTPConnectionOptions, type SMTPConnectionSendInfo, type SMTPEnvelope } from 'nodemailer/lib/smtp-connection';
 import type { QueuedRecipient } from '../../queue/contract.js';
-import { parseReply, results, type Delivery, type DeliveryReply, type RecipientResult } from '../outbound.js';
+import { fitToNextHop } from '../downgrade/next-hop.js';
+import { parseReply, results, type Delivery, type DeliveryReply, type Handoff, type RecipientResult } from '../outbound.js';
 import { transactionFailure, type SmtpClientError } from './client-errors.js';
+import { DeliveryFailure } from './delivery-failure.js';
 
 /** How long a server may take to answer QUIT before the socket is closed anyway. */
 const QUIT_WAIT_MS = 5_000;
@@ -95,13 +97,13 @@ export class SmtpSession {
   /**
    * Sends the message of `delivery` to `recipients` and answers for each:
    * RCPT refusals per recipient, the final reply for the rest (per
-   * recipient with LMTP). Recipients whose DSN NOTIFY differs go in separate
-   * transactions on this connection, since one transaction carries one set.
-   * Never throws: a failure becomes the results it means.
+   * recipient with LMTP). To a server that offers DSN, recipients whose
+   * NOTIFY or ORCPT differ go in separate transactions on this connection
+   * (see transactionsFor). Never throws: a failure becomes the results it means.
    */
   async send(delivery: Delivery, recipients: readonly QueuedRecipient[] = delivery.recipients): Promise<RecipientResult[]> {
     const answers: RecipientResult[] = [];
-    for (const group of byNotify(recipients)) {
+    for (const group of transactionsFor(recipients, this.supports('DSN'))) {
       if (this.#transactions > 0 && !(await this.reset())) {
         const lost: DeliveryReply = { code: 451, enhanced: '4.4.2', text: `connection to ${this.remoteMta} lost between transactions`, remoteMta: this.remoteMta };
         answers.push(...group.map((r) => results.deferred(r.address, lost)));
@@ -131,17 +133,33 @@ export class SmtpSession {
     this.#alive = false;
   }
 
+  /**
+   * Who reports on a recipient this server took (RFC 3461 5.2, as Postfix
+   * decides it): a server that offers DSN got NOTIFY and ORCPT and reports
+   * from now on; an SMTP server without DSN is a relay that will not; an
+   * LMTP server without DSN is the mailbox itself.
+   */
+  #handoff(): Handoff {
+    if (this.supports('DSN')) return 'passed-on';
+    return this.lmtp ? 'final' : 'relayed';
+  }
+
   async #transaction(delivery: Delivery, group: readonly QueuedRecipient[]): Promise<RecipientResult[]> {
     const addresses = group.map((r) => r.address);
-    const envelope = envelopeOf(delivery, group, !this.lmtp);
+    let sevenBit: boolean;
     let stream: Readable;
+    // Nothing is sent before the message is open: whatever goes wrong here, the session stays good for the next transaction.
     try {
-      stream = await delivery.open();
+      const fit = await fitToNextHop(delivery, group, (extension) => this.supports(extension), this.remoteMta);
+      if ('refusal' in fit) return addresses.map((address) => results.fromReply(address, fit.refusal));
+      sevenBit = fit.open.sevenBit === true;
+      stream = await delivery.open(fit.open);
     } catch (error) {
-      // Nothing was sent: the session stays good for the next transaction.
+      if (error instanceof DeliveryFailure) return addresses.map((address) => results.fromReply(address, { ...error.reply, remoteMta: this.remoteMta }));
       const reply: DeliveryReply = { code: 451, enhanced: '4.3.0', text: `local error reading the message: ${(error as Error).message}` };
       return addresses.map((address) => results.deferred(address, reply));
     }
+    const envelope = envelopeOf(delivery, group, { relaying: !this.lmtp, eightBit: !sevenBit && delivery.message.envelope.bodyType !== '7bit' });
     this.#transactions++;
     const abort = () => this.connection.close();
     delivery.signal.addEventListener('abort', abort, { once: true });
@@ -158,7 +176,8 @@ export class SmtpSession {
       const final = parseReply(info.response, this.remoteMta);
       // With LMTP the final reply is the last recipient's; one that was refused must not stand for the others.
       const accepted = final.code >= 200 && final.code < 300 ? final : { code: 250, text: `accepted by ${this.remoteMta}`, remoteMta: this.remoteMta };
-      return addresses.map((address) => refused.get(address) ?? results.delivered(address, accepted));
+      const handoff = this.#handoff();
+      return addresses.map((address) => refused.get(address) ?? results.delivered(address, accepted, handoff));
     } catch (error) {
       const failure = error as SmtpClientError;
       const refused = refusals(failure.rejectedErrors ?? [], this.remoteMta);
@@ -170,33 +189,41 @@ export class SmtpSession {
   }
 }
 
-/** MAIL FROM and RCPT TO parameters for one transaction. */
-function envelopeOf(delivery: Delivery, group: readonly QueuedRecipient[], relaying: boolean): SMTPEnvelope {
+/** MAIL FROM and RCPT TO parameters for one transaction (its recipients share NOTIFY and ORCPT: transactionsFor). */
+function envelopeOf(delivery: Delivery, group: readonly QueuedRecipient[], options: { relaying: boolean; eightBit: boolean }): SMTPEnvelope {
   const { envelope, size } = delivery.message;
-  const orcpts = new Set(group.map((r) => r.orcpt));
+  const [first] = group;
   const dsn = {
     ret: envelope.dsn?.ret,
     envid: envelope.dsn?.envid,
-    notify: group[0].notify && group[0].notify.length > 0 ? [...group[0].notify] : undefined,
-    // One ORCPT per transaction: passed on only when every recipient of the group has the same.
-    orcpt: orcpts.size === 1 ? group[0].orcpt : undefined,
+    notify: first.notify && first.notify.length > 0 ? [...first.notify] : undefined,
+    orcpt: first.orcpt,
   };
   const hasDsn = Object.values(dsn).some((value) => value !== undefined);
   return {
     from: envelope.from === '' ? false : envelope.from,
     to: group.map((r) => r.address),
     size,
-    use8BitMime: envelope.bodyType !== '7bit',
-    requireTLSExtensionEnabled: relaying && envelope.requireTls,
+    use8BitMime: options.eightBit,
+    requireTLSExtensionEnabled: options.relaying && envelope.requireTls,
     ...(hasDsn ? { dsn } : {}),
   };
 }
 
-/** Recipients in runs that share a NOTIFY list, in their original order within each run. */
-function byNotify(recipients: readonly QueuedRecipient[]): QueuedRecipient[][] {
+/**
+ * The transactions for `recipients`. RFC 3461 4.1-4.2: NOTIFY and ORCPT
+ * belong to each recipient and must reach a next hop that offers DSN, but
+ * nodemailer's SMTPConnection sends one set for every RCPT of a
+ * transaction (its `envelope.dsn`). So, to such a server, recipients whose
+ * NOTIFY or ORCPT differ go in transactions of their own, one after the
+ * other on this connection (docs/architecture.md, Decisions). A server
+ * without DSN gets none of them: one transaction for all.
+ */
+function transactionsFor(recipients: readonly QueuedRecipient[], serverHasDsn: boolean): QueuedRecipient[][] {
+  if (!serverHasDsn) return [[...recipients]];
   const groups = new Map<string, QueuedRecipient[]>();
   for (const recipient of recipients) {
-    const key = (recipient.notify ?? []).join(',');
+    const key = JSON.stringify([recipient.notify ?? [], recipient.orcpt ?? null]);
     const group = groups.get(key) ?? [];
     group.push(recipient);
     groups.set(key, group);
