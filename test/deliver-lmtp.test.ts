@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { sendRequireTls, startTlsListener } from './fixtures/require-tls.js';
 import { afterFirstAttempt } from './harness/eventually.js';
+import { deliveryStatus, parseMime } from './harness/mime-parts.js';
 import { SinkServer, type SinkOptions } from './harness/sink-server.js';
 import { sampleMessage } from './harness/smtp-client.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -60,6 +61,25 @@ describe('deliver-lmtp', () => {
     assert.match(byAddress['ghost@mail.test'].lastReply ?? '', /^550 5\.1\.1 /);
     assert.equal(byAddress['full@mail.test'].status, 'deferred');
     assert.match(byAddress['full@mail.test'].lastReply ?? '', /^452 4\.2\.2 Mailbox full/);
+  });
+
+  it('reports a success as "delivered" when NOTIFY=SUCCESS, whatever the LMTP server offers: LMTP is final delivery', async () => {
+    // The sink offers DSN; Petrel still sends the report (an LMTP server reports nothing later on) — to the same sink, the only target.
+    const sink = await lmtpServer({});
+    const server = await petrel({ host: '127.0.0.1', port: sink.port });
+    const client = await server.client();
+    await client.command('MAIL FROM:<someone@example.org>');
+    await client.command('RCPT TO:<alice@mail.test> NOTIFY=SUCCESS ORCPT=rfc822;alice.original@mail.test');
+    await client.command('DATA', /^354 /);
+    client.write(sampleMessage({ to: 'alice@mail.test', subject: 'tell me when it arrives' }));
+    await client.command('.', /^250 /);
+    await client.quit();
+    await sink.waitUntil((messages) => messages.some((m) => m.from === ''));
+    assert.deepEqual(sink.messagesTo('alice@mail.test')[0].dsn['alice@mail.test'], { notify: ['SUCCESS'], orcpt: 'rfc822;alice.original@mail.test' }, 'ORCPT reaches the mailbox server');
+    const report = sink.messages.find((m) => m.from === '')!;
+    assert.deepEqual(report.to, ['someone@example.org']);
+    const [alice] = deliveryStatus(await parseMime(report.data)).recipients;
+    assert.deepEqual([alice['original-recipient'], alice.action, alice.status], ['rfc822; alice.original@mail.test', 'delivered', '2.0.0']);
   });
 
   it('talks to an LMTP server on a Unix socket', async () => {

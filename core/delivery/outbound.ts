@@ -77,8 +77,8 @@ export interface DeliveryReply {
  * What a delivered recipient's success means for delivery status
  * notifications (RFC 3461 section 5.2):
  *
- * - `final`: the message reached the mailbox (maildir, an LMTP server
- *   without DSN); a success report says `Action: delivered`;
+ * - `final`: the message reached the mailbox (maildir, an LMTP server);
+ *   a success report says `Action: delivered`;
  * - `relayed`: handed to a server that does not support DSN, so nobody will
  *   report on it further; a success report says `Action: relayed`;
  * - `passed-on`: handed to a server that supports DSN and got the

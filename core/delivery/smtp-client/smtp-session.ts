@@ -134,14 +134,14 @@ export class SmtpSession {
   }
 
   /**
-   * Who reports on a recipient this server took (RFC 3461 5.2, as Postfix
-   * decides it): a server that offers DSN got NOTIFY and ORCPT and reports
-   * from now on; an SMTP server without DSN is a relay that will not; an
-   * LMTP server without DSN is the mailbox itself.
+   * Who reports on a recipient this server took (RFC 3461 5.2): an LMTP
+   * server is the mailbox itself (RFC 2033: final delivery, nothing it would
+   * report on later); an SMTP server that offers DSN got NOTIFY and ORCPT and
+   * reports from now on; one without DSN is a relay that will not.
    */
   #handoff(): Handoff {
-    if (this.supports('DSN')) return 'passed-on';
-    return this.lmtp ? 'final' : 'relayed';
+    if (this.lmtp) return 'final';
+    return this.supports('DSN') ? 'passed-on' : 'relayed';
   }
 
   async #transaction(delivery: Delivery, group: readonly QueuedRecipient[]): Promise<RecipientResult[]> {
