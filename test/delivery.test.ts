@@ -344,7 +344,10 @@ describe('outbound hooks', () => {
     assert.deepEqual([...grouped.to].sort(), ['a@grouped.test', 'b@grouped.test'], 'one delivery for the routed group');
     assert.deepEqual(sink.messages.find((m) => m.to.includes('c@other.test'))!.to, ['c@other.test']);
     for (const message of sink.messages) assert.match(message.data.toString(), /^X-Transformed: yes\r\n/, 'the transform header is on top');
-    const stored = server.logs.find({ hook: 'delivered', msg: 'outbound hook called' });
+    // The delivered hook runs after the settle that empties the queue: wait for it, then count.
+    const delivered = () => server.logs.find({ hook: 'delivered', msg: 'outbound hook called' });
+    await eventually(() => delivered().length > 0, 'the delivered hook to run');
+    const stored = delivered();
     assert.equal(stored.length, 1, 'delivered runs once per attempt with all delivered recipients');
     assert.equal((stored[0].rcpt as string[]).length, 3);
   });
