@@ -124,6 +124,23 @@ describe('hook results over SMTP', () => {
     });
   });
 
+  it('a handler that runs past its timeout is told so through its AbortSignal, and can stop its work', async () => {
+    const plugin = { ...scripted({ rcpt: { result: 'until-aborted', when: 'slow@localhost' } }), timeouts: { rcpt: '200ms' } };
+    await withServer([plugin], async (server) => {
+      const client = await server.client();
+      await client.command('MAIL FROM:<sender@example.org>');
+      await client.command('RCPT TO:<slow@localhost>', /^451 4\.3\.0 /);
+      const [aborted] = server.logs.find({ msg: 'handler aborted', plugin: 'scripted' });
+      assert.ok(aborted, 'the handler saw its signal fire');
+      assert.equal(aborted.hook, 'rcpt');
+      assert.equal(aborted.reason, 'did not answer within 200 ms');
+      // A handler that answers in time never sees it fire.
+      await client.command('RCPT TO:<postmaster@localhost>', /^250 /);
+      assert.equal(server.logs.find({ msg: 'handler aborted' }).length, 1);
+      await client.quit();
+    });
+  });
+
   it('the per-hook default timeout from the config applies when the plugin sets none', async () => {
     await withServer([scripted({ helo: { result: 'hang' } })], async (server) => {
       const { SmtpTestClient } = await import('./harness/smtp-client.js');

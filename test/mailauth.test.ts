@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { authenticate } from 'mailauth';
 import { plainAuth, writeUsers } from './fixtures/auth.js';
 import { headerFields, queuedMessageFrom } from './fixtures/queued.js';
+import { eventually } from './harness/eventually.js';
 import { FakeDns } from './harness/fake-dns.js';
 import { dotStuff, sampleMessage, type SmtpTestClient } from './harness/smtp-client.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -201,6 +202,34 @@ describe('mailauth policy switches', () => {
       } finally {
         await server.stop();
       }
+    }
+  });
+
+  it('stops verifying when the message hook times out: no DNS query after the 451, the message left as it was', async () => {
+    // One DKIM key lookup never answers, like a name server that drops the query.
+    const dns = publicDns();
+    const hanging = 'brisbane._domainkey.football.example.com';
+    const resolve = dns.resolve.bind(dns);
+    dns.resolve = (name, type) => (name === hanging ? new Promise(() => undefined) : resolve(name, type));
+    const server = await startTestServer(
+      { plugins: [{ name: 'mailauth', options: { skipNetworks: [] }, timeouts: { message: '300ms' } }, { name: 'relay-access' }, { name: 'queue-spool' }] },
+      { dns },
+    );
+    try {
+      const { client, reply } = await send(server, 'joe@football.example.com', SIGNED);
+      assert.match(reply, /^451 4\.3\.0 /);
+      const asked = dns.queries.length;
+      const abandoned = await eventually(
+        () => server.logs.lines.find((line) => line.msg === 'message authentication abandoned: the hook timed out, the client was answered 451 and will try again'),
+        'mailauth to give up once its signal fired',
+      );
+      assert.equal(abandoned.level, 'warn');
+      assert.equal(abandoned.plugin, 'mailauth');
+      assert.deepEqual(dns.queries.slice(asked), [], 'no lookup (DMARC, ARC) after the timeout');
+      assert.ok(!dns.queries.includes('TXT _dmarc.football.example.com'));
+      await client.quit();
+    } finally {
+      await server.stop();
     }
   });
 

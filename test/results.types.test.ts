@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { HookHandler } from '../core/hooks/catalogue.js';
 import { accept, defer, disconnect, next, reject } from '../core/hooks/results.js';
 
 /**
@@ -32,5 +33,22 @@ describe('result helpers', () => {
   it('never let client-controlled text split a reply into two', () => {
     const result = reject(550, '5.1.1', 'No such user <x>\r\n250 2.0.0 Ok');
     assert.equal(result.reply.text, 'No such user <x> 250 2.0.0 Ok');
+  });
+});
+
+describe('hook handler types', () => {
+  it('give inbound handlers a typed AbortSignal as their last argument, and let handlers leave it out', () => {
+    const careful: HookHandler<'rcpt'> = async (_session, _transaction, recipient, signal) => {
+      signal.throwIfAborted();
+      await new Promise((resolve) => setTimeout(resolve, 0, recipient.address));
+      return signal.aborted ? next() : accept();
+    };
+    const brief: HookHandler<'connect'> = () => next();
+    // @ts-expect-error the last argument is an AbortSignal, not a string
+    const wrong: HookHandler<'helo'> = (_session, _helo, signal: string) => (signal ? next() : next());
+    const controller = new AbortController();
+    assert.equal(typeof careful, 'function');
+    assert.deepEqual(brief(undefined as never, controller.signal), next());
+    assert.equal(typeof wrong, 'function');
   });
 });

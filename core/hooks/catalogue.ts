@@ -21,33 +21,43 @@ import type { QueuedRecipient } from '../queue/contract.js';
  * A handler returns (or resolves to) a HookResult. The first decisive result
  * (anything but `next()`) ends the chain; when every handler says `next()`,
  * the hook's default applies (see HOOK_DEFAULTS).
+ *
+ * Every inbound handler gets an AbortSignal as its last argument. It fires
+ * when the handler runs past its timeout (the client has got 451 4.3.0 by
+ * then and the result will be ignored): pass it on to fetch(), timers,
+ * streams and anything else that takes one, or check `signal.aborted`
+ * before changing anything, so abandoned work stops. Its `reason` is the
+ * timeout error. Handlers that do not need it leave the parameter out.
  */
 export type HookOutcome = HookResult | Promise<HookResult>;
 
 export interface InboundHookMap {
   /** A client connected. Reject/defer/disconnect refuse the connection with that reply. */
-  connect: (session: Session) => HookOutcome;
+  connect: (session: Session, signal: AbortSignal) => HookOutcome;
   /** HELO/EHLO/LHLO. Reject or defer answer the command; the client may try again. */
-  helo: (session: Session, helo: HeloInfo) => HookOutcome;
+  helo: (session: Session, helo: HeloInfo, signal: AbortSignal) => HookOutcome;
   /** AUTH. `accept()` authenticates the user; default is 535 5.7.8. */
-  auth: (session: Session, credentials: Credentials) => HookOutcome;
+  auth: (session: Session, credentials: Credentials, signal: AbortSignal) => HookOutcome;
   /** MAIL FROM. The transaction has its queue id and sender but no recipients yet. */
-  mail: (session: Session, transaction: Transaction, from: Address) => HookOutcome;
+  mail: (session: Session, transaction: Transaction, from: Address, signal: AbortSignal) => HookOutcome;
   /** RCPT TO, once per recipient. Default is to refuse: some plugin must accept. */
-  rcpt: (session: Session, transaction: Transaction, recipient: Address) => HookOutcome;
+  rcpt: (session: Session, transaction: Transaction, recipient: Address, signal: AbortSignal) => HookOutcome;
   /** DATA command. A refusal is answered once the client has sent the message. */
-  data: (session: Session, transaction: Transaction) => HookOutcome;
+  data: (session: Session, transaction: Transaction, signal: AbortSignal) => HookOutcome;
   /** The message is on disk and its headers parsed: checks and header edits. */
-  message: (session: Session, transaction: Transaction, message: IncomingMessage) => HookOutcome;
+  message: (session: Session, transaction: Transaction, message: IncomingMessage, signal: AbortSignal) => HookOutcome;
   /**
    * The message is about to be made durable. `accept()` means this plugin took
    * it over (it is then responsible for it); when all say `next()` the
    * configured queue stores it. The client gets 250 only after that.
    */
-  queue: (session: Session, transaction: Transaction, message: IncomingMessage) => HookOutcome;
+  queue: (session: Session, transaction: Transaction, message: IncomingMessage, signal: AbortSignal) => HookOutcome;
   /** The connection closed. Results are ignored. */
-  disconnect: (session: Session) => HookOutcome;
+  disconnect: (session: Session, signal: AbortSignal) => HookOutcome;
 }
+
+/** What the core passes to an inbound hook's handlers, before the AbortSignal the runner adds. */
+export type InboundHookArgs<H extends InboundHookName> = Parameters<InboundHookMap[H]> extends [...infer Args, AbortSignal] ? Args : never;
 
 /**
  * The outbound hooks the delivery scheduler runs for each attempt on a

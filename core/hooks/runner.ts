@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js';
-import type { HookArgs, InboundHookName } from './catalogue.js';
+import type { InboundHookArgs, InboundHookName } from './catalogue.js';
 import type { HookRegistry, RegisteredHandler } from './registry.js';
 import { defer, isDecisive, next, type HookResult } from './results.js';
 
@@ -29,12 +29,14 @@ class HandlerTimeout extends Error {
  * Runs the handlers of one hook in order until one decides. A handler that
  * throws, rejects, returns something that is not a result, or runs past its
  * timeout counts as a temporary failure (451 4.3.0) with a log line naming
- * the plugin; it never crashes the process or ends the session.
+ * the plugin; it never crashes the process or ends the session. Each call
+ * gets its own AbortSignal, aborted at the timeout, so the handler can stop
+ * what it was doing.
  */
 export class HookRunner {
   constructor(private readonly registry: HookRegistry) {}
 
-  async run<H extends InboundHookName>(hook: H, log: Logger, ...args: HookArgs<H>): Promise<HookRun> {
+  async run<H extends InboundHookName>(hook: H, log: Logger, ...args: InboundHookArgs<H>): Promise<HookRun> {
     const handlers = this.registry.handlers(hook);
     for (const entry of handlers) {
       let result: HookResult;
@@ -52,9 +54,12 @@ export class HookRunner {
     return UNDECIDED;
   }
 
-  async #call<H extends InboundHookName>(entry: RegisteredHandler<H>, args: HookArgs<H>): Promise<HookResult> {
-    const outcome = (entry.handler as (...a: HookArgs<H>) => HookResult | Promise<HookResult>)(...args);
-    const result = isPromiseLike(outcome) ? await withTimeout(outcome, entry.timeoutMs) : outcome;
+  async #call<H extends InboundHookName>(entry: RegisteredHandler<H>, args: InboundHookArgs<H>): Promise<HookResult> {
+    const abort = new AbortController();
+    // The catalogue types each hook's handler; here every hook is called alike.
+    const handler = entry.handler as unknown as (...a: unknown[]) => HookResult | Promise<HookResult>;
+    const outcome = handler(...args, abort.signal);
+    const result = isPromiseLike(outcome) ? await withTimeout(outcome, entry.timeoutMs, abort) : outcome;
     if (!isHookResult(result)) {
       throw new TypeError(`returned ${describe(result)} instead of next(), accept(), reject(), defer() or disconnect()`);
     }
@@ -62,10 +67,18 @@ export class HookRunner {
   }
 }
 
-/** Rejects with a HandlerTimeout when `promise` has not settled within `ms`. */
-export function withTimeout<T>(promise: PromiseLike<T>, ms: number): Promise<T> {
+/**
+ * Rejects with a HandlerTimeout when `promise` has not settled within `ms`,
+ * and then aborts `abort` (with the same error as its reason), so whoever
+ * holds its signal stops working for a result nobody waits for.
+ */
+export function withTimeout<T>(promise: PromiseLike<T>, ms: number, abort?: AbortController): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new HandlerTimeout(ms)), ms);
+    const timer = setTimeout(() => {
+      const timeout = new HandlerTimeout(ms);
+      reject(timeout);
+      abort?.abort(timeout);
+    }, ms);
     // A handler that never settles (a delivery aborted at shutdown) must not keep the process alive.
     timer.unref();
     promise.then(

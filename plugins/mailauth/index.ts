@@ -15,6 +15,7 @@ import { checkAction, isMark, severest } from '../../core/policy/check-action.js
 import { addPolicyMark, writePolicyMarks } from '../../core/policy/policy-marks.js';
 import type { Address, IncomingMessage, Session, Transaction } from '../../core/session.js';
 import { NetworkList, unmapIPv4 } from '../../core/util/networks.js';
+import { untilAborted } from './abortable-resolver.js';
 import { memoResolver } from './memo-resolver.js';
 import { authservIdOf, receivedSpfClaims, splitHeaderFields } from './trace-headers.js';
 import { arcSealerOf, dkimResultOf, refusalFor, withoutReporter, type Verdict } from './verdicts.js';
@@ -108,8 +109,8 @@ export default class MailAuth {
   }
 
   register(hooks: HookRegistrar): void {
-    hooks.on('mail', (session, transaction, from) => this.checkSpf(session, transaction, from));
-    hooks.on('message', (session, transaction, message) => this.verifyMessage(session, transaction, message));
+    hooks.on('mail', (session, transaction, from, signal) => this.checkSpf(session, transaction, from, signal));
+    hooks.on('message', (session, transaction, message, signal) => this.verifyMessage(session, transaction, message, signal));
   }
 
   async start(): Promise<void> {
@@ -123,17 +124,19 @@ export default class MailAuth {
     }
   }
 
-  async checkSpf(session: Session, transaction: Transaction, from: Address): Promise<HookResult> {
+  /** `signal` is the hook's: it fires at the hook timeout, and the check then stops (see untilAborted). */
+  async checkSpf(session: Session, transaction: Transaction, from: Address, signal: AbortSignal): Promise<HookResult> {
     if (this.#trusted(session)) return next();
     const result = await spf({
       sender: from.address,
       ip: unmapIPv4(session.remote.address),
       helo: session.helo,
       mta: this.#authservId,
-      resolver: this.#resolverFor(transaction),
+      resolver: untilAborted(this.#resolverFor(transaction), signal),
       strict: this.opts.strict,
       maxElapsedTime: this.opts.spf.timeout,
     });
+    if (signal.aborted) return this.#abandoned(transaction, 'SPF check');
     const verdict = this.#spfVerdict(result);
     transaction.log.info({ spf: verdict.result, action: verdict.action }, 'SPF checked');
     if (verdict.action === 'reject' || verdict.action === 'defer') return refusalFor(verdict);
@@ -141,7 +144,7 @@ export default class MailAuth {
     return next();
   }
 
-  async verifyMessage(session: Session, transaction: Transaction, message: IncomingMessage): Promise<HookResult> {
+  async verifyMessage(session: Session, transaction: Transaction, message: IncomingMessage, signal: AbortSignal): Promise<HookResult> {
     this.#removeForgedHeaders(message, transaction);
     if (this.#trusted(session)) {
       if (session.user !== undefined) {
@@ -155,12 +158,14 @@ export default class MailAuth {
       ip: unmapIPv4(session.remote.address),
       helo: session.helo,
       mta: this.#authservId,
-      resolver: this.#resolverFor(transaction),
+      resolver: untilAborted(this.#resolverFor(transaction), signal),
       strict: this.opts.strict,
       minBitLength: this.opts.minKeyBits,
       disableBimi: true,
       seal: this.#seal,
     });
+    // The client was answered 451 at the timeout: leave the message as it is.
+    if (signal.aborted) return this.#abandoned(transaction, 'message authentication');
     if (result.arc && result.arc.sealErrors?.length) {
       transaction.log.warn({ errors: result.arc.sealErrors }, 'ARC seal not added');
     }
@@ -222,6 +227,11 @@ export default class MailAuth {
       message.headers.removeWhere('Authentication-Results', (value) => authservIdOf(value) === this.#authservId) +
       message.headers.removeWhere('Received-SPF', (value) => receivedSpfClaims(value, this.#authservId));
     if (forged > 0) transaction.log.info({ removed: forged }, 'removed forged authentication headers claiming our name');
+  }
+
+  #abandoned(transaction: Transaction, what: string): HookResult {
+    transaction.log.warn({ plugin: MailAuth.meta.name }, `${what} abandoned: the hook timed out, the client was answered 451 and will try again`);
+    return next();
   }
 
   #trusted(session: Session): boolean {
