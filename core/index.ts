@@ -24,7 +24,7 @@ export type {
   TransientCode,
   TransientEnhancedCode,
 } from './hooks/results.js';
-export type { HookArgs, HookHandler, HookMap, HookName, HookOutcome, InboundHookMap, InboundHookName, OutboundHookMap, OutboundHookName } from './hooks/catalogue.js';
+export type { HookArgs, HookHandler, HookMap, HookName, HookOutcome, InboundHookArgs, InboundHookMap, InboundHookName, OutboundHookMap, OutboundHookName } from './hooks/catalogue.js';
 export { ALL_HOOK_NAMES, DEFAULT_HOOK_TIMEOUTS, HOOK_NAMES, OUTBOUND_HOOK_NAMES } from './hooks/catalogue.js';
 export type { HandlerOptions, HookRegistrar } from './hooks/registry.js';
 export type { OptionsOf, Plugin, PluginClass, PluginMeta } from './plugins/contract.js';
@@ -73,4 +73,6 @@ export { configFromObject, loadConfigFile, parseConfigText } from './config/load
 export { Petrel } from './petrel.js';
 export type { PetrelOptions } from './petrel.js';
 export { PetrelError, ERROR_CODES } from './errors.js';
+export { checkFileAtStart } from './util/file-at-start.js';
+export type { FileAtStart } from './util/file-at-start.js';
 export type { ErrorCode } from './errors.js';

@@ -126,6 +126,29 @@ describe('auth-file', () => {
     );
   });
 
+  it('refuses to start when the users file does not exist, unless it is optional (then it says so)', async () => {
+    const missing = join(dir.path, 'no-such-users-file');
+    const plugins = (optional: boolean) => [authFile(missing, { optional }), { name: 'relay-access' }, { name: 'queue-spool' }];
+    await assert.rejects(startTestServer({ listeners: [submission], plugins: plugins(false) }), (error: Error & { cause?: { code?: string } }) => {
+      assert.match(error.message, /plugin auth-file failed to start: users file .*no-such-users-file does not exist: add a user with petrel user add LOGIN .*or set optional: true/);
+      assert.equal(error.cause?.code, 'ENOENT', 'the CLI exits 66 (EX_NOINPUT) for it');
+      return true;
+    });
+    const tolerant = await startTestServer({ listeners: [submission], plugins: plugins(true) });
+    try {
+      const warning = tolerant.logs.lines.find((line) => String(line.msg).includes('no-such-users-file does not exist (optional: true)'));
+      assert.equal(warning?.level, 'warn');
+      assert.match(String(warning?.msg), /nobody can log in until it does/);
+      // Once the file appears, it is read: no restart needed.
+      await writeUsers(dir.path, { 'late@localhost': 'a late password' }, 'no-such-users-file');
+      const client = await tolerant.client('submission');
+      await client.command(plainAuth('late@localhost', 'a late password'), /^235 /);
+      await client.quit();
+    } finally {
+      await tolerant.stop();
+    }
+  });
+
   it('works over STARTTLS on a listener that requires it', async () => {
     const certificate = testCertificate('mx.petrel.test');
     const tls = await startTestServer({
@@ -151,7 +174,7 @@ describe('auth extension point', () => {
     const server = await startTestServer({
       listeners: [submission],
       plugins: [
-        authFile(join(dir.path, 'no-users-yet'), { lockout: { maxFailures: 2 } }),
+        authFile(join(dir.path, 'no-users-yet'), { lockout: { maxFailures: 2 }, optional: true }),
         { path: fixturePlugin('auth-static'), options: { users: { 'api@localhost': 'token-1234' } } },
         { name: 'relay-access' },
         { name: 'queue-spool' },

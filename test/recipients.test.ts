@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { writeUsers } from './fixtures/auth.js';
 import { tempDir } from './harness/temp-dir.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
 
@@ -76,6 +77,58 @@ describe('recipients', () => {
     assert.match(await rcpt('dave@petrel.test'), /^250 /);
   });
 
+  it('with usersFile, every login of auth-file is a mailbox, including ones added while it runs', async () => {
+    const users = await writeUsers(dir.path, { 'dora@localhost': 'dora password', frank: 'frank password' }, 'users-for-recipients');
+    const withUsers = await startTestServer({
+      server: { localDomains: ['localhost', 'petrel.test'] },
+      plugins: [{ name: 'recipients', options: { usersFile: users } }, { name: 'relay-access' }, { name: 'queue-spool' }],
+    });
+    try {
+      const rcptTo = async (address: string) => {
+        const client = await withUsers.client();
+        await client.command('MAIL FROM:<sender@elsewhere.example>');
+        const reply = await client.command(`RCPT TO:<${address}>`, /^\d{3} /);
+        await client.quit();
+        return reply.raw;
+      };
+      assert.match(await rcptTo('dora@localhost'), /^250 /);
+      assert.match(await rcptTo('dora+tag@localhost'), /^250 /);
+      assert.match(await rcptTo('frank@petrel.test'), /^250 /, 'a bare login is a mailbox at every local domain');
+      assert.match(await rcptTo('dora@petrel.test'), /^550 5\.1\.1 /);
+      assert.match(await rcptTo('gus@localhost'), /^550 5\.1\.1 /);
+      await writeUsers(dir.path, { 'dora@localhost': 'dora password', 'gus@localhost': 'gus password' }, 'users-for-recipients');
+      assert.match(await rcptTo('gus@localhost'), /^250 /, 'read again when it changes');
+    } finally {
+      await withUsers.stop();
+    }
+  });
+
+  it('refuses to start when its file or usersFile does not exist, unless optional: true', async () => {
+    for (const missing of [{ file: join(dir.path, 'no-list') }, { usersFile: join(dir.path, 'no-users') }]) {
+      await assert.rejects(
+        startTestServer({ plugins: [{ name: 'recipients', options: missing }, { name: 'relay-access' }, { name: 'queue-spool' }] }),
+        /plugin recipients failed to start: (recipients|users) file \S+ does not exist: .*or set optional: true/,
+      );
+    }
+    const tolerant = await startTestServer({
+      plugins: [{ name: 'recipients', options: { file: join(dir.path, 'no-list'), usersFile: join(dir.path, 'no-users'), optional: true } }, { name: 'relay-access' }, { name: 'queue-spool' }],
+    });
+    try {
+      const warnings = tolerant.logs.lines.filter((line) => line.level === 'warn' && line.plugin === 'recipients').map((line) => line.msg);
+      assert.deepEqual(warnings, [
+        `recipients file ${join(dir.path, 'no-list')} does not exist (optional: true): only postmaster@, abuse@, the logins in ${join(dir.path, 'no-users')} are valid recipients at the local domains until it does; it is read as soon as it appears`,
+        `users file ${join(dir.path, 'no-users')} does not exist (optional: true): only postmaster@, abuse@, the entries of ${join(dir.path, 'no-list')} are valid recipients at the local domains until it does; it is read as soon as it appears`,
+      ]);
+      const client = await tolerant.client();
+      await client.command('MAIL FROM:<sender@elsewhere.example>');
+      await client.command('RCPT TO:<postmaster@localhost>', /^250 /);
+      await client.command('RCPT TO:<someone@localhost>', /^550 5\.1\.1 /);
+      await client.quit();
+    } finally {
+      await tolerant.stop();
+    }
+  });
+
   it('accepts every local recipient with catchAll, and insists on a source otherwise', async () => {
     const catchAll = await startTestServer({ plugins: [{ name: 'recipients', options: { catchAll: true } }, { name: 'relay-access' }, { name: 'queue-spool' }] });
     try {
@@ -88,7 +141,7 @@ describe('recipients', () => {
     }
     await assert.rejects(
       startTestServer({ plugins: [{ name: 'recipients' }, { name: 'relay-access' }, { name: 'queue-spool' }] }),
-      /plugin recipients: .*give at least one of addresses, file, patterns or maildir, or set catchAll: true/,
+      /plugin recipients: .*give at least one of addresses, file, usersFile, patterns or maildir, or set catchAll: true/,
     );
   });
 });

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { plainAuth, writeUsers } from './fixtures/auth.js';
+import { PETREL_CLI } from './fixtures/petrel-process.js';
 import { FakeDns } from './harness/fake-dns.js';
 import { waitForMail } from './harness/maildir.js';
 import { MxWorld } from './harness/mx-world.js';
@@ -44,6 +47,39 @@ describe('the shipped mta.config.yaml', () => {
       assert.deepEqual(dns.queries, []);
     } finally {
       await server.stop();
+    }
+  });
+
+  it('a login made with petrel user add on a local domain is a mailbox: its mail is accepted and delivered', async () => {
+    const { config, listeners } = shippedConfig();
+    const dir = tempDir();
+    // The shipped file as it is, beside its own ./data, with the ports free for a test.
+    const configFile = join(dir.path, 'mta.config.yaml');
+    writeFileSync(configFile, stringify({ ...config, listeners }));
+    try {
+      const adding = execFile(process.execPath, [PETREL_CLI, 'user', 'add', 'you@localhost', '--password-stdin', '-c', configFile]);
+      adding.stdin?.end('a long password\n');
+      let stdout = '';
+      adding.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+      const [code] = (await once(adding, 'close')) as [number];
+      assert.equal(code, 0);
+      assert.match(stdout, /^added you@localhost \(.*data\/users\)$/m);
+      const server = await startTestServer(
+        { ...config, server: { ...(config.server as object), dataDir: join(dir.path, 'data') }, listeners },
+        { dns: new FakeDns(), baseDir: dir.path },
+      );
+      try {
+        const client = await server.client('mx');
+        const message = sampleMessage({ subject: 'for the new login', to: 'you@localhost' });
+        assert.match((await client.sendMail('friend@example.org', ['you@localhost'], message)).raw, /^250 2\.0\.0 /);
+        await client.quit();
+        const [stored] = await waitForMail(join(dir.path, 'data', 'maildir', 'you'));
+        assert.ok(stored.endsWith(message));
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      dir.remove();
     }
   });
 

@@ -14,6 +14,7 @@ import type { PluginMeta } from '../../core/plugins/contract.js';
 import type { Credentials, Session } from '../../core/session.js';
 import { openExpiringStore } from '../../core/util/expiring-store.js';
 import { unmapIPv4 } from '../../core/util/networks.js';
+import { checkFileAtStart } from '../../core/util/file-at-start.js';
 import { WatchedFile } from '../../core/util/watched-file.js';
 import { AuthLockout } from './auth-lockout.js';
 import { hashPassword, verifyPassword } from './password-hash.js';
@@ -21,6 +22,7 @@ import { normalizeLogin, parseUsers, type Users } from './users-file.js';
 
 export const options = z.strictObject({
   file: z.string().min(1).default('users').describe('the users file (login:hash lines), relative to server.dataDir; `petrel user` edits it'),
+  optional: z.boolean().default(false).describe('start even when the users file does not exist yet (with a warning); otherwise a missing file stops the start'),
   failureDelay: duration()
     .prefault('1s')
     .refine((ms) => ms <= 5000, 'at most 5s (the auth hook times out at 10s)')
@@ -101,10 +103,16 @@ export default class AuthFile {
   }
 
   async start(): Promise<void> {
+    const exists = await checkFileAtStart(
+      this.#users.path,
+      { what: 'users file', optional: this.opts.optional, create: 'add a user with petrel user add LOGIN (it creates the file)', meanwhile: 'nobody can log in' },
+      this.log,
+    );
+    // Read now, so a broken file stops the start naming its line.
     const users = await this.#users.current();
-    if (users.size === 0) {
+    if (exists && users.size === 0) {
       this.log.warn({ file: this.#users.path }, `no users in ${this.#users.path} yet; add one with: petrel user add LOGIN`);
-    } else {
+    } else if (exists) {
       this.log.info({ file: this.#users.path, users: users.size }, 'users loaded');
     }
     this.#decoyHash = hashPassword('decoy password that matches nothing');

@@ -11,8 +11,9 @@ import type { Paths } from '../../core/paths.js';
 import type { PluginMeta } from '../../core/plugins/contract.js';
 import type { Address, Session } from '../../core/session.js';
 import { asciiDomain, splitAddress } from '../../core/util/mail-address.js';
+import { checkFileAtStart } from '../../core/util/file-at-start.js';
 import { WatchedFile } from '../../core/util/watched-file.js';
-import { parseRecipientFile, RecipientTable } from './recipient-table.js';
+import { parseLoginFile, parseRecipientFile, RecipientTable } from './recipient-table.js';
 
 const pattern = regularExpression('iu');
 
@@ -20,6 +21,12 @@ export const options = z
   .strictObject({
     addresses: z.array(z.string().min(1)).default([]).describe('valid recipients: alice@example.org, alice (any local domain) or @example.org (whole domain)'),
     file: z.string().min(1).optional().describe('more entries like `addresses`, one a line, relative to the config file; reloaded when it changes'),
+    usersFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('an auth-file users file (login:hash lines), relative to the config file: every login is a valid recipient too (alice@example.org, or alice at every local domain); reloaded when it changes'),
+    optional: z.boolean().default(false).describe('start even when `file` or `usersFile` does not exist (with a warning); otherwise a missing file stops the start'),
     patterns: z.array(pattern).default([]).describe('regular expressions matched against the whole address (case-insensitive)'),
     maildir: z
       .string()
@@ -30,8 +37,8 @@ export const options = z
     alwaysAccept: z.array(z.string().min(1)).default(['postmaster', 'abuse']).describe('local parts valid at every local domain (RFC 5321 requires postmaster)'),
     subaddressSeparator: z.string().max(1).default('+').describe('alice+tag@ is valid when alice@ is; empty turns it off'),
   })
-  .refine((o) => o.catchAll || o.addresses.length > 0 || o.file !== undefined || o.patterns.length > 0 || o.maildir !== undefined, {
-    message: 'give at least one of addresses, file, patterns or maildir, or set catchAll: true',
+  .refine((o) => o.catchAll || o.addresses.length > 0 || o.file !== undefined || o.usersFile !== undefined || o.patterns.length > 0 || o.maildir !== undefined, {
+    message: 'give at least one of addresses, file, usersFile, patterns or maildir, or set catchAll: true',
   });
 
 type Options = z.output<typeof options>;
@@ -43,9 +50,12 @@ type Options = z.output<typeof options>;
  * decides, and recipients at other domains are not its business.
  *
  * A recipient is known when any source knows it: the `addresses` list, the
- * `file`, a `pattern`, or an existing `maildir` directory. To ask your own
- * store instead, write a plugin with an rcpt handler that answers the same
- * way (see README.md).
+ * `file`, the logins of an auth-file `usersFile` (so a user added with
+ * `petrel user add` can receive mail, as Postfix's local_recipient_maps
+ * reads the passwd file), a `pattern`, or an existing `maildir` directory.
+ * A file that does not exist stops the start unless `optional: true`. To
+ * ask your own store instead, write a plugin with an rcpt handler that
+ * answers the same way (see README.md).
  */
 @injectable()
 export default class Recipients {
@@ -61,6 +71,7 @@ export default class Recipients {
   readonly #always: Set<string>;
   readonly #patterns: RegExp[];
   readonly #file: WatchedFile<RecipientTable> | undefined;
+  readonly #users: WatchedFile<RecipientTable> | undefined;
   readonly #maildir: string | undefined;
 
   constructor(
@@ -74,10 +85,13 @@ export default class Recipients {
     this.#always = new Set(opts.alwaysAccept.map((local) => local.toLowerCase()));
     this.#patterns = opts.patterns.map((source) => new RegExp(source, 'iu'));
     this.#maildir = opts.maildir === undefined ? undefined : paths.resolve(opts.maildir);
-    if (opts.file !== undefined) {
-      const path = paths.resolve(opts.file);
-      this.#file = new WatchedFile(path, parseRecipientFile, (error) => log.error({ err: error, file: path }, `recipients file not reloaded: ${error.message}`));
-    }
+    const watch = (file: string | undefined, parse: (text: string) => RecipientTable) => {
+      if (file === undefined) return undefined;
+      const path = paths.resolve(file);
+      return new WatchedFile(path, parse, (error) => log.error({ err: error, file: path }, `recipients not reloaded from ${path}: ${error.message}`));
+    };
+    this.#file = watch(opts.file, parseRecipientFile);
+    this.#users = watch(opts.usersFile, parseLoginFile);
   }
 
   register(hooks: HookRegistrar): void {
@@ -85,10 +99,30 @@ export default class Recipients {
   }
 
   async start(): Promise<void> {
-    if (this.#file) {
-      const table = await this.#file.current();
-      this.log.info({ file: this.#file.path, entries: table.size }, 'recipients file loaded');
+    for (const { source, what, create } of this.#files()) {
+      const meanwhile = `only ${this.#sourcesBesides(source)} are valid recipients at the local domains`;
+      if (!(await checkFileAtStart(source.path, { what, optional: this.opts.optional, create, meanwhile }, this.log))) continue;
+      const table = await source.current();
+      this.log.info({ file: source.path, entries: table.size }, `${what} loaded`);
     }
+  }
+
+  #files() {
+    const files = [
+      { source: this.#file, what: 'recipients file', create: 'create it (one address a line)', known: 'the entries of' },
+      { source: this.#users, what: 'users file', create: 'add a user with petrel user add LOGIN (it creates the file)', known: 'the logins in' },
+    ];
+    return files.filter((file): file is (typeof files)[number] & { source: WatchedFile<RecipientTable> } => file.source !== undefined);
+  }
+
+  /** What makes a recipient valid besides `missing`, for the warning about a missing optional file. */
+  #sourcesBesides(missing: WatchedFile<RecipientTable>): string {
+    const sources = [...this.#always].map((local) => `${local}@`);
+    if (this.opts.addresses.length > 0) sources.push('the addresses in the config');
+    for (const { source, known } of this.#files()) if (source !== missing) sources.push(`${known} ${source.path}`);
+    if (this.#patterns.length > 0) sources.push('addresses matching the patterns');
+    if (this.#maildir !== undefined) sources.push('users with a maildir');
+    return sources.join(', ');
   }
 
   async checkRecipient(session: Session, recipient: Address): Promise<HookResult> {
@@ -104,6 +138,7 @@ export default class Recipients {
     const address = `${local}@${domain}`;
     if (this.#patterns.some((regex) => regex.test(address))) return true;
     if (this.#file && (await this.#file.current()).has(local, domain)) return true;
+    if (this.#users && (await this.#users.current()).has(local, domain)) return true;
     return this.#maildir !== undefined && (await this.#maildirExists(local, domain));
   }
 

@@ -36,3 +36,12 @@ export class RecipientTable {
 export function parseRecipientFile(text: string): RecipientTable {
   return new RecipientTable(text.split(/\r?\n/).map((line) => line.replace(/#.*/, '')));
 }
+
+/**
+ * The logins of an auth-file users file (`login:hash` lines) as recipients:
+ * a login `alice@example.org` is that address, a bare `alice` is alice at
+ * every local domain. Only the part before the first `:` of a line is read.
+ */
+export function parseLoginFile(text: string): RecipientTable {
+  return parseRecipientFile(text.replace(/:.*$/gm, ''));
+}
