@@ -153,11 +153,11 @@ describe('petrel check-config', () => {
   const node = join(process.cwd(), 'node_modules', '.bin', 'node');
   const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
 
-  it('prints the problem and exits non-zero', async () => {
+  it('prints the problem and exits 78 (EX_CONFIG)', async () => {
     const file = join(temp.path, 'broken.yaml');
     writeFileSync(file, VALID.replace('port: 2525', 'port: nope'));
     const result = await run(node, [cli, 'check-config', '-c', file]).catch((error: { code: number; stderr: string }) => error);
-    assert.equal((result as { code: number }).code, 1);
+    assert.equal((result as { code: number }).code, 78);
     assert.match((result as { stderr: string }).stderr, /broken\.yaml:8:11 listeners\[0\]\.port: expected/);
   });
 

@@ -93,6 +93,8 @@ describe('petrel queue', () => {
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /^ID\s+STATE\s+SIZE\s+RECEIVED\s+TRIES\s+NEXT TRY\s+SENDER -> RECIPIENTS$/m);
     assert.match(list.stdout, new RegExp(`^${one} deferred .* <sender@origin\\.test> -> a@one\\.test$`, 'm'));
+    // Times say their zone: UTC, as in the log.
+    assert.match(list.stdout, new RegExp(`^${one} deferred +\\d+ \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ +1 \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ <`, 'm'));
     assert.match(list.stdout, /^2 messages$/m);
     const filtered = await json<QueuedMessage[]>('list', '--domain', 'two.test');
     assert.deepEqual(filtered.map((m) => m.id), [two]);
@@ -105,7 +107,7 @@ describe('petrel queue', () => {
     const missing = await cli('show', '000000000-0000000000000000');
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no message 000000000-0000000000000000 in the queue/);
-    assert.equal((await cli('show', 'not-an-id')).code, 2);
+    assert.equal((await cli('show', 'not-an-id')).code, 64, 'a malformed ID is a usage error (EX_USAGE)');
   });
 
   it('counts by state and destination', async () => {

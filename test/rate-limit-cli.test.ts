@@ -122,7 +122,7 @@ describe('petrel limits', () => {
     assert.match(disabled.stdout, /the rate-limit plugin is not enabled/);
 
     const usage = await petrel('limits', 'show', '-c', file);
-    assert.equal(usage.code, 2);
-    assert.match(usage.stdout, /usage: petrel limits show\|reset VALUE \[RULE\]/);
+    assert.equal(usage.code, 64);
+    assert.match(usage.stderr, /^petrel: limits show: the VALUE is missing\nusage: petrel limits show\|reset VALUE \[RULE\]/);
   });
 });

@@ -68,7 +68,7 @@ describe('petrel user', () => {
     assert.equal(short.code, 1);
     assert.match(short.stderr, /at least 8 characters/);
     const colon = await petrel(['user', 'add', 'bob:x', '--password-stdin', '-c', config], 'long enough password\n');
-    assert.equal(colon.code, 1);
+    assert.equal(colon.code, 64, 'a login that cannot be stored is a usage error');
     assert.match(colon.stderr, /must not contain spaces, ":"/);
   });
 
@@ -107,9 +107,15 @@ describe('petrel user', () => {
     assert.ok(parseUsers(readFileSync(file, 'utf8'), file).has('carol'));
   });
 
-  it('prints usage for a missing action', async () => {
-    const run = await petrel(['user', '-c', config]);
-    assert.equal(run.code, 2);
-    assert.match(run.stdout, /usage: petrel user add\|passwd LOGIN/);
+  it('says what is wrong with the command line, shows the usage and exits 64 (EX_USAGE)', async () => {
+    const missing = await petrel(['user', '-c', config]);
+    assert.equal(missing.code, 64);
+    assert.match(missing.stderr, /^petrel: which user command\?\nusage: petrel user add\|passwd LOGIN/);
+    const unknown = await petrel(['user', 'frobnicate', '-c', config]);
+    assert.equal(unknown.code, 64);
+    assert.match(unknown.stderr, /^petrel: unknown user command "frobnicate"\nusage: petrel user add\|passwd LOGIN/);
+    const noLogin = await petrel(['user', 'add', '-c', config]);
+    assert.equal(noLogin.code, 64);
+    assert.match(noLogin.stderr, /^petrel: user add: the LOGIN is missing\n/);
   });
 });

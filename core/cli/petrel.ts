@@ -3,6 +3,8 @@ import 'reflect-metadata';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { PetrelError } from '../errors.js';
+import { lineWriter } from './cli-output.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
 import { checkConfigCommand } from './commands/check-config.js';
 import { reloadCommand } from './commands/reload.js';
 import { configCommand } from './commands/config.js';
@@ -17,7 +19,7 @@ const USAGE = `usage: petrel <command> [options]
 commands:
   start                  run the MTA
   reload                 make the running server re-read its config (like SIGHUP), with its answer
-  check-config           validate the config (and plugin options); exit 1 on problems
+  check-config           validate the config (and plugin options); exit 78 on problems
   config schema          print the JSON Schema of mta.config.yaml (for editors and CI)
   queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--older-than 4h]
   queue show ID          one message: envelope, recipients, attempts, last replies, headers
@@ -41,88 +43,124 @@ commands:
 options:
   -c, --config FILE      config file (default: $PETREL_CONFIG or ./mta.config.yaml)
   -h, --help             this text
+
+exit status: 0 done, 1 the answer is no (no such message, reload refused), 64 usage error,
+78 config error; start-up failures: docs/operations.md#exit-status
 `;
 
 export interface CliContext {
   readonly configFile: string;
   readonly args: string[];
   readonly flags: Record<string, string | boolean | undefined>;
+  /** A line on stdout; quiet once nobody reads it (EPIPE). */
   readonly out: (line: string) => void;
+  /** A line on stderr, prefixed `petrel: `. */
   readonly err: (line: string) => void;
+  /**
+   * Says what was wrong with the command line, then the command's `usage`,
+   * on stderr; returns EX_USAGE (64) for the command to return.
+   */
+  readonly usage: (problem: string, usage: string) => number;
+}
+
+type Command = (context: CliContext) => Promise<number>;
+
+const COMMANDS: Readonly<Record<string, Command>> = {
+  start: startCommand,
+  reload: reloadCommand,
+  'check-config': checkConfigCommand,
+  config: configCommand,
+  queue: queueCommand,
+  user: userCommand,
+  limits: limitsCommand,
+  dkim: dkimCommand,
+};
+
+const out = lineWriter(process.stdout);
+const err = lineWriter(process.stderr, 'petrel: ');
+
+function usage(problem: string, text: string): number {
+  err(problem);
+  process.stderr.write(`${text.trimEnd()}\n`);
+  return EXIT.usage;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      help: { type: 'boolean', short: 'h' },
-      json: { type: 'boolean' },
-      state: { type: 'string' },
-      domain: { type: 'string' },
-      sender: { type: 'string' },
-      'password-stdin': { type: 'boolean' },
-      'users-file': { type: 'string' },
-      'older-than': { type: 'string' },
-      all: { type: 'boolean' },
-      selector: { type: 'string' },
-      algo: { type: 'string' },
-      bits: { type: 'string' },
-      out: { type: 'string' },
-      force: { type: 'boolean' },
-    },
-  });
-  const [command, ...args] = positionals;
-  if (values.help || command === undefined || command === 'help') {
-    process.stdout.write(USAGE);
-    return command === undefined && !values.help ? 2 : 0;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        json: { type: 'boolean' },
+        state: { type: 'string' },
+        domain: { type: 'string' },
+        sender: { type: 'string' },
+        'password-stdin': { type: 'boolean' },
+        'users-file': { type: 'string' },
+        'older-than': { type: 'string' },
+        all: { type: 'boolean' },
+        selector: { type: 'string' },
+        algo: { type: 'string' },
+        bits: { type: 'string' },
+        out: { type: 'string' },
+        force: { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    if (String((error as { code?: string }).code).startsWith('ERR_PARSE_ARGS_')) return usage((error as Error).message, USAGE);
+    throw error;
   }
-  const context: CliContext = {
+  const { values, positionals } = parsed;
+  const [name, ...args] = positionals;
+  if (values.help || name === 'help') {
+    process.stdout.write(USAGE);
+    return EXIT.ok;
+  }
+  if (name === undefined) return usage('which command? (petrel --help lists them)', USAGE);
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) return usage(`unknown command "${name}"`, USAGE);
+  return command({
     configFile: values.config ?? process.env.PETREL_CONFIG ?? 'mta.config.yaml',
     args,
     flags: values,
-    out: (line) => process.stdout.write(`${line}\n`),
-    err: (line) => process.stderr.write(`petrel: ${line}\n`),
-  };
-  switch (command) {
-    case 'start':
-      return startCommand(context);
-    case 'reload':
-      return reloadCommand(context);
-    case 'check-config':
-      return checkConfigCommand(context);
-    case 'config':
-      return configCommand(context);
-    case 'queue':
-      return queueCommand(context);
-    case 'user':
-      return userCommand(context);
-    case 'limits':
-      return limitsCommand(context);
-    case 'dkim':
-      return dkimCommand(context);
-    default:
-      process.stderr.write(`petrel: unknown command "${command}"\n\n${USAGE}`);
-      return 2;
-  }
+    out,
+    err,
+    usage,
+  });
 }
+
+/** One line saying what stopped the command; a stack only for what must be a bug, and only when asked for. */
+function describeFailure(error: unknown): string {
+  if (error instanceof ConfigError) return error.message;
+  if (error instanceof PetrelError) return `${error.message} [${error.code}]`;
+  const message = (error as Error)?.message ?? String(error);
+  if (typeof (error as { code?: unknown })?.code === 'string') return message;
+  if (process.env.PETREL_DEBUG) return `${message}\n${(error as Error)?.stack ?? ''}`;
+  return `${message} (an internal error; PETREL_DEBUG=1 shows where it happened)`;
+}
+
+let settled = false;
+process.once('beforeExit', () => {
+  // Nothing is left to run, yet the command has not finished: something awaited a promise that can never settle.
+  if (settled) return;
+  err('stopped: the command was waiting for something that can no longer happen (an internal error)');
+  process.exitCode = EXIT.software;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`petrel: ${error.message}\n`);
-    } else if (error instanceof PetrelError) {
-      process.stderr.write(`petrel: ${error.message} [${error.code}]\n`);
-    } else if ((error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      process.stderr.write(`petrel: ${(error as Error).message}\n\n${USAGE}`);
-    } else {
-      process.stderr.write(`petrel: ${(error as Error)?.stack ?? String(error)}\n`);
-    }
-    process.exitCode = 1;
+    settled = true;
+    err(describeFailure(error));
+    process.exitCode = exitCodeFor(error);
+    // What failed (a plugin whose start hung) may still hold handles that would keep the process alive.
+    setTimeout(() => process.exit(), 2000).unref();
   },
 );

@@ -23,20 +23,21 @@ export async function dkimCommand(context: CliContext): Promise<number> {
     context.err(`dkim: ${message}`);
     return 1;
   };
+  const wrong = (problem: string): number => context.usage(`dkim keygen: ${problem}`, USAGE);
   const [action] = context.args;
   const { flags } = context;
-  if (action !== 'keygen' || typeof flags.domain !== 'string' || typeof flags.selector !== 'string') {
-    context.out(USAGE);
-    return 2;
-  }
+  if (action === undefined) return context.usage('which dkim command?', USAGE);
+  if (action !== 'keygen') return context.usage(`unknown dkim command "${action}"`, USAGE);
+  if (typeof flags.domain !== 'string') return wrong('--domain is missing');
+  if (typeof flags.selector !== 'string') return wrong('--selector is missing');
   const domain = asciiDomain(flags.domain.trim().replace(/\.$/, ''));
   const selector = flags.selector.trim();
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(domain)) return fail(`"${flags.domain}" is not a domain name`);
-  if (!/^[a-z0-9][a-z0-9._-]*$/i.test(selector)) return fail(`"${selector}" is not a selector (letters, digits, dots, - and _)`);
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(domain)) return wrong(`"${flags.domain}" is not a domain name`);
+  if (!/^[a-z0-9][a-z0-9._-]*$/i.test(selector)) return wrong(`"${selector}" is not a selector (letters, digits, dots, - and _)`);
   const algo = flags.algo ?? 'ed25519';
-  if (algo !== 'ed25519' && algo !== 'rsa') return fail(`--algo must be ed25519 or rsa, not "${String(algo)}"`);
+  if (algo !== 'ed25519' && algo !== 'rsa') return wrong(`--algo must be ed25519 or rsa, not "${String(algo)}"`);
   const bits = flags.bits === undefined ? 2048 : Number(flags.bits);
-  if (algo === 'rsa' && (!Number.isInteger(bits) || bits < 1024 || bits > 8192)) return fail('--bits must be from 1024 to 8192 (2048 recommended)');
+  if (algo === 'rsa' && (!Number.isInteger(bits) || bits < 1024 || bits > 8192)) return wrong('--bits must be from 1024 to 8192 (2048 recommended)');
 
   const file = typeof flags.out === 'string' ? resolve(flags.out) : join(await dataDir(context), 'dkim', domain, `${selector}.key`);
   if (existsSync(file) && flags.force !== true) {

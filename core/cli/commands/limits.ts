@@ -37,10 +37,9 @@ const USAGE = 'usage: petrel limits show|reset VALUE [RULE]   (VALUE: an IP addr
 /** `petrel limits show|reset VALUE [RULE]`: looks at or clears the rate-limit plugin's counters. */
 export async function limitsCommand(context: CliContext): Promise<number> {
   const [action, value, rule] = context.args;
-  if ((action !== 'show' && action !== 'reset') || value === undefined) {
-    context.out(USAGE);
-    return 2;
-  }
+  if (action === undefined) return context.usage('which limits command?', USAGE);
+  if (action !== 'show' && action !== 'reset') return context.usage(`unknown limits command "${action}"`, USAGE);
+  if (value === undefined) return context.usage(`limits ${action}: the VALUE is missing`, USAGE);
   const loaded = await loadConfigFile(context.configFile);
   const petrel = await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
   try {

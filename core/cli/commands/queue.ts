@@ -26,10 +26,7 @@ export const QUEUE_USAGE = 'usage: petrel queue list|show ID|retry ID|retry --al
 export async function queueCommand(context: CliContext): Promise<number> {
   const [action, id] = context.args;
   const request = toRequest(action, id, context);
-  if (typeof request === 'string') {
-    context.err(request);
-    return 2;
-  }
+  if (typeof request === 'string') return context.usage(request, QUEUE_USAGE);
   const loaded = await loadConfigFile(context.configFile);
   const dataDir = makePaths(loaded.baseDir, loaded.config.server.dataDir).dataDir;
   let result = await sendControlRequest(controlSocketPath(dataDir), request);
@@ -54,20 +51,22 @@ function toRequest(action: string | undefined, id: string | undefined, context: 
       return { op: 'stats' };
     case 'retry':
       if (flags.all === true) return { op: 'retry', id: 'all' };
-      return withId('retry', id, 'petrel queue retry ID | --all');
+      return withId('retry', id, 'queue retry');
     case 'show':
     case 'hold':
     case 'release':
     case 'delete':
     case 'bounce':
-      return withId(action, id, `petrel queue ${action} ID`);
+      return withId(action, id, `queue ${action}`);
+    case undefined:
+      return 'which queue command?';
     default:
-      return QUEUE_USAGE;
+      return `unknown queue command "${action}"`;
   }
 }
 
-function withId<Op extends 'show' | 'hold' | 'release' | 'delete' | 'bounce' | 'retry'>(op: Op, id: string | undefined, usage: string): QueueRequest | string {
-  if (!id) return `usage: ${usage}`;
+function withId<Op extends 'show' | 'hold' | 'release' | 'delete' | 'bounce' | 'retry'>(op: Op, id: string | undefined, command: string): QueueRequest | string {
+  if (!id) return `${command}: the message ID is missing`;
   if (!isQueueId(id)) return `"${id}" is not a queue id (they look like mi5k2w3c0-9f3b1c0d2a7e4f10)`;
   return { op, id } as QueueRequest;
 }
@@ -133,12 +132,12 @@ function printTable(messages: readonly QueuedMessage[], out: (line: string) => v
     out('queue is empty');
     return;
   }
-  out(`${'ID'.padEnd(26)} ${'STATE'.padEnd(8)} ${'SIZE'.padStart(7)} ${'RECEIVED'.padEnd(19)} ${'TRIES'.padStart(5)} ${'NEXT TRY'.padEnd(19)} SENDER -> RECIPIENTS`);
+  out(`${'ID'.padEnd(26)} ${'STATE'.padEnd(8)} ${'SIZE'.padStart(7)} ${'RECEIVED'.padEnd(20)} ${'TRIES'.padStart(5)} ${'NEXT TRY'.padEnd(20)} SENDER -> RECIPIENTS`);
   for (const m of messages) {
     const open = m.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred').map((r) => r.address);
     out(
       `${m.id.padEnd(26)} ${stateOf(m).padEnd(8)} ${String(m.size).padStart(7)} ${isoSeconds(m.receivedAt)} ${String(m.attempts).padStart(5)} ` +
-        `${m.held ? '(held)'.padEnd(19) : isoSeconds(m.nextAttemptAt)} <${m.envelope.from}> -> ${open.join(', ')}`,
+        `${m.held ? '(held)'.padEnd(20) : isoSeconds(m.nextAttemptAt)} <${m.envelope.from}> -> ${open.join(', ')}`,
     );
   }
   out(`${messages.length} message${messages.length === 1 ? '' : 's'}`);
@@ -172,6 +171,7 @@ function describe({ message: m, headers }: ShownMessage): string {
   return lines.join('\n');
 }
 
+/** `2026-11-28T19:15:44Z`: UTC, like the log, and saying so. */
 function isoSeconds(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 19);
+  return `${new Date(ms).toISOString().slice(0, 19)}Z`;
 }

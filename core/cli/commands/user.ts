@@ -22,10 +22,9 @@ export async function userCommand(context: CliContext): Promise<number> {
     process.stderr.write(`petrel user: ${message}\n`);
     return 1;
   };
-  if (!['add', 'passwd', 'remove', 'list'].includes(action ?? '') || (action !== 'list' && !rawLogin)) {
-    context.out(USAGE);
-    return 2;
-  }
+  if (action === undefined) return context.usage('which user command?', USAGE);
+  if (!['add', 'passwd', 'remove', 'list'].includes(action)) return context.usage(`unknown user command "${action}"`, USAGE);
+  if (action !== 'list' && !rawLogin) return context.usage(`user ${action}: the LOGIN is missing`, USAGE);
   const path = await usersFile(context);
   if (path === undefined) return fail(`${context.configFile} enables no auth-file plugin; name the file with --users-file`);
 
@@ -39,7 +38,7 @@ export async function userCommand(context: CliContext): Promise<number> {
 
   const login = normalizeLogin(rawLogin);
   const problem = loginProblem(login);
-  if (problem) return fail(problem);
+  if (problem) return context.usage(`user ${action}: ${problem}`, USAGE);
 
   let hash: string | undefined;
   if (action === 'add' || action === 'passwd') {
