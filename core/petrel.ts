@@ -22,8 +22,10 @@ import { HookRegistry } from './hooks/registry.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
 import { makePaths, type Paths } from './paths.js';
+import { pluginInStack } from './plugins/plugin-blame.js';
 import { PluginHost, type PreviousPlugins } from './plugins/plugin-host.js';
 import type { Queue } from './queue/contract.js';
+import { connectRedis } from './redis/redis-connect.js';
 import type { RedisClient } from './redis/redis-client.js';
 import { SmtpListener } from './smtp/smtp-listener.js';
 import { loadTlsMaterial, type TlsMaterial } from './smtp/tls-material.js';
@@ -118,13 +120,23 @@ export class Petrel {
   /** Builds, starts plugins, opens listeners. On any failure, what was started is closed again. */
   static async start(options: PetrelOptions): Promise<Petrel> {
     const petrel = await Petrel.build(options);
+    await petrel.start();
+    return petrel;
+  }
+
+  /**
+   * Starts what build() made: Redis, plugins, the control socket, listeners,
+   * delivery, the admin listener. On any failure what was started is closed
+   * again and the error says what failed (a listener's address in use,
+   * Redis unreachable, a plugin that failed or hung in start()).
+   */
+  async start(): Promise<void> {
     try {
-      await petrel.#start();
+      await this.#start();
     } catch (error) {
-      await petrel.stop();
+      await this.stop();
       throw error;
     }
-    return petrel;
   }
 
   /** A generation's own container (with its Config) under the shared one, and its plugins loaded. */
@@ -200,9 +212,19 @@ export class Petrel {
    * `petrel queue ...` when no server is running. `stop()` closes it again.
    */
   async openQueue(): Promise<Queue> {
-    if (this.#redis) await this.#redis.connect();
+    if (this.#redis) await connectRedis(this.#redis, this.config.redis);
     await this.plugins.start((plugin) => plugin.instance === (this.plugins.queue as unknown));
     return this.plugins.queue;
+  }
+
+  /**
+   * The plugin whose code an error's stack runs through first, if any: for
+   * log lines about errors nobody caught. Plugins of generations replaced by
+   * a reload still count while their sessions finish.
+   */
+  pluginBlamedFor(error: unknown): string | undefined {
+    const plugins = [this.#generation, ...this.#retiring].flatMap((generation) => generation.plugins.plugins);
+    return pluginInStack(error, plugins);
   }
 
   /** The bound address of a listener (useful with port 0). */
@@ -274,7 +296,7 @@ export class Petrel {
   async #start(): Promise<void> {
     const spool = this.base.resolve<Spool>(TOKENS.Spool);
     await spool.init();
-    if (this.#redis) await this.#redis.connect();
+    if (this.#redis) await connectRedis(this.#redis, this.config.redis);
     if (!this.#generation.registry.has('rcpt')) {
       this.logger.warn('no plugin handles the rcpt hook: every recipient will be refused (enable relay-access)');
     }
@@ -312,7 +334,7 @@ export class Petrel {
   async #startAdmin(): Promise<void> {
     const settings = this.config.admin;
     if (!settings) return;
-    const admin = new AdminServer(settings.token, {
+    const admin = new AdminServer({ token: settings.token, metricsNeedToken: settings.metricsAuth === 'token' }, {
       config: () => this.config,
       metrics: this.metrics,
       queueOperations: () => this.queueOperations(),

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { tracingChannel } from 'node:diagnostics_channel';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
+import { configFromObject } from '../core/config/load.js';
+import { REDIS_URL } from './fixtures/redis.js';
 import { ChildPetrel } from './harness/child-petrel.js';
 import { DedicatedRedis } from './harness/dedicated-redis.js';
 import { SmtpTestClient, sampleMessage } from './harness/smtp-client.js';
@@ -111,6 +114,85 @@ describe('metrics and the admin API', () => {
   });
 });
 
+describe('secrets', () => {
+  const temp = tempDir();
+  after(() => temp.remove());
+
+  /** The shared Redis, reached with a password in the URL (Redis's default user takes any password unless one is set). */
+  function redisUrlWithPassword(): { url: string; password: string } {
+    const url = new URL(REDIS_URL);
+    if (url.password === '') {
+      url.username = 'default';
+      url.password = 's3cret-redis-pw';
+    }
+    return { url: url.href, password: decodeURIComponent(url.password) };
+  }
+
+  it('/api/config hides the password of redis.url, and /metrics can require the admin token', async () => {
+    const redis = redisUrlWithPassword();
+    const child = await ChildPetrel.start(temp.path, {
+      server: { hostname: 'mx.petrel.test', dataDir: join(temp.path, 'data'), localDomains: ['localhost'] },
+      listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
+      dns: { reverseLookup: false },
+      redis: { url: redis.url, keyPrefix: `petrel-test:${process.pid}:secrets:` },
+      admin: { host: '127.0.0.1', port: 0, token: TOKEN, metricsAuth: 'token' },
+      plugins: [{ name: 'relay-access' }, { name: 'queue-spool' }],
+    });
+    try {
+      await child.waitForLog((line) => String(line.msg).startsWith('admin API listening on'));
+      const port = child.logLines.find((line) => String(line.msg).startsWith('admin API listening on'))?.port as number;
+      const get = (path: string, token?: string) => fetch(`http://127.0.0.1:${port}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+      const config = await get('/api/config', TOKEN);
+      const text = await config.text();
+      assert.equal(config.status, 200);
+      assert.ok(!text.includes(redis.password), 'the Redis password is not shown');
+      const shown = (JSON.parse(text) as { redis: { url: string } }).redis.url;
+      assert.equal(shown, redis.url.replace(`:${encodeURIComponent(redis.password)}@`, ':[redacted]@'));
+
+      assert.equal((await get('/metrics')).status, 401);
+      assert.equal((await get('/metrics', 'wrong-token-wrong-token-xx')).status, 401);
+      const metrics = await get('/metrics', TOKEN);
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^# TYPE petrel_connections_total counter$/m);
+      assert.equal((await get('/health')).status, 200, '/health stays open for orchestrators');
+    } finally {
+      await child.stop();
+    }
+  });
+
+  it('metricsAuth: token without a token is a config error', () => {
+    assert.throws(
+      () => configFromObject({ listeners: [{ name: 'mx', port: 0, tls: 'none' }], admin: { port: 0, token: '', metricsAuth: 'token' } }),
+      /admin\.metricsAuth: metricsAuth: token needs admin\.token \(it is unset or empty\)/,
+    );
+  });
+
+  it('the control socket is 0600 from the moment it exists, not only after a chmod', async () => {
+    // net.Server.listen() reports here the moment the socket is bound, before any listen callback runs.
+    const modes: number[] = [];
+    const listens = tracingChannel('net.server.listen');
+    const subscriber = {
+      start: () => undefined,
+      end: () => undefined,
+      asyncStart: () => undefined,
+      error: () => undefined,
+      asyncEnd: (event: unknown) => {
+        const address = (event as { server?: { address(): unknown } }).server?.address();
+        if (typeof address === 'string' && address.endsWith('control.sock')) modes.push(statSync(address).mode & 0o777);
+      },
+    };
+    listens.subscribe(subscriber);
+    try {
+      const server = await startTestServer();
+      await server.stop();
+    } finally {
+      listens.unsubscribe(subscriber);
+    }
+    assert.deepEqual(modes.map((mode) => mode.toString(8)), ['600']);
+  });
+});
+
 describe('readiness', () => {
   it('goes false when Redis is stopped, and true again when it is back', async () => {
     const redis = await DedicatedRedis.start();
@@ -192,12 +274,13 @@ describe('live reload (SIGHUP and petrel reload)', () => {
       const node = join(process.cwd(), 'node_modules', '.bin', 'node');
       const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
       const refused = await promisify(execFile)(node, [cli, 'reload', '-c', file]).catch((error: { code: number; stderr: string }) => error);
-      assert.equal((refused as { code: number }).code, 1);
+      assert.equal((refused as { code: number }).code, 78, 'a config error: EX_CONFIG');
       // The CLI reads the file first, so a broken one is reported with its line before the server is asked.
       assert.match((refused as { stderr: string }).stderr, /listeners\[0\]\.tls: expected one of/);
 
       writeFileSync(file, good.replace('shutdownTimeout: 5s', 'shutdownTimeout: 6s'));
-      const restartOnly = await promisify(execFile)(node, [cli, 'reload', '-c', file]).catch((error: { stderr: string }) => error);
+      const restartOnly = await promisify(execFile)(node, [cli, 'reload', '-c', file]).catch((error: { code: number; stderr: string }) => error);
+      assert.equal((restartOnly as { code: number }).code, 1, 'the server said no');
       assert.match((restartOnly as { stderr: string }).stderr, /server\.shutdownTimeout: changing this needs a restart/);
 
       writeFileSync(file, good);

@@ -9,6 +9,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { QueueFilter, QueueState } from '../queue/contract.js';
 import { isQueueId } from '../queue/queue-id.js';
 import { withTimeout } from '../hooks/runner.js';
+import { listenFailure } from '../util/listen-failure.js';
 import { redact } from './redact.js';
 
 export interface AdminDeps {
@@ -20,6 +21,12 @@ export interface AdminDeps {
   readonly readiness: () => Record<string, Promise<unknown>>;
   readonly reload: () => Promise<unknown>;
   readonly log: Logger;
+}
+
+/** Who may use what: the bearer token of /api/* and whether /metrics needs it too. */
+export interface AdminAccess {
+  readonly token: string | undefined;
+  readonly metricsNeedToken: boolean;
 }
 
 class HttpError extends Error {
@@ -37,8 +44,10 @@ const READY_TIMEOUT_MS = 3000;
 /**
  * The admin listener (loopback by default): Prometheus metrics, liveness and
  * readiness for orchestrators, and a JSON API for the queue, the plugins and
- * the config in force. /health, /ready and /metrics are open (they reveal no
- * mail); everything under /api needs `Authorization: Bearer <admin.token>`.
+ * the config in force. /health and /ready are open (they reveal no mail);
+ * /metrics too unless `admin.metricsAuth: token` (its labels name listeners,
+ * plugins and destination domains); everything under /api needs
+ * `Authorization: Bearer <admin.token>`.
  * The queue operations are the ones `petrel queue` runs (QueueOperations).
  * docs/admin-api.yaml is the OpenAPI description.
  */
@@ -46,7 +55,7 @@ export class AdminServer {
   readonly #server: Server;
 
   constructor(
-    private readonly token: string | undefined,
+    private readonly access: AdminAccess,
     private readonly deps: AdminDeps,
   ) {
     this.#server = createServer((request, response) => {
@@ -60,7 +69,7 @@ export class AdminServer {
 
   listen(port: number, host: string): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
+      this.#server.once('error', (error) => reject(listenFailure('the admin listener', host, port, error)));
       this.#server.listen(port, host, () => {
         const address = this.#server.address() as AddressInfo;
         this.deps.log.info({ host: address.address, port: address.port }, `admin API listening on ${address.address}:${address.port}`);
@@ -87,6 +96,7 @@ export class AdminServer {
     if (method === 'GET' && path === '/health') return send(response, 200, { status: 'ok' });
     if (method === 'GET' && path === '/ready') return this.#ready(response);
     if (method === 'GET' && path === '/metrics') {
+      if (this.access.metricsNeedToken) this.#authorize(request);
       await this.#refreshQueueGauge();
       const { contentType, body } = await this.deps.metrics.exposition();
       response.writeHead(200, { 'content-type': contentType });
@@ -128,9 +138,10 @@ export class AdminServer {
   }
 
   #authorize(request: IncomingMessage): void {
-    if (!this.token) throw new HttpError(403, 'the admin API is off: set admin.token (e.g. token: ${PETREL_ADMIN_TOKEN})');
+    const { token } = this.access;
+    if (!token) throw new HttpError(403, 'the admin API is off: set admin.token (e.g. token: ${PETREL_ADMIN_TOKEN})');
     const given = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '';
-    const expected = Buffer.from(this.token);
+    const expected = Buffer.from(token);
     const actual = Buffer.from(given);
     if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) throw new HttpError(401, 'missing or wrong bearer token');
   }

@@ -78,6 +78,9 @@ const pluginEntry = z
     priority: z.number().int().optional().describe("higher runs earlier within a hook; overrides the plugin's own; ties keep config order"),
     timeout: duration().optional().describe('handler timeout for every hook of this plugin'),
     timeouts: hookTimeouts.optional().describe('handler timeout per hook for this plugin'),
+    startTimeout: duration()
+      .optional()
+      .describe('how long its start() may take before the server gives up starting (default 60s; a queue recovering a large backlog may need more)'),
     options: z.record(z.string(), z.unknown()).default({}),
   })
   .refine((entry) => [entry.name, entry.path, entry.package].filter((v) => v !== undefined).length === 1, {
@@ -205,6 +208,14 @@ export const configSchema = z.strictObject({
       host: z.string().min(1).default('127.0.0.1').describe('keep it on loopback or a management network'),
       port: port(),
       token: z.string().optional().describe('bearer token for /api/*; take it from the environment: ${PETREL_ADMIN_TOKEN}'),
+      metricsAuth: z
+        .enum(['none', 'token'])
+        .default('none')
+        .describe('none: /metrics is open like /health; token: /metrics needs the bearer token too (Prometheus: authorization: { credentials: ... })'),
+    })
+    .refine((admin) => admin.metricsAuth !== 'token' || (admin.token ?? '') !== '', {
+      message: 'metricsAuth: token needs admin.token (it is unset or empty)',
+      path: ['metricsAuth'],
     })
     .optional()
     .describe('the admin HTTP listener: /metrics, /health, /ready and the /api queue, plugin and config endpoints'),

@@ -1,4 +1,4 @@
-import { chmod, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { PetrelError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -36,9 +36,16 @@ export class ControlServer {
     const server = createServer((socket) => this.#serve(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.path, () => resolve());
+      // bind() creates the socket file inside listen(), with the mode the umask leaves: with this
+      // umask it is 0600 from the first moment, where a chmod afterwards would leave a window in
+      // which any local user could connect and operate the queue.
+      const umask = process.umask(0o177);
+      try {
+        server.listen(this.path, () => resolve());
+      } finally {
+        process.umask(umask);
+      }
     });
-    await chmod(this.path, 0o600);
     this.#server = server;
   }
 

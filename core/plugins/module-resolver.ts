@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { PluginEntryConfig } from '../config/schema.js';
 import type { PluginClass } from './contract.js';
@@ -44,6 +44,23 @@ export async function importPluginClass(entry: PluginEntryConfig, configDir: str
     );
   }
   return candidate;
+}
+
+/**
+ * Where a plugin's code lives, to name the plugin in reports of errors
+ * nobody caught: its folder (a built-in's plugins/<name>/, an npm package's
+ * root, the folder of a path plugin whose file is an index file), or the one
+ * file of any other path plugin. A folder ends with a path separator.
+ */
+export function pluginSourceRoot(entry: PluginEntryConfig, configDir: string): string {
+  const file = fileURLToPath(locateModule(entry, configDir));
+  if (entry.package !== undefined) {
+    const marker = `${sep}node_modules${sep}${entry.package.split('/').join(sep)}${sep}`;
+    const at = file.lastIndexOf(marker);
+    if (at >= 0) return file.slice(0, at + marker.length);
+  }
+  if (entry.path !== undefined && !/^index\.[cm]?[jt]s$/.test(basename(file))) return file;
+  return `${dirname(file)}${sep}`;
 }
 
 function locateModule(entry: PluginEntryConfig, configDir: string): string {

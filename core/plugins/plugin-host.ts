@@ -11,8 +11,9 @@ import { leaseBudgetIssues } from '../delivery/lease-budget.js';
 import type { HookRegistry } from '../hooks/registry.js';
 import type { Logger } from '../log/logger.js';
 import type { Queue } from '../queue/contract.js';
+import { describeDuration } from '../util/describe-duration.js';
 import type { Plugin, PluginClass } from './contract.js';
-import { entryLabel, importPluginClass } from './module-resolver.js';
+import { entryLabel, importPluginClass, pluginSourceRoot } from './module-resolver.js';
 
 /** A plugin that has been found and whose options are valid, not yet constructed. */
 interface ResolvedPlugin {
@@ -20,7 +21,17 @@ interface ResolvedPlugin {
   readonly entry: PluginEntryConfig;
   readonly pluginClass: PluginClass;
   readonly options: unknown;
+  /** Where its code lives (pluginSourceRoot). */
+  readonly source: string;
 }
+
+/**
+ * How long a plugin's start() may take unless its entry says otherwise
+ * (`startTimeout`). Long enough for a queue to recover a large backlog from
+ * disk; short enough that a start waiting on something that never answers
+ * ends with a message instead of a server that never opens its ports.
+ */
+export const DEFAULT_START_TIMEOUT_MS = 60_000;
 
 /**
  * The running plugins a reload starts from: the queue is always carried over;
@@ -40,6 +51,10 @@ export interface LoadedPlugin {
   readonly options: unknown;
   /** The config entry it was made from, to recognise it on reload. */
   readonly entryKey: string;
+  /** Where its code lives, to name it when its code throws and nobody catches (plugin-blame.ts). */
+  readonly source: string;
+  /** How long its start() may take. */
+  readonly startTimeoutMs: number;
 }
 
 /**
@@ -87,7 +102,15 @@ export class PluginHost {
         throw new ConfigError([issueAt(loaded.locator, ['plugins', plugin.index], 'the queue plugin and its options cannot change on reload; restart Petrel to change them')]);
       }
       const instance = kept ? kept.instance : this.#construct(plugin, loaded.locator);
-      const loadedPlugin = { name: plugin.pluginClass.meta.name, version: plugin.pluginClass.meta.version, instance, options: plugin.options, entryKey };
+      const loadedPlugin: LoadedPlugin = {
+        name: plugin.pluginClass.meta.name,
+        version: plugin.pluginClass.meta.version,
+        instance,
+        options: plugin.options,
+        entryKey,
+        source: plugin.source,
+        startTimeoutMs: plugin.entry.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
+      };
       constructed.set(plugin, loadedPlugin);
       if (kept) this.#adopted.push(loadedPlugin);
       if (isQueue) {
@@ -114,18 +137,27 @@ export class PluginHost {
     if (issues.length > 0) throw new ConfigError(issues);
   }
 
-  /** Starts the plugins in config order (or only those `which` selects); ones already running are skipped. */
+  /**
+   * Starts the plugins in config order (or only those `which` selects); ones
+   * already running are skipped. Each gets its `startTimeoutMs`; the first
+   * that fails or runs out of time stops the start with PETREL_PLUGIN_START.
+   * Each start is logged (`plugin X started`, with how long it took), so a
+   * slow start shows which plugin it was.
+   */
   async start(which: (plugin: LoadedPlugin) => boolean = () => true): Promise<void> {
     for (const plugin of this.plugins.filter(which)) {
       if (this.#started.includes(plugin) || this.#adopted.includes(plugin)) continue;
+      const began = performance.now();
       try {
-        await plugin.instance.start?.();
+        await startWithin(plugin);
       } catch (error) {
-        throw new PetrelError('PETREL_PLUGIN_START', `plugin ${plugin.name} failed to start: ${(error as Error).message}`, {
+        throw new PetrelError('PETREL_PLUGIN_START', `plugin ${plugin.name} failed to start: ${(error as Error)?.message ?? String(error)}`, {
           cause: error,
         });
       }
       this.#started.push(plugin);
+      const ms = Math.round(performance.now() - began);
+      this.logger.info({ plugin: plugin.name, version: plugin.version, ms }, `plugin ${plugin.name} started`);
     }
   }
 
@@ -172,7 +204,7 @@ export class PluginHost {
         continue;
       }
       const options = this.#parseOptions(pluginClass, entry, index, locator, issues);
-      resolved.push({ index, entry, pluginClass, options });
+      resolved.push({ index, entry, pluginClass, options, source: pluginSourceRoot(entry, loaded.baseDir) });
     }
     const names = new Map<string, number>();
     for (const plugin of resolved) {
@@ -223,6 +255,12 @@ export class PluginHost {
       }
       return {};
     }
+    if (typeof (pluginClass.options as { safeParse?: unknown }).safeParse !== 'function') {
+      issues.push(
+        issueAt(locator, ['plugins', index], `plugin ${name}: its static \`options\` is not a zod schema (write static readonly options = z.strictObject({ ... }))`),
+      );
+      return undefined;
+    }
     const parsed = pluginClass.options.safeParse(entry.options, { reportInput: true });
     if (parsed.success) return parsed.data;
     issues.push(...toConfigIssues(parsed.error, locator, ['plugins', index, 'options'], `plugin ${name}: `));
@@ -248,6 +286,26 @@ export class PluginHost {
           : `plugin ${name} could not be constructed: ${message}`;
       throw new ConfigError([issueAt(locator, ['plugins', plugin.index], hint)]);
     }
+  }
+}
+
+/**
+ * Runs a plugin's start() with its deadline. The timer keeps the process
+ * alive on purpose: a start() that waits on a promise nothing will settle
+ * would otherwise let Node exit 0 without a word.
+ */
+async function startWithin(plugin: LoadedPlugin): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`start() did not finish within ${describeDuration(plugin.startTimeoutMs)} (raise startTimeout in its config entry if it needs longer)`)),
+      plugin.startTimeoutMs,
+    );
+  });
+  try {
+    await Promise.race([plugin.instance.start?.(), deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

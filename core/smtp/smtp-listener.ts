@@ -4,6 +4,7 @@ import type { ListenerConfig, PetrelConfig } from '../config/schema.js';
 import type { ReverseLookup } from '../dns/reverse-lookup.js';
 import { bunyanAdapter, isClientHangup, type Logger } from '../log/logger.js';
 import type { ListenerInfo } from '../session.js';
+import { listenFailure } from '../util/listen-failure.js';
 import { isLoopback, NetworkList } from '../util/networks.js';
 import { PetrelSmtpServer } from './petrel-smtp-server.js';
 import { SmtpSessionHandlers, type SessionHandlerDeps } from './smtp-session-handlers.js';
@@ -54,6 +55,8 @@ export class SmtpListener {
       onHelo: this.#handlers.onHelo,
     });
     this.#server.on('error', (error: Error) => {
+      // Before it listens, an error is a failed listen(), which reports it itself.
+      if (!this.#server.server.listening) return;
       if (isClientHangup(error)) this.#log.debug({ err: error }, `client hung up: ${error.message}`);
       else this.#log.warn({ err: error }, `listener error: ${error.message}`);
     });
@@ -69,10 +72,11 @@ export class SmtpListener {
     if (tls) this.#server.updateSecureContext(tlsOptions(tls));
   }
 
+  /** Opens the listener's address; rejects with PETREL_LISTEN_FAILED naming the listener (port in use, permission denied). */
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       const server = this.#server.server;
-      const onError = (error: Error) => reject(error);
+      const onError = (error: Error) => reject(listenFailure(`listener ${this.config.name}`, this.config.host, this.config.port, error));
       server.once('error', onError);
       this.#server.listen(this.config.port, this.config.host, () => {
         server.off('error', onError);

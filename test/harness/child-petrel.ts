@@ -3,6 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 
+export interface ChildOptions {
+  /** Extra environment variables. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Start it under `ulimit -n` of this many open files (soft and hard), as a shell or unit would. */
+  readonly openFiles?: number;
+}
+
 /**
  * A Petrel running as a separate process (the real CLI), for tests that kill
  * it, signal it, or run several nodes side by side. Reads the JSON log on
@@ -14,29 +21,56 @@ export class ChildPetrel {
   readonly #process: ChildProcess;
   readonly #exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #stdout = '';
+  #stderr = '';
   #partial = '';
 
   private constructor(
     /** The YAML file it runs on; rewrite it and send SIGHUP to test reloads. */
     readonly configFile: string,
-    env: NodeJS.ProcessEnv,
+    options: ChildOptions,
   ) {
     const node = join(process.cwd(), 'node_modules', '.bin', 'node');
     const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
-    this.#process = spawn(node, [cli, 'start', '-c', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const command = [node, cli, 'start', '-c', configFile];
+    const env = { ...process.env, ...options.env };
+    this.#process =
+      options.openFiles === undefined
+        ? spawn(command[0], command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('/bin/sh', ['-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'sh', ...command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.#process.stdout?.on('data', (chunk: Buffer) => this.#onOutput(chunk.toString('utf8')));
-    this.#process.stderr?.on('data', (chunk: Buffer) => this.#onOutput(chunk.toString('utf8')));
+    this.#process.stderr?.on('data', (chunk: Buffer) => {
+      this.#stderr += chunk.toString('utf8');
+      this.#onOutput(chunk.toString('utf8'));
+    });
     this.#exited = new Promise((resolve) => this.#process.once('exit', (code, signal) => resolve({ code, signal })));
   }
 
   /** Writes `config` as YAML into `dir` and starts `petrel start` on it; resolves once every listener listens. */
   static async start(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<ChildPetrel> {
-    const file = join(dir, `mta-${Date.now()}-${Math.random().toString(36).slice(2)}.yaml`);
-    writeFileSync(file, stringify(config));
-    const child = new ChildPetrel(file, env);
+    const child = ChildPetrel.launch(dir, config, { env });
     const listeners = (config.listeners as { name: string }[]).length;
     await child.waitForLog((line) => line.msg === 'listening' || String(line.msg).startsWith('listening on'), listeners, 20_000);
     return child;
+  }
+
+  /**
+   * Writes `config` as YAML into `dir` and runs `petrel start` on it without
+   * waiting for anything, for tests of starts that fail or warn.
+   */
+  static launch(dir: string, config: Record<string, unknown>, options: ChildOptions = {}): ChildPetrel {
+    const file = join(dir, `mta-${Date.now()}-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, stringify(config));
+    return new ChildPetrel(file, options);
+  }
+
+  /** Everything it wrote so far, stdout and stderr. */
+  get output(): string {
+    return this.#stdout;
+  }
+
+  /** What it wrote to stderr (the CLI's own messages; the log goes to stdout). */
+  get errors(): string {
+    return this.#stderr;
   }
 
   get pid(): number {
@@ -68,7 +102,9 @@ export class ChildPetrel {
     const deadline = Date.now() + timeoutMs;
     while (this.logLines.filter(match).length < count) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for log lines; got:\n${this.#stdout.slice(-4000)}`);
-      if (this.#process.exitCode !== null) throw new Error(`petrel exited (${this.#process.exitCode}):\n${this.#stdout.slice(-4000)}`);
+      if (this.#process.exitCode !== null || this.#process.signalCode !== null) {
+        throw new Error(`petrel exited (${this.#process.exitCode ?? this.#process.signalCode}):\n${this.#stdout.slice(-4000)}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
