@@ -60,6 +60,14 @@ const listenerSchema = z.strictObject({
     .array(cidr())
     .default([])
     .describe('hosts (CIDR) allowed to use XCLIENT to set the client address, name and login (Postfix-style front ends)'),
+  offerRequireTls: z
+    .boolean()
+    .default(false)
+    .describe('offer REQUIRETLS (RFC 8689) over TLS: only if every delivery target of REQUIRETLS mail honours it'),
+  vrfy: z
+    .enum(['cannot-verify', 'disabled'])
+    .default('cannot-verify')
+    .describe('VRFY and EXPN: cannot-verify answers 252 (RFC 5321 3.5.3), disabled answers 502; neither discloses addresses'),
 });
 
 const hookTimeouts = z.strictObject(

@@ -1,10 +1,12 @@
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type tls from 'node:tls';
-import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { PetrelError } from '../errors.js';
 import type { NetworkList } from '../util/networks.js';
+import { mailPath } from './mail-path.js';
 import { readProxyHeader } from './proxy-protocol.js';
 
 /**
@@ -23,9 +25,13 @@ import { readProxyHeader } from './proxy-protocol.js';
  *    that already starts with an enhanced code is sent as is.
  *
  * It also runs the `helo` hook (smtp-server has no HELO callback), closes
- * the connection after a reply when a plugin answered `disconnect()`, and
+ * the connection after a reply when a plugin answered `disconnect()`,
  * reads PROXY protocol v1 and v2 headers from trusted load balancers
- * (smtp-server reads only v1, and only from exact addresses).
+ * (smtp-server reads only v1, and only from exact addresses), answers VRFY
+ * and EXPN as RFC 5321 3.5.3 asks (252, or 502 when the listener says so),
+ * accepts quoted local parts (`<"john doe"@example.org>`) and refuses
+ * command lines that are not UTF-8 (see mail-path.ts), and tells the
+ * handlers when smtp-server resets the envelope (RSET, HELO/EHLO, STARTTLS).
  *
  * The methods relied on are checked at load time, and test/greeting.test.ts
  * fails if an upgrade brings the pause back.
@@ -33,6 +39,14 @@ import { readProxyHeader } from './proxy-protocol.js';
 
 /** Set on an smtp-server session to close the connection after the next error reply. */
 export const CLOSE_AFTER_REPLY = Symbol('petrel.closeAfterReply');
+
+/** Set on a parsed MAIL/RCPT address when the path, as the client wrote it, has non-ASCII characters. */
+export const NON_ASCII_PATH = Symbol('petrel.nonAsciiPath');
+
+export type PetrelAddress = SMTPServerAddress & { [NON_ASCII_PATH]?: boolean };
+
+/** How VRFY and EXPN are answered: 252 (cannot verify, RFC 5321 3.5.3) or 502 (disabled by policy). */
+export type VerifyCommands = 'cannot-verify' | 'disabled';
 
 export interface HeloRequest {
   readonly command: 'HELO' | 'EHLO';
@@ -43,8 +57,11 @@ export interface PetrelServerExtensions {
   readonly greetingDelayMs: number;
   /** Peers that must start with a PROXY protocol header (v1 or v2); empty: none. */
   readonly proxyFrom: NetworkList;
+  readonly vrfy: VerifyCommands;
   /** Runs the helo hook; an error carrying responseCode refuses the command. */
   readonly onHelo: (request: HeloRequest, session: SMTPServerSession, done: (error?: Error | null) => void) => void;
+  /** smtp-server cleared the envelope: whatever transaction was open is gone. */
+  readonly onReset: (session: SMTPServerSession) => void;
 }
 
 interface ConnectionInternals {
@@ -58,7 +75,10 @@ interface ConnectionInternals {
 }
 
 const REQUIRED_METHODS: [object, string[]][] = [
-  [SMTPConnection.prototype, ['_setListeners', 'connectionReady', 'send', 'close', 'handler_HELO', 'handler_EHLO', '_getEnhancedStatusCode']],
+  [
+    SMTPConnection.prototype,
+    ['_setListeners', 'connectionReady', 'send', 'close', 'handler_HELO', 'handler_EHLO', 'handler_VRFY', '_getEnhancedStatusCode', '_parseAddressCommand', '_resetSession'],
+  ],
   [SMTPServer.prototype, ['_handleProxy', '_onError', '_onClientConnect']],
 ];
 for (const [prototype, methods] of REQUIRED_METHODS) {
@@ -80,6 +100,13 @@ function connectionId(): string {
 }
 
 const STARTS_WITH_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+const NON_ASCII = /[^\x00-\x7F]/;
+
+const VERIFY_REPLIES = {
+  VRFY: '2.5.0 Cannot VRFY user; RCPT TO will tell whether mail for it is accepted',
+  EXPN: '2.5.0 Cannot EXPN list; RCPT TO will tell whether mail for it is accepted',
+} as const;
 
 class PetrelConnection extends SMTPConnection {
   override init(): void {
@@ -112,6 +139,48 @@ class PetrelConnection extends SMTPConnection {
 
   override handler_EHLO(command: Buffer, callback: () => void): void {
     this.#runHelo('EHLO', command, () => super.handler_EHLO(command, callback), callback);
+  }
+
+  override handler_VRFY(command: Buffer, callback: () => void): void {
+    this.#answerVerify('VRFY', command, callback);
+  }
+
+  /** smtp-server has no EXPN; a method of this name is what makes the command known. */
+  handler_EXPN(command: Buffer, callback: () => void): void {
+    this.#answerVerify('EXPN', command, callback);
+  }
+
+  /**
+   * Neither command discloses anything: RFC 5321 7.3 lets a site that will not
+   * verify addresses answer 252 (not 250, not 550, which would answer the
+   * question), or 502 when the commands are switched off.
+   */
+  #answerVerify(name: 'VRFY' | 'EXPN', command: Buffer, callback: () => void): void {
+    const self = this as unknown as ConnectionInternals;
+    if (command.toString().trim().split(/\s+/).length < 2) self.send(501, `5.5.4 Syntax: ${name} address`);
+    else if (self._server.petrel.vrfy === 'disabled') self.send(502, `5.5.1 ${name} command is disabled`);
+    else self.send(252, VERIFY_REPLIES[name]);
+    callback();
+  }
+
+  override _parseAddressCommand(name: string, raw: Buffer | string): ReturnType<SMTPConnection['_parseAddressCommand']> {
+    // RFC 6531 3.3: a command is UTF-8. Other bytes (a Latin-1 address) are a syntax
+    // error here, not U+FFFD replacement characters in an address we accepted.
+    if (Buffer.isBuffer(raw) && !isUtf8(raw)) return false;
+    const command = raw.toString();
+    const path = mailPath(command);
+    if (path === 'invalid') return false;
+    const parsed = super._parseAddressCommand(name, path ? path.command : command);
+    if (!parsed || !path) return parsed;
+    parsed.address = path.restore(parsed.address);
+    (parsed as PetrelAddress)[NON_ASCII_PATH] = NON_ASCII.test(path.text);
+    return parsed;
+  }
+
+  override _resetSession(): void {
+    super._resetSession();
+    const self = this as unknown as ConnectionInternals;
+    self._server.petrel.onReset(self.session);
   }
 
   #runHelo(name: 'HELO' | 'EHLO', command: Buffer, proceed: () => void, callback: () => void): void {

@@ -10,10 +10,11 @@ import { PetrelSmtpServer } from './petrel-smtp-server.js';
 import { SmtpSessionHandlers, type SessionHandlerDeps } from './smtp-session-handlers.js';
 import type { TlsMaterial } from './tls-material.js';
 
-/** Commands no client gets: sendmail's joke commands, and VRFY/EXPN which only help harvesters. */
-const ALWAYS_DISABLED = ['WIZ', 'SHELL', 'KILL', 'VRFY', 'EXPN'];
+/** Commands no client gets: sendmail's joke commands. (VRFY and EXPN are answered without disclosing anything.) */
+const ALWAYS_DISABLED = ['WIZ', 'SHELL', 'KILL'];
 
-export interface ListenerDeps extends Omit<SessionHandlerDeps, 'listener' | 'insecureAuthAllowed' | 'xclientAllowed' | 'disabledCommands'> {
+export interface ListenerDeps
+  extends Omit<SessionHandlerDeps, 'listener' | 'insecureAuthAllowed' | 'xclientAllowed' | 'disabledCommands' | 'offerRequireTls'> {
   readonly tls?: TlsMaterial;
   readonly reverseLookup?: ReverseLookup;
 }
@@ -48,11 +49,14 @@ export class SmtpListener {
       insecureAuthAllowed: (address) => config.insecureAuth && isLoopback(address),
       xclientAllowed: (address) => xclientFrom.contains(address),
       disabledCommands: ALWAYS_DISABLED,
+      offerRequireTls: config.offerRequireTls,
     });
     this.#server = new PetrelSmtpServer(this.#options(serverConfig, deps), {
       greetingDelayMs: config.greetingDelay,
       proxyFrom: new NetworkList(config.proxyProtocol),
+      vrfy: config.vrfy,
       onHelo: this.#handlers.onHelo,
+      onReset: this.#handlers.onReset,
     });
     this.#server.on('error', (error: Error) => {
       // Before it listens, an error is a failed listen(), which reports it itself.
@@ -134,8 +138,8 @@ export class SmtpListener {
       hideENHANCEDSTATUSCODES: false,
       hideDSN: false,
       hidePIPELINING: false,
-      // Advertised once outbound delivery can honour it end to end.
-      hideREQUIRETLS: true,
+      // smtp-server offers it on TLS connections only; the MAIL FROM parameter is refused where it was not offered.
+      hideREQUIRETLS: !config.offerRequireTls,
       closeTimeout: serverConfig.server.shutdownTimeout,
       disableReverseLookup: !reverse || reverseLookup === undefined,
       // Allowed for everyone here; each session's disabled-command list keeps it to the configured hosts.

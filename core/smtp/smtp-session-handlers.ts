@@ -16,7 +16,8 @@ import type { Address, ListenerInfo } from '../session.js';
 import type { IncomingMessage } from '../spool/incoming-message.js';
 import type { Spool } from '../spool/spool.js';
 import { isStorageFull } from '../spool/storage-full.js';
-import { CLOSE_AFTER_REPLY, type HeloRequest } from './petrel-smtp-server.js';
+import { mailRefusal, rcptRefusal, type OfferedExtensions } from './envelope-rules.js';
+import { CLOSE_AFTER_REPLY, NON_ASCII_PATH, type HeloRequest, type PetrelAddress } from './petrel-smtp-server.js';
 import { receivedHeader } from './received-header.js';
 import type { SessionPipeline } from './session-pipeline.js';
 import { replyClass, type Metrics } from '../metrics/metrics.js';
@@ -58,6 +59,8 @@ export interface SessionHandlerDeps {
   readonly xclientAllowed: (remoteAddress: string) => boolean;
   /** Commands never offered (the server-wide disabled list). */
   readonly disabledCommands: readonly string[];
+  /** Whether REQUIRETLS (RFC 8689) is offered to clients over TLS. */
+  readonly offerRequireTls: boolean;
 }
 
 /**
@@ -136,10 +139,12 @@ export class SmtpSessionHandlers {
   onMailFrom = (address: SMTPServerAddress, session: SMTPServerSession, done: Done): void => {
     const state = this.#state(session);
     const listener = this.deps.listener;
+    const from = toAddress(address);
+    const refusal = mailRefusal(from, isNonAscii(address), this.#offered(state));
+    if (refusal) return done(replyError(refusal.reply));
     if (listener.requireTls && !state.tls.secure) return done(replyError(REPLIES.tlsRequired.reply));
     if (listener.submission && state.user === undefined) return done(replyError(REPLIES.authRequired.reply));
     const id = newQueueId(this.deps.clock.now());
-    const from = toAddress(address);
     const transaction = new TransactionState(id, from, state.log.child({ qid: id }));
     state.transaction = transaction;
     this.#run('mail', session, transaction.log, state.pipeline.runner.run('mail', transaction.log, state, transaction, from), (error) => {
@@ -153,6 +158,8 @@ export class SmtpSessionHandlers {
     const transaction = state.transaction;
     if (!transaction) return done(replyError(reject(503, '5.5.1', 'Error: need MAIL command').reply));
     const recipient = toAddress(address);
+    const refusal = rcptRefusal(recipient, isNonAscii(address), transaction.from);
+    if (refusal) return done(replyError(refusal.reply));
     // A repeated RCPT is answered as before but not added again: smtp-server lets it through
     // (and counts only distinct addresses against the limit), and each copy would be delivered.
     const key = recipient.address.toLowerCase();
@@ -177,15 +184,29 @@ export class SmtpSessionHandlers {
     const transaction = state.transaction;
     if (!transaction) return done(replyError(reject(503, '5.5.1', 'Error: need MAIL command').reply));
     this.inFlight.add(state);
-    this.#receive(stream, session, state, transaction)
-      .then(
-        (reply) => done(null, reply),
-        (error: Error) => done(error),
-      )
-      .finally(() => {
-        this.inFlight.delete(state);
-        state.transaction = undefined;
-      });
+    // The transaction ends before its reply goes out: smtp-server reads the next
+    // pipelined command (RFC 2920) as soon as it has sent the reply, so a MAIL
+    // that came in the same packet as the final dot must find a clean session.
+    const end = () => {
+      this.inFlight.delete(state);
+      if (state.transaction === transaction) state.transaction = undefined;
+    };
+    this.#receive(stream, session, state, transaction).then(
+      (reply) => {
+        end();
+        done(null, reply);
+      },
+      (error: Error) => {
+        end();
+        done(error);
+      },
+    );
+  };
+
+  /** smtp-server reset its envelope (RSET, HELO/EHLO, STARTTLS, XCLIENT): no transaction is open any more. */
+  onReset = (session: SMTPServerSession): void => {
+    const state = this.#sessions.get(session);
+    if (state) state.transaction = undefined;
   };
 
   onClose = (session: SMTPServerSession): void => {
@@ -322,10 +343,17 @@ export class SmtpSessionHandlers {
    */
   #restrictAuth(session: SMTPServerSession, state: SessionState): void {
     const disabled = [...this.deps.disabledCommands];
-    const offerAuth = this.deps.listener.auth && (state.tls.secure || this.deps.insecureAuthAllowed(state.connectedFrom));
-    if (!offerAuth) disabled.push('AUTH');
+    if (!this.#offered(state).auth) disabled.push('AUTH');
     if (!this.deps.xclientAllowed(state.connectedFrom)) disabled.push('XCLIENT', 'XFORWARD');
     session.disabledCommands = disabled;
+  }
+
+  /** The extensions whose MAIL FROM parameters this session may use (what its EHLO reply offered). */
+  #offered(state: SessionState): OfferedExtensions {
+    return {
+      auth: this.deps.listener.auth && (state.tls.secure || this.deps.insecureAuthAllowed(state.connectedFrom)),
+      requireTls: this.deps.offerRequireTls && state.tls.secure,
+    };
   }
 
 }
@@ -339,6 +367,10 @@ function tlsInfoOf(socket: unknown, session: SMTPServerSession): { secure: boole
     cipher: cipher ? cipher.name : undefined,
     protocol: cipher ? cipher.version : undefined,
   };
+}
+
+function isNonAscii(address: SMTPServerAddress): boolean {
+  return (address as PetrelAddress)[NON_ASCII_PATH] === true;
 }
 
 function toAddress(address: SMTPServerAddress): Address {
