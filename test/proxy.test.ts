@@ -69,7 +69,7 @@ describe('PROXY protocol from a trusted load balancer', () => {
     const v4 = await relayThrough(server, v2Header('192.0.2.44', '10.0.0.1', 40001, 25));
     assert.equal(v4.received, 'Received: from proxied.example (unknown [192.0.2.44])');
     const v6 = await relayThrough(server, v2Header('2001:db8::5', '2001:db8::1', 40002, 25));
-    assert.equal(v6.received, 'Received: from proxied.example (unknown [2001:db8::5])');
+    assert.equal(v6.received, 'Received: from proxied.example (unknown [IPv6:2001:db8::5])');
     const outsider = await relayThrough(server, v2Header('2001:db9::5', '2001:db8::1', 40003, 25));
     assert.match(outsider.rcpt, /^554 5\.7\.1 /);
   });

@@ -249,6 +249,7 @@ export class SmtpSessionHandlers {
         receivedHeader({
           session: state,
           protocol: session.transmissionType || 'ESMTP',
+          smtpUtf8: transaction.from.args.SMTPUTF8 === true,
           byHost: state.pipeline.config.server.hostname,
           queueId: transaction.id,
           recipients: transaction.to.map((to) => to.address),
