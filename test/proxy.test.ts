@@ -133,6 +133,40 @@ describe('XCLIENT', () => {
   });
 });
 
+describe('XCLIENT LOGIN', () => {
+  it('authenticates the session as the user the trusted front end names, and LOGIN= with no value ends that', async () => {
+    const server = await startTestServer({
+      listeners: [{ name: 'submission', host: '127.0.0.1', port: 0, tls: 'none', submission: true, xclient: ['127.0.0.1'] }],
+    });
+    try {
+      const client = await server.client('submission');
+      await client.command('XCLIENT ADDR=192.0.2.10 LOGIN=alice@example.org', /^220 /);
+      await client.command('EHLO proxied.example', /^250 /);
+      const reply = await client.sendMail('alice@example.org', ['someone@elsewhere.example'], sampleMessage({ from: 'alice@example.org' }));
+      const id = /queued as (\S+)/.exec(reply.raw)![1];
+      await client.quit();
+      const queued = await server.petrel.queue.inspect(id);
+      assert.equal(queued?.origin.user, 'alice@example.org');
+      assert.equal(queued?.origin.remoteAddress, '192.0.2.10');
+      const chunks: Buffer[] = [];
+      for await (const chunk of await server.petrel.queue.read(id)) chunks.push(chunk as Buffer);
+      assert.match(Buffer.concat(chunks).toString(), /with ESMTPA id /);
+
+      const again = await server.client('submission');
+      await again.command('XCLIENT LOGIN=bob@example.org', /^220 /);
+      await again.command('EHLO front.example', /^250 /);
+      await again.command('MAIL FROM:<bob@example.org>');
+      await again.command('RSET');
+      await again.command('XCLIENT LOGIN=', /^220 /);
+      await again.command('EHLO front.example', /^250 /);
+      assert.equal((await again.command('MAIL FROM:<bob@example.org>', /^530 /)).raw, '530 5.7.0 Authentication required');
+      await again.quit();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('PROXY header parser', () => {
   it('handles partial input, v1 UNKNOWN, v2 LOCAL and garbage', () => {
     assert.equal(parseProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4')).kind, 'incomplete');

@@ -6,7 +6,6 @@ import type { Address, ListenerInfo, Notes, Session, TlsInfo, Transaction } from
 /** The mutable state behind the read-only Session that plugins see. */
 export class SessionState implements Session {
   helo?: string;
-  user?: string;
   transaction?: TransactionState;
   tls: TlsInfo;
   readonly notes: Notes = new Map();
@@ -37,6 +36,15 @@ export class SessionState implements Session {
     const name = this.raw.clientHostname;
     const hostname = name && !name.startsWith('[') ? name : undefined;
     return { address: this.raw.remoteAddress, port: this.raw.remotePort, hostname };
+  }
+
+  /**
+   * Read live from smtp-server's session, which sets it after AUTH or XCLIENT LOGIN and
+   * clears it when the identity must go (STARTTLS, XCLIENT ADDR, an empty XCLIENT LOGIN).
+   */
+  get user(): string | undefined {
+    const user: unknown = this.raw.user;
+    return typeof user === 'string' && user !== '' ? user : undefined;
   }
 
   get local(): { readonly address: string; readonly port: number } {

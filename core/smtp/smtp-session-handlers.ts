@@ -114,7 +114,7 @@ export class SmtpSessionHandlers {
     done: (error: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
   ): void => {
     const state = this.#state(session);
-    if (auth.method === 'XCLIENT') return done(null, {});
+    if (auth.method === 'XCLIENT') return this.#xclientLogin(auth.username ?? '', state, done);
     const credentials = {
       method: auth.method,
       username: auth.username ?? '',
@@ -123,10 +123,9 @@ export class SmtpSessionHandlers {
     };
     state.pipeline.runner.run('auth', state.log, state, credentials).then(({ result, decidedBy }) => {
       if (result.kind === 'accept') {
-        state.user = credentials.username;
-        state.log.info({ user: state.user, method: auth.method, plugin: decidedBy }, 'authenticated');
+        state.log.info({ user: credentials.username, method: auth.method, plugin: decidedBy }, 'authenticated');
         this.#count('auth', 235, decidedBy);
-        return done(null, { user: state.user });
+        return done(null, { user: credentials.username });
       }
       const refusal = result.kind === 'next' ? REPLIES.authFailed : result;
       state.log.info({ user: credentials.username, method: auth.method, plugin: decidedBy, code: refusal.reply.code }, 'authentication failed');
@@ -135,6 +134,18 @@ export class SmtpSessionHandlers {
       done(replyError(refusal.reply));
     }, (error: unknown) => done(error as Error));
   };
+
+  /**
+   * XCLIENT LOGIN=<user> (Postfix XCLIENT_README): the front end has authenticated the
+   * client itself and names the user; only front ends listed in `xclient` may send
+   * XCLIENT at all (the command is disabled for everyone else), so the name is taken
+   * as it is, without running the auth hook.
+   */
+  #xclientLogin(user: string, state: SessionState, done: (error: Error | null, response?: SMTPServerAuthenticationResponse) => void): void {
+    if (!this.deps.xclientAllowed(state.connectedFrom)) return done(replyError(REPLIES.authFailed.reply));
+    state.log.info({ user, method: 'XCLIENT', front: state.connectedFrom }, 'authenticated by the XCLIENT front end');
+    done(null, { user });
+  }
 
   onMailFrom = (address: SMTPServerAddress, session: SMTPServerSession, done: Done): void => {
     const state = this.#state(session);
