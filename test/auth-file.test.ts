@@ -169,32 +169,41 @@ describe('auth-file', () => {
 });
 
 describe('auth extension point', () => {
-  it('a plugin of your own authenticates between the guards: its failures are delayed and counted too', async () => {
-    const dir = tempDir('petrel-auth-own-');
-    const server = await startTestServer({
-      listeners: [submission],
-      plugins: [
-        authFile(join(dir.path, 'no-users-yet'), { lockout: { maxFailures: 2 }, optional: true }),
-        { path: fixturePlugin('auth-static'), options: { users: { 'api@localhost': 'token-1234' } } },
-        { name: 'relay-access' },
-        { name: 'queue-spool' },
-      ],
+  // With `priority: 10` on auth-file its handlers run at 110, 10 and -90 (an offset to their
+  // own 100, 0, -100), so auth-static at 0 is still between the guards.
+  for (const priority of [undefined, 10]) {
+    const title = priority === undefined ? '' : ` (with priority: ${priority} on auth-file, which moves its three handlers together)`;
+    it(`a plugin of your own authenticates between the guards: its failures are delayed and counted too${title}`, async () => {
+      const dir = tempDir('petrel-auth-own-');
+      const usersFile = await writeUsers(dir.path, { 'alice@localhost': 'correct horse battery' });
+      const server = await startTestServer({
+        listeners: [submission],
+        plugins: [
+          { ...authFile(usersFile, { lockout: { maxFailures: 2 } }), priority },
+          { path: fixturePlugin('auth-static'), options: { users: { 'api@localhost': 'token-1234' } } },
+          { name: 'relay-access' },
+          { name: 'queue-spool' },
+        ],
+      });
+      try {
+        const client = await server.client('submission', { localAddress: '127.0.0.6' });
+        await client.command(plainAuth('api@localhost', 'token-1234'), /^235 /);
+        await client.quit();
+        const fromFile = await server.client('submission', { localAddress: '127.0.0.6' });
+        await fromFile.command(plainAuth('alice@localhost', 'correct horse battery'), /^235 /);
+        await fromFile.quit();
+        const guesser = await server.client('submission', { localAddress: '127.0.0.7' });
+        await guesser.command(plainAuth('api@localhost', 'nope'), /^535 5\.7\.8 /);
+        await guesser.command(plainAuth('api@localhost', 'nope again'), /^421 4\.7\.0 /);
+        const next = await server.client('submission', { localAddress: '127.0.0.7' });
+        await next.command(plainAuth('api@localhost', 'token-1234'), /^454 4\.7\.0 /);
+        await next.quit();
+      } finally {
+        await server.stop();
+        dir.remove();
+      }
     });
-    try {
-      const client = await server.client('submission', { localAddress: '127.0.0.6' });
-      await client.command(plainAuth('api@localhost', 'token-1234'), /^235 /);
-      await client.quit();
-      const guesser = await server.client('submission', { localAddress: '127.0.0.7' });
-      await guesser.command(plainAuth('api@localhost', 'nope'), /^535 5\.7\.8 /);
-      await guesser.command(plainAuth('api@localhost', 'nope again'), /^421 4\.7\.0 /);
-      const next = await server.client('submission', { localAddress: '127.0.0.7' });
-      await next.command(plainAuth('api@localhost', 'token-1234'), /^454 4\.7\.0 /);
-      await next.quit();
-    } finally {
-      await server.stop();
-      dir.remove();
-    }
-  });
+  }
 });
 
 describe('auth-file lockout shared through Redis by two Petrel processes', () => {

@@ -82,7 +82,7 @@ describe('hook results over SMTP', () => {
     });
   });
 
-  it('plugins run in config order, and priority overrides it', async () => {
+  it('plugins run in config order, and a priority on the entry moves a plugin', async () => {
     const plugins = [
       { path: fixturePlugin('scripted'), options: {} },
       { path: fixturePlugin('scripted-second'), options: {} },

@@ -83,7 +83,11 @@ const pluginEntry = z
     path: z.string().min(1).optional().describe('a plugin file, relative to this config file'),
     package: z.string().min(1).optional().describe('an npm package exporting a plugin class'),
     enabled: z.boolean().default(true),
-    priority: z.number().int().optional().describe("higher runs earlier within a hook; overrides the plugin's own; ties keep config order"),
+    priority: z
+      .number()
+      .int()
+      .optional()
+      .describe("added to the priority of each of the plugin's handlers; higher runs earlier within a hook; ties keep config order"),
     timeout: duration().optional().describe('handler timeout for every hook of this plugin'),
     timeouts: hookTimeouts.optional().describe('handler timeout per hook for this plugin'),
     startTimeout: duration()

@@ -2,7 +2,7 @@ import { PetrelError } from '../errors.js';
 import type { HookHandler, HookName } from './catalogue.js';
 
 export interface HandlerOptions {
-  /** Higher runs earlier; ties keep config order. A priority set in the config overrides this. */
+  /** Higher runs earlier; ties keep config order. A priority on the plugin's config entry is added to this. */
   readonly priority?: number;
 }
 
@@ -22,7 +22,11 @@ export interface RegisteredHandler<H extends HookName = HookName> {
 }
 
 export interface PluginHookSettings {
-  /** From the config entry; undefined when the operator did not set one. */
+  /**
+   * From the config entry; undefined when the operator did not set one. An offset added to
+   * each handler's own priority: a plugin whose handlers rely on their order (auth-file's
+   * guards around the other auth plugins) keeps it when the operator moves the plugin.
+   */
   readonly priority: number | undefined;
   /** The handler timeout for each hook, already merged from defaults and config. */
   readonly timeoutFor: (hook: HookName) => number;
@@ -79,7 +83,7 @@ export class HookRegistry {
           plugin,
           hook,
           handler: handler as HookHandler<HookName>,
-          priority: settings.priority ?? options?.priority ?? 0,
+          priority: (options?.priority ?? 0) + (settings.priority ?? 0),
           timeoutMs: settings.timeoutFor(hook),
           sequence: this.#sequence++,
         });
