@@ -162,6 +162,34 @@ describe('hook results over SMTP', () => {
     });
   });
 
+  it('a hand-written result is checked as the helpers check it: a bad one is a plugin bug (451 and a log line), a good one is answered', async () => {
+    const bad: Record<string, [unknown, RegExp]> = {
+      'ok@localhost': [{ kind: 'reject', reply: { code: 250, enhanced: '2.0.0', text: 'fine' } }, /SMTP reply code must be 4xx or 5xx, got 250/],
+      'temp@localhost': [{ kind: 'defer', reply: { code: 550, enhanced: '5.1.1', text: 'no' } }, /defer\(\) needs a 4xx code, got 550/],
+      'mixed@localhost': [{ kind: 'reject', reply: { code: 550, enhanced: '4.1.1', text: 'no' } }, /enhanced status code "4\.1\.1" does not match reply code 550/],
+      'noreply@localhost': [{ kind: 'disconnect' }, /a disconnect result needs a reply/],
+      'notext@localhost': [{ kind: 'reject', reply: { code: 550, enhanced: '5.1.1' } }, /reply text must be a string/],
+      'accept@localhost': [{ kind: 'accept', text: 42 }, /accept\(\) text must be a string/],
+      'odd@localhost': [{ kind: 'maybe' }, /returned an object of kind "maybe" instead of next\(\)/],
+    };
+    const good = { kind: 'reject', reply: { code: 550, enhanced: '5.1.1', text: 'No such user\r\n250 2.0.0 injected' } };
+    const rcpt = { ...Object.fromEntries(Object.entries(bad).map(([address, [result]]) => [address, result])), 'good@localhost': good };
+    await withServer([{ path: fixturePlugin('raw-results'), options: { rcpt } }], async (server) => {
+      const client = await server.client();
+      await client.command('MAIL FROM:<a@example.org>');
+      for (const [address, [, message]] of Object.entries(bad)) {
+        const reply = await client.command(`RCPT TO:<${address}>`, /^\d{3} /);
+        assert.match(reply.raw, /^451 4\.3\.0 /, address);
+        const [failure] = server.logs.find({ code: 'PETREL_HOOK_FAILED', plugin: 'raw-results', hook: 'rcpt' }).slice(-1);
+        assert.match(String(failure.msg), /^plugin raw-results failed in rcpt hook: /);
+        assert.match(String(failure.msg), message, address);
+      }
+      assert.equal((await client.command('RCPT TO:<good@localhost>', /^550 /)).raw, '550 5.1.1 No such user 250 2.0.0 injected');
+      await client.command('DATA', /^503 /);
+      await client.quit();
+    });
+  });
+
   it('reject in the message hook refuses after DATA and nothing is queued', async () => {
     await withServer([scripted({ message: { result: 'reject', code: 554, enhanced: '5.7.1', text: 'Spam detected' } })], async (server) => {
       const client = await server.client();

@@ -83,12 +83,54 @@ function makeReply(code: number, enhanced: string, text: string, replyClass?: 4 
   if (!ENHANCED_CODE.test(enhanced) || enhanced[0] !== String(code)[0]) {
     throw new TypeError(`enhanced status code "${enhanced}" does not match reply code ${code}`);
   }
+  if (typeof text !== 'string') throw new TypeError(`reply text must be a string, got ${describe(text)}`);
   // A reply is one line per text line; CR and LF inside would split it and let
   // client-controlled text inject replies.
-  const clean = String(text).replace(/[\r\n\0]+/g, ' ').trim();
+  const clean = text.replace(/[\r\n\0]+/g, ' ').trim();
   return { code, enhanced: enhanced as EnhancedCode, text: clean };
 }
 
 export function isDecisive(result: HookResult): result is DecisiveResult {
   return result.kind !== 'next';
+}
+
+const REFUSALS = { reject, defer, disconnect } as Record<'reject' | 'defer' | 'disconnect', (code: number, enhanced: string, text: string) => HookResult>;
+
+/**
+ * What a handler returned, made again by the helpers, which check it as they
+ * check their arguments; a TypeError says what is wrong. A plugin in plain
+ * JavaScript (or one that casts) may write `{ kind: 'reject', reply: { code:
+ * 250 } }` by hand; that must be a plugin error, not a 250 for a recipient
+ * that was dropped. The runner calls this on every result.
+ */
+export function checkedResult(value: unknown): HookResult {
+  if (typeof value !== 'object' || value === null) throw notAResult(value);
+  const { kind, reply, text } = value as { kind?: unknown; reply?: unknown; text?: unknown };
+  switch (kind) {
+    case 'next':
+      return next();
+    case 'accept':
+      if (text !== undefined && typeof text !== 'string') throw new TypeError(`accept() text must be a string, got ${describe(text)}`);
+      return accept(text);
+    case 'reject':
+    case 'defer':
+    case 'disconnect': {
+      if (typeof reply !== 'object' || reply === null) throw new TypeError(`a ${kind} result needs a reply { code, enhanced, text }`);
+      const { code, enhanced, text: replyText } = reply as { code?: unknown; enhanced?: unknown; text?: unknown };
+      return REFUSALS[kind](code as number, enhanced as string, replyText as string);
+    }
+    default:
+      throw notAResult(value);
+  }
+}
+
+function notAResult(value: unknown): TypeError {
+  const what = typeof value === 'object' && value !== null && 'kind' in value ? `an object of kind ${JSON.stringify(value.kind)}` : describe(value);
+  return new TypeError(`returned ${what} instead of next(), accept(), reject(), defer() or disconnect()`);
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : typeof value;
 }

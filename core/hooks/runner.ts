@@ -1,7 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import type { InboundHookArgs, InboundHookName } from './catalogue.js';
 import type { HookRegistry, RegisteredHandler } from './registry.js';
-import { defer, isDecisive, next, type HookResult } from './results.js';
+import { checkedResult, defer, isDecisive, next, type HookResult } from './results.js';
 
 /** The result of running one hook, and which plugin decided it. */
 export interface HookRun {
@@ -27,7 +27,8 @@ class HandlerTimeout extends Error {
 
 /**
  * Runs the handlers of one hook in order until one decides. A handler that
- * throws, rejects, returns something that is not a result, or runs past its
+ * throws, rejects, returns something that is not a valid result (checked as
+ * the helpers check their arguments: `checkedResult`), or runs past its
  * timeout counts as a temporary failure (451 4.3.0) with a log line naming
  * the plugin; it never crashes the process or ends the session. Each call
  * gets its own AbortSignal, aborted at the timeout, so the handler can stop
@@ -59,11 +60,7 @@ export class HookRunner {
     // The catalogue types each hook's handler; here every hook is called alike.
     const handler = entry.handler as unknown as (...a: unknown[]) => HookResult | Promise<HookResult>;
     const outcome = handler(...args, abort.signal);
-    const result = isPromiseLike(outcome) ? await withTimeout(outcome, entry.timeoutMs, abort) : outcome;
-    if (!isHookResult(result)) {
-      throw new TypeError(`returned ${describe(result)} instead of next(), accept(), reject(), defer() or disconnect()`);
-    }
-    return result;
+    return checkedResult(isPromiseLike(outcome) ? await withTimeout(outcome, entry.timeoutMs, abort) : outcome);
   }
 }
 
@@ -98,14 +95,3 @@ function isPromiseLike(value: unknown): value is PromiseLike<HookResult> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
 }
 
-const KINDS = new Set(['next', 'accept', 'reject', 'defer', 'disconnect']);
-
-function isHookResult(value: unknown): value is HookResult {
-  return typeof value === 'object' && value !== null && KINDS.has((value as { kind?: string }).kind ?? '');
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  if (value === null) return 'null';
-  return typeof value === 'object' ? 'an object' : typeof value;
-}
