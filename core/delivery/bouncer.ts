@@ -121,6 +121,9 @@ export class Bouncer {
   }
 
   #returnsFullMessage(message: QueuedMessage): boolean {
+    // RFC 8689 5: a report about a REQUIRETLS message returns its headers only (as RET=HDRS),
+    // since the report itself goes out without REQUIRETLS (a null sender's mail that fails is lost).
+    if (message.envelope.requireTls) return false;
     const ret = message.envelope.dsn?.ret;
     if (ret === 'HDRS') return false;
     if (ret === 'FULL') return true;

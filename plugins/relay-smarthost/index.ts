@@ -95,7 +95,15 @@ export default class RelaySmarthost {
     this.#pool.close();
   }
 
-  deliver(delivery: Delivery): Promise<RecipientResult[]> {
+  async deliver(delivery: Delivery): Promise<RecipientResult[]> {
+    if (delivery.message.envelope.requireTls && (this.opts.tls === 'none' || !this.opts.verifyCertificate)) {
+      // RFC 8689 4.2.1: REQUIRETLS mail goes only over TLS with a verified certificate, which this
+      // configuration cannot give; the sender asked for a bounce rather than a weaker hop.
+      const why = this.opts.tls === 'none' ? 'relays without TLS' : 'does not verify the certificate';
+      return new DeliveryFailure({ code: 550, enhanced: '5.7.30', text: `REQUIRETLS support required: the smarthost ${this.opts.host} ${why}` }).resultsFor(
+        delivery.recipients.map((r) => r.address),
+      );
+    }
     return sendPooled(this.#pool, `${this.opts.host}:${this.opts.port}`, () => this.#open(delivery.signal), delivery);
   }
 
