@@ -24,16 +24,6 @@ const REFUSED_BY_SMTP: Readonly<Record<string, string>> = {
   'invalid-hello-macro': 'HELO "JUMPIN\' JUPITER": EHLO takes one domain or address literal, no space (RFC 5321 4.1.1.1); 501',
 };
 
-/**
- * Cases SMTP must accept but Petrel does not yet: a quoted local part with a
- * space (`MAIL FROM:<"Macro Error"@e8.example.com>`, RFC 5321 4.1.2) gets
- * 501 until the address parsing fix of issue 13 lands. Run and reported as
- * TODO; remove the entry when it passes.
- */
-const AWAITING_QUOTED_LOCAL_PARTS: Readonly<Record<string, string>> = {
-  'dorky-sentinel': 'MAIL FROM with a quoted local part containing a space is refused (issue 13, SMTP server)',
-};
-
 const scenarios = loadRfc7208Suite();
 
 describe('RFC 7208 test suite over SMTP', () => {
@@ -75,8 +65,7 @@ describe('RFC 7208 test suite over SMTP', () => {
           });
           continue;
         }
-        const todo = AWAITING_QUOTED_LOCAL_PARTS[spfCase.id];
-        it(`${spfCase.id}: ${spfCase.results.join(' or ')}`, todo ? { todo } : {}, async () => {
+        it(`${spfCase.id}: ${spfCase.results.join(' or ')}`, async () => {
           const outcome = await deliver(server, spfCase);
           assert.ok('spf' in outcome, `${spfCase.description}\nSMTP refused: ${'refused' in outcome ? outcome.refused : ''}`);
           assert.ok(spfCase.results.includes(outcome.spf), `${spfCase.description}\nexpected ${spfCase.results.join(' or ')}, Petrel recorded: ${outcome.header}`);
