@@ -1,6 +1,8 @@
 const CR = 13;
 const EMPTY = Buffer.alloc(0);
 const LF = 10;
+const CRLF = Buffer.from('\r\n');
+const HEADER_END = Buffer.from('\r\n\r\n');
 
 export interface InspectorLimits {
   /** Bytes after which the message is counted but no longer passed on. */
@@ -27,8 +29,11 @@ export class LineEndingInspector {
 
   readonly #limits: InspectorLimits;
   #previousByte = -1;
+  /** The header bytes received so far, joined only once the block's end is found. */
   #headerChunks: Buffer[] = [];
   #headerBytesSeen = 0;
+  /** The last (up to) three header bytes seen, where a CRLF CRLF split across chunks starts. */
+  #tail: Buffer = CRLF;
 
   constructor(limits: InspectorLimits) {
     this.#limits = limits;
@@ -50,7 +55,7 @@ export class LineEndingInspector {
     if (this.#previousByte === CR) this.bareLineEnding = true;
     if (this.headerBlock === undefined && !this.headerTooLarge) {
       // No empty line at all: the whole message is header (RFC 5322 allows no body).
-      this.headerBlock = Buffer.concat(this.#headerChunks);
+      this.headerBlock = Buffer.concat(this.#headerChunks, this.#headerBytesSeen);
     }
     this.#headerChunks = [];
   }
@@ -80,22 +85,43 @@ export class LineEndingInspector {
   }
 
   #collectHeader(chunk: Buffer): void {
-    // Search from a few bytes back so a CRLFCRLF split across chunks is found.
-    const carry = Math.min(3, this.#headerBytesSeen);
+    const offset = this.#headerBytesSeen;
     this.#headerChunks.push(chunk);
-    const searchStart = this.#headerBytesSeen - carry;
     this.#headerBytesSeen += chunk.length;
-    const seen = this.#headerChunks.length === 1 ? chunk : Buffer.concat(this.#headerChunks);
-    this.#headerChunks = [seen];
-    const end = seen.indexOf('\r\n\r\n', Math.max(0, searchStart));
-    const startsWithEmptyLine = seen.length >= 2 && seen[0] === CR && seen[1] === LF;
-    if (startsWithEmptyLine) {
-      this.headerBlock = seen.subarray(0, 2);
-    } else if (end !== -1) {
-      this.headerBlock = seen.subarray(0, end + 4);
-    } else if (this.#headerBytesSeen > this.#limits.maxHeaderBytes) {
+    const end = this.#headerEnd(chunk, offset);
+    if (end !== undefined && end <= this.#limits.maxHeaderBytes) {
+      // Joined once, when the end is known: joining on every chunk would copy the header
+      // over and over, quadratic in its size for a client that sends it in small pieces.
+      this.headerBlock = Buffer.concat(this.#headerChunks, this.#headerBytesSeen).subarray(0, end);
+    } else if (end !== undefined || this.#headerBytesSeen > this.#limits.maxHeaderBytes) {
       this.headerTooLarge = true;
     }
-    if (this.headerBlock !== undefined || this.headerTooLarge) this.#headerChunks = [];
+    if (this.headerBlock !== undefined || this.headerTooLarge) {
+      this.#headerChunks = [];
+      return;
+    }
+    this.#tail = lastBytes(this.#tail, chunk, 3);
   }
+
+  /**
+   * Where the header block ends (just after its CRLF CRLF), counted from the start of the
+   * message, if it ends in `chunk`. Only the new chunk is searched, and the three bytes
+   * before it for a CRLF CRLF split across chunks, so every byte is looked at once or twice.
+   * The tail starts as a virtual CRLF before the message, which makes a message that opens
+   * with an empty line (no header fields) end its header block at byte 2.
+   */
+  #headerEnd(chunk: Buffer, offset: number): number | undefined {
+    const tail = this.#tail;
+    const edge = Buffer.concat([tail, chunk.subarray(0, 3)]);
+    const straddling = edge.indexOf(HEADER_END);
+    if (straddling !== -1) return offset - tail.length + straddling + HEADER_END.length;
+    const inside = chunk.indexOf(HEADER_END);
+    return inside === -1 ? undefined : offset + inside + HEADER_END.length;
+  }
+}
+
+/** The last `count` bytes of `before` followed by `chunk`. */
+function lastBytes(before: Buffer, chunk: Buffer, count: number): Buffer {
+  if (chunk.length >= count) return Buffer.from(chunk.subarray(chunk.length - count));
+  return Buffer.concat([before, chunk]).subarray(-count);
 }

@@ -76,6 +76,25 @@ export class SmtpTestClient {
     this.#socket.write(data);
   }
 
+  /**
+   * Sends `data` in pieces of `pieceBytes`, each in its own TCP segment (no Nagle), waiting
+   * `pauseMs` after each: a slow or hostile client. Stops early, without an error, when the
+   * server closes the connection; resolves to the number of bytes sent.
+   */
+  async trickle(data: string | Buffer, pieceBytes: number, pauseMs = 0): Promise<number> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    const socket = this.#socket;
+    socket.setNoDelay(true);
+    let sent = 0;
+    while (sent < bytes.length && !this.#closed) {
+      const piece = bytes.subarray(sent, sent + pieceBytes);
+      await new Promise<void>((resolve) => socket.write(piece, () => resolve()));
+      sent += piece.length;
+      await new Promise((resolve) => (pauseMs > 0 ? setTimeout(resolve, pauseMs) : setImmediate(resolve)));
+    }
+    return sent;
+  }
+
   /** Sends a command line (CRLF is added). */
   send(line: string): void {
     this.write(`${line}\r\n`);
