@@ -48,6 +48,9 @@ describe('relay-access: open-relay matrix, unauthenticated, from a client that m
   before(async () => {
     server = await startTestServer({
       server: { localDomains: LOCAL_DOMAINS },
+      // The matrix is one connection making one error after another, which the error limits
+      // exist to cut short (test/connection-limits.test.ts); here every reply must be seen.
+      limits: { softErrorLimit: 100, hardErrorLimit: 100 },
       plugins: [{ name: 'relay-access', options: { relayNetworks: ['127.0.0.9/32'] } }, { name: 'queue-spool' }],
     });
   });

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from './config-error.js';
 import { interpolateEnvironment } from './env-interpolation.js';
+import { effectiveLimits, limitProblems } from './limits-schema.js';
 import { configSchema, type PetrelConfig } from './schema.js';
 import { issueAt, objectLocator, YamlSource, type ConfigLocator } from './yaml-source.js';
 import { toConfigIssues } from './zod-issues.js';
@@ -50,11 +51,16 @@ function validate(raw: unknown, locator: ConfigLocator, baseDir: string): Loaded
   const config = parsed.data;
   const issues: ConfigIssue[] = [];
   const names = new Set<string>();
+  // A contradiction in the top-level limits shows on every listener; it is reported once.
+  const limitIssues = new Map<string, ConfigIssue>();
   config.listeners.forEach((listener, index) => {
     if (names.has(listener.name)) {
       issues.push(issueAt(locator, ['listeners', index, 'name'], `listener name "${listener.name}" is used twice`));
     }
     names.add(listener.name);
+    for (const problem of limitProblems(effectiveLimits(config.limits, listener.limits), listener.limits, index)) {
+      limitIssues.set(`${problem.path.join('.')} ${problem.message}`, issueAt(locator, problem.path, problem.message));
+    }
     const needsCertificate = listener.tls !== 'none';
     const hasCertificate = config.tls !== undefined && (config.tls.cert !== undefined || config.tls.selfSigned);
     if (needsCertificate && !hasCertificate) {
@@ -67,6 +73,7 @@ function validate(raw: unknown, locator: ConfigLocator, baseDir: string): Loaded
       );
     }
   });
+  issues.push(...limitIssues.values());
   if (config.delivery.shaping.store === 'redis' && !config.redis) {
     issues.push(issueAt(locator, ['delivery', 'shaping', 'store'], 'store: redis needs a redis: section (redis: { url: redis://127.0.0.1:6379 }); or use store: memory'));
   }

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { limitsSchema, listenerLimitsSchema } from './limits-schema.js';
 import { shapingSchema } from './shaping-schema.js';
 import { cidr, dnsServer, duration, port, size } from './units.js';
 import { ALL_HOOK_NAMES, type HookName } from '../hooks/catalogue.js';
@@ -68,6 +69,7 @@ const listenerSchema = z.strictObject({
     .enum(['cannot-verify', 'disabled'])
     .default('cannot-verify')
     .describe('VRFY and EXPN: cannot-verify answers 252 (RFC 5321 3.5.3), disabled answers 502; neither discloses addresses'),
+  limits: listenerLimitsSchema,
 });
 
 const hookTimeouts = z.strictObject(
@@ -163,16 +165,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   listeners: z.array(listenerSchema).min(1),
   tls: tlsSchema.optional(),
-  limits: z
-    .strictObject({
-      messageSize: size().prefault('25MiB').describe('SIZE advertised; larger messages get 552'),
-      headerSize: size().prefault('1MiB').describe('largest header block'),
-      recipients: z.number().int().min(1).default(100).describe('recipients per message'),
-      clients: z.number().int().min(1).default(1000).describe('simultaneous connections per listener'),
-      commandLength: z.number().int().min(512).default(4096).describe('longest command line in bytes'),
-      socketTimeout: duration().prefault('5m').describe('idle time before a connection is closed'),
-    })
-    .prefault({}),
+  limits: limitsSchema.describe('what one client may cost: sizes, connections, time, errors; per listener under listeners[].limits'),
   dns: z
     .strictObject({
       servers: z

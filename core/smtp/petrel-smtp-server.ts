@@ -5,8 +5,12 @@ import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { PetrelError } from '../errors.js';
+import { describeDuration } from '../util/describe-duration.js';
 import type { NetworkList } from '../util/networks.js';
 import { mailPath } from './mail-path.js';
+import type { ClientShares, ShareLimits } from './client-shares.js';
+import { ConnectionDeadlines, type DeadlineLimits, type Expired, type Turn } from './connection-deadlines.js';
+import { ErrorLimit, type ErrorLimits } from './error-limit.js';
 import { readProxyHeader } from './proxy-protocol.js';
 
 /**
@@ -32,6 +36,10 @@ import { readProxyHeader } from './proxy-protocol.js';
  * accepts quoted local parts (`<"john doe"@example.org>`) and refuses
  * command lines that are not UTF-8 (see mail-path.ts), and tells the
  * handlers when smtp-server resets the envelope (RSET, HELO/EHLO, STARTTLS).
+ * It also applies the limits smtp-server lacks: a share of `clients` per
+ * client address and network (client-shares.ts), total-time deadlines for a
+ * command, a message and a session (connection-deadlines.ts), and the soft
+ * and hard error limits (error-limit.ts).
  *
  * The methods relied on are checked at load time, and test/greeting.test.ts
  * fails if an upgrade brings the pause back.
@@ -53,8 +61,24 @@ export interface HeloRequest {
   readonly hostname: string;
 }
 
+/** The limits one connection gets (a reload changes them for new connections). */
+export type ConnectionLimits = ShareLimits & DeadlineLimits & ErrorLimits;
+
+/** A limit that refused or closed a connection, for the log. */
+export interface LimitEvent {
+  readonly limit: 'clientsPerAddress' | 'clientsPerNetwork' | 'commandTimeout' | 'dataTimeout' | 'sessionTimeout' | 'hardErrorLimit';
+  readonly value: number;
+  readonly sessionId: string;
+  readonly remoteAddress: string;
+}
+
 export interface PetrelServerExtensions {
   readonly greetingDelayMs: number;
+  /** The limits new connections get. */
+  readonly limits: () => ConnectionLimits;
+  /** Connections held per client address and network on this listener. */
+  readonly shares: ClientShares;
+  readonly onLimit: (event: LimitEvent) => void;
   /** Peers that must start with a PROXY protocol header (v1 or v2); empty: none. */
   readonly proxyFrom: NetworkList;
   readonly vrfy: VerifyCommands;
@@ -72,12 +96,23 @@ interface ConnectionInternals {
   send(code: number, data?: string | string[] | null, context?: string | false): void;
   close(): void;
   name: string;
+  id: string;
+  remoteAddress: string;
+  // Whose turn it is (see #turn): smtp-server's own state, checked by test/connection-limits.test.ts.
+  _ready: boolean;
+  _handlerPending: boolean;
+  _closing: boolean;
+  _closed: boolean;
+  _dataStream: unknown;
+  _parser: { _dataMode: boolean; dataBytes: number } | false;
 }
+
+type CommandCallback = (() => void) | undefined;
 
 const REQUIRED_METHODS: [object, string[]][] = [
   [
     SMTPConnection.prototype,
-    ['_setListeners', 'connectionReady', 'send', 'close', 'handler_HELO', 'handler_EHLO', 'handler_VRFY', '_getEnhancedStatusCode', '_parseAddressCommand', '_resetSession'],
+    ['_setListeners', 'connectionReady', 'send', 'close', 'handler_HELO', 'handler_EHLO', 'handler_VRFY', '_getEnhancedStatusCode', '_parseAddressCommand', '_resetSession', '_onCommand', '_onClose'],
   ],
   [SMTPServer.prototype, ['_handleProxy', '_onError', '_onClientConnect']],
 ];
@@ -108,7 +143,18 @@ const VERIFY_REPLIES = {
   EXPN: '2.5.0 Cannot EXPN list; RCPT TO will tell whether mail for it is accepted',
 } as const;
 
+const SERVER_TURN: Turn = { kind: 'server' };
+const COMMAND_TURN: Turn = { kind: 'command' };
+
 class PetrelConnection extends SMTPConnection {
+  /** Set once the connection is admitted; fixed for its lifetime. */
+  #limits: ConnectionLimits | undefined;
+  #deadlines: ConnectionDeadlines | undefined;
+  #errors: ErrorLimit | undefined;
+  #releaseShare: (() => void) | undefined;
+  /** Waiting errorDelay before handling a command: the server's turn. */
+  #pausing = false;
+
   override init(): void {
     const self = this as unknown as ConnectionInternals;
     self._setListeners(() => {
@@ -117,6 +163,7 @@ class PetrelConnection extends SMTPConnection {
         self.send(421, `${self.name} Too many connected clients, try again in a moment`, false);
         return;
       }
+      if (!this.#admit(self)) return;
       const delay = server.petrel.greetingDelayMs;
       if (delay <= 0) {
         self.connectionReady();
@@ -129,8 +176,73 @@ class PetrelConnection extends SMTPConnection {
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     const hasOwnCode = typeof data === 'string' && STARTS_WITH_ENHANCED_CODE.test(data);
     super.send(code, data, hasOwnCode ? false : context);
-    const session = (this as unknown as ConnectionInternals).session;
-    if (code >= 400 && session[CLOSE_AFTER_REPLY] && code !== 421) this.close();
+    const self = this as unknown as ConnectionInternals;
+    if (code >= 400 && self.session[CLOSE_AFTER_REPLY] && code !== 421) this.close();
+    this.#deadlines?.replied(code);
+    if (self._closing || self._closed) return;
+    if (this.#errors?.replied(code, context === 'DATA_OK')) this.#closeFor(self, 'hardErrorLimit', '4.7.0', 'Too many errors in this session, closing connection');
+  }
+
+  /** Past the soft error limit every command waits errorDelay before it is handled. */
+  override _onCommand(command: Buffer, callback: CommandCallback): void {
+    const delay = this.#errors?.delay() ?? 0;
+    if (delay === 0) return super._onCommand(command, callback);
+    this.#pausing = true;
+    setTimeout(() => {
+      this.#pausing = false;
+      const self = this as unknown as ConnectionInternals;
+      if (self._closing || self._closed) return callback?.();
+      super._onCommand(command, callback);
+    }, delay).unref();
+  }
+
+  override _onClose(): void {
+    this.#deadlines?.stop();
+    this.#releaseShare?.();
+    super._onClose();
+  }
+
+  /** Takes the client's share of the listener, or refuses it with 421 4.7.0 (and closes). */
+  #admit(self: ConnectionInternals): boolean {
+    const petrel = self._server.petrel;
+    const limits = petrel.limits();
+    const share = petrel.shares.admit(self.remoteAddress, limits);
+    if (!share.admitted) {
+      const limit = share.over === 'address' ? 'clientsPerAddress' : 'clientsPerNetwork';
+      petrel.onLimit({ limit, value: share.limit, sessionId: self.id, remoteAddress: self.remoteAddress });
+      self.send(421, `4.7.0 ${self.name} Too many connections from your ${share.over}, try again later`);
+      return false;
+    }
+    this.#releaseShare = share.release;
+    this.#limits = limits;
+    this.#errors = new ErrorLimit(limits);
+    this.#deadlines = new ConnectionDeadlines(limits, () => this.#turn(self), (what) => this.#timedOut(self, what, limits));
+    return true;
+  }
+
+  #turn(self: ConnectionInternals): Turn {
+    if (!self._ready || self._handlerPending || this.#pausing) return SERVER_TURN;
+    const parser = self._parser;
+    if (parser && parser._dataMode) return { kind: 'data', bytes: parser.dataBytes };
+    // The message is in and the data hooks or the queue have not answered yet.
+    if (self._dataStream) return SERVER_TURN;
+    return COMMAND_TURN;
+  }
+
+  #timedOut(self: ConnectionInternals, what: Expired, limits: ConnectionLimits): void {
+    const texts: Record<Expired, string> = {
+      command: `No complete command within ${describeDuration(limits.commandTimeout)}, closing connection`,
+      data: 'Message not received in the time allowed, closing connection',
+      session: `Session time limit of ${describeDuration(limits.sessionTimeout)} reached, closing connection`,
+    };
+    this.#closeFor(self, `${what}Timeout`, '4.4.2', texts[what]);
+  }
+
+  /** A limit ends the session: 421 (which closes the connection) and a log line. */
+  #closeFor(self: ConnectionInternals, limit: LimitEvent['limit'], enhanced: string, text: string): void {
+    const value = this.#limits?.[limit] ?? 0;
+    self._server.petrel.onLimit({ limit, value, sessionId: self.id, remoteAddress: self.remoteAddress });
+    self.send(421, `${enhanced} ${self.name} ${text}`);
   }
 
   override handler_HELO(command: Buffer, callback: () => void): void {

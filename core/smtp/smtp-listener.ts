@@ -1,12 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import type { SMTPServerOptions } from 'smtp-server';
+import { limitsOf, type Limits } from '../config/limits-schema.js';
 import type { ListenerConfig, PetrelConfig } from '../config/schema.js';
 import type { ReverseLookup } from '../dns/reverse-lookup.js';
 import { bunyanAdapter, isClientHangup, type Logger } from '../log/logger.js';
 import type { ListenerInfo } from '../session.js';
+import { describeDuration } from '../util/describe-duration.js';
 import { listenFailure } from '../util/listen-failure.js';
 import { isLoopback, NetworkList } from '../util/networks.js';
-import { PetrelSmtpServer } from './petrel-smtp-server.js';
+import { ClientShares } from './client-shares.js';
+import { PetrelSmtpServer, type LimitEvent } from './petrel-smtp-server.js';
 import { SmtpSessionHandlers, type SessionHandlerDeps } from './smtp-session-handlers.js';
 import type { TlsMaterial } from './tls-material.js';
 
@@ -25,6 +28,8 @@ export class SmtpListener {
   readonly #server: PetrelSmtpServer;
   readonly #handlers: SmtpSessionHandlers;
   readonly #log: Logger;
+  /** The limits new connections get; a reload changes them. */
+  #limits: Limits;
 
   constructor(
     readonly config: ListenerConfig,
@@ -41,6 +46,7 @@ export class SmtpListener {
       submission: config.submission,
     };
     this.#log = deps.logger.child({ listener: config.name });
+    this.#limits = limitsOf(serverConfig, config.name);
     const xclientFrom = new NetworkList(config.xclient);
     this.#handlers = new SmtpSessionHandlers({
       ...deps,
@@ -57,6 +63,9 @@ export class SmtpListener {
       vrfy: config.vrfy,
       onHelo: this.#handlers.onHelo,
       onReset: this.#handlers.onReset,
+      limits: () => this.#limits,
+      shares: new ClientShares(),
+      onLimit: (event) => this.#logLimit(event),
     });
     this.#server.on('error', (error: Error) => {
       // Before it listens, an error is a failed listen(), which reports it itself.
@@ -72,7 +81,8 @@ export class SmtpListener {
    * session); listener addresses cannot change without a restart.
    */
   apply(serverConfig: PetrelConfig, tls: TlsMaterial | undefined): void {
-    Object.assign(this.#server.options, reloadableOptions(serverConfig));
+    this.#limits = limitsOf(serverConfig, this.config.name);
+    Object.assign(this.#server.options, reloadableOptions(serverConfig, this.#limits));
     if (tls) this.#server.updateSecureContext(tlsOptions(tls));
   }
 
@@ -86,6 +96,7 @@ export class SmtpListener {
         server.off('error', onError);
         const address = server.address() as AddressInfo;
         this.#log.info({ host: address.address, port: address.port, tls: this.config.tls }, `listening on ${address.address}:${address.port}`);
+        this.#warnBelowRfcMinimums();
         resolve(address);
       });
     });
@@ -120,13 +131,37 @@ export class SmtpListener {
     await closed;
   }
 
+  /** A limit refused or closed a connection: one line an operator (or fail2ban) can act on. */
+  #logLimit(event: LimitEvent): void {
+    const { limit, value, sessionId, remoteAddress } = event;
+    const shown = limit.endsWith('Timeout') ? describeDuration(value) : String(value);
+    this.#log.info({ sid: sessionId, remote: remoteAddress, limit, value }, `connection ${limit.startsWith('clients') ? 'refused' : 'closed'}: ${limit} (${shown}) reached`);
+  }
+
+  /**
+   * RFC 5321 4.5.3.2 asks servers to wait at least 5 minutes for a command and at least 3
+   * minutes for each piece of a message. Shorter limits are allowed (tests, overload), but
+   * slow legitimate clients may be cut off, so say so once.
+   */
+  #warnBelowRfcMinimums(): void {
+    const below = [
+      ['commandTimeout', this.#limits.commandTimeout, 5 * 60_000],
+      ['socketTimeout', this.#limits.socketTimeout, 3 * 60_000],
+    ] as const;
+    for (const [name, value, minimum] of below) {
+      if (value < minimum) {
+        this.#log.warn({ limit: name, value }, `limits.${name} (${describeDuration(value)}) is below the ${describeDuration(minimum)} RFC 5321 4.5.3.2 asks for; slow clients may be cut off`);
+      }
+    }
+  }
+
   #options(serverConfig: PetrelConfig, deps: ListenerDeps): SMTPServerOptions {
     const config = this.config;
     const tls = deps.tls;
     const reverse = config.reverseDns ?? serverConfig.dns.reverseLookup;
     const reverseLookup = deps.reverseLookup;
     return {
-      ...reloadableOptions(serverConfig),
+      ...reloadableOptions(serverConfig, this.#limits),
       secure: config.tls === 'implicit',
       hideSTARTTLS: config.tls === 'none' || config.tls === 'implicit',
       ...(tls ? tlsOptions(tls) : {}),
@@ -167,8 +202,7 @@ export class SmtpListener {
 }
 
 /** smtp-server options that come from the config and that a reload may change (read per session). */
-function reloadableOptions(config: PetrelConfig): Partial<SMTPServerOptions> {
-  const { limits } = config;
+function reloadableOptions(config: PetrelConfig, limits: Limits): Partial<SMTPServerOptions> {
   return {
     name: config.server.hostname,
     size: limits.messageSize,

@@ -7,6 +7,7 @@ import type {
   SMTPServerSession,
 } from 'smtp-server';
 import type { Clock } from '../clock.js';
+import { limitsOf } from '../config/limits-schema.js';
 import type { InboundHookName } from '../hooks/catalogue.js';
 import { defer, reject, type DecisiveResult, type HookResult, type SmtpReply } from '../hooks/results.js';
 import type { Logger } from '../log/logger.js';
@@ -175,7 +176,7 @@ export class SmtpSessionHandlers {
     // (and counts only distinct addresses against the limit), and each copy would be delivered.
     const key = recipient.address.toLowerCase();
     if (transaction.to.some((to) => to.address.toLowerCase() === key)) return done();
-    if (transaction.to.length >= state.pipeline.config.limits.recipients) return done(replyError(REPLIES.tooManyRecipients.reply));
+    if (transaction.to.length >= limitsOf(state.pipeline.config, state.listener.name).recipients) return done(replyError(REPLIES.tooManyRecipients.reply));
     state.pipeline.runner.run('rcpt', transaction.log, state, transaction, recipient).then(({ result, decidedBy }) => {
       if (result.kind === 'accept') {
         transaction.to.push(recipient);
@@ -239,7 +240,7 @@ export class SmtpSessionHandlers {
     if (dataRun.result.kind !== 'next' && dataRun.result.kind !== 'accept') {
       return this.#refuse(session, log, dataRun.result, dataRun.decidedBy, transaction, 0);
     }
-    const { limits } = state.pipeline.config;
+    const limits = limitsOf(state.pipeline.config, state.listener.name);
     let failure: unknown;
     const outcome = await this.deps.spool
       .receive(transaction.id, stream as Readable, { maxBytes: limits.messageSize, maxHeaderBytes: limits.headerSize })

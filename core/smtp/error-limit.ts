@@ -1,0 +1,41 @@
+export interface ErrorLimits {
+  /** Errors after which every reply waits `errorDelay`. */
+  readonly softErrorLimit: number;
+  /** Errors after which the client is disconnected. */
+  readonly hardErrorLimit: number;
+  readonly errorDelay: number;
+}
+
+/**
+ * Errors one session made without getting a message accepted, as Postfix
+ * counts them (smtpd_soft_error_limit, smtpd_error_sleep_time,
+ * smtpd_hard_error_limit). A client probing for valid addresses (RCPT after
+ * RCPT to unknown users), guessing passwords or sending junk collects errors
+ * fast: past the soft limit each of its commands waits `errorDelay` before it
+ * is answered, at the hard limit it gets 421 4.7.0 and the connection is
+ * closed. A message accepted starts the count again, so a mailing list with a
+ * few stale addresses per message is never slowed down.
+ *
+ * Every 4xx and 5xx reply counts (a 421 ends the session anyway).
+ */
+export class ErrorLimit {
+  #errors = 0;
+
+  constructor(private readonly limits: ErrorLimits) {}
+
+  /** Counts a reply; true when this one reached the hard limit and the client must go. */
+  replied(code: number, messageAccepted: boolean): boolean {
+    if (messageAccepted) {
+      this.#errors = 0;
+      return false;
+    }
+    if (code < 400 || code === 421) return false;
+    this.#errors++;
+    return this.#errors >= this.limits.hardErrorLimit;
+  }
+
+  /** How long to wait before handling the client's next command. */
+  delay(): number {
+    return this.#errors > this.limits.softErrorLimit ? this.limits.errorDelay : 0;
+  }
+}
