@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fixturePlugin } from './fixtures/paths.js';
+import { testCertificate } from './harness/certificates.js';
 import { configProblems } from './harness/config-problems.js';
 import { SmtpTestClient, sampleMessage } from './harness/smtp-client.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -184,6 +185,28 @@ describe('total-time limits that a trickle of bytes does not restart', () => {
     assert.match((await client.reply()).raw, /^250 2\.0\.0 /, 'the message is accepted');
     assert.equal((await client.reply()).raw, '421 4.4.2 mx.petrel.test Session time limit of 2 seconds reached, closing connection');
     await client.waitForClose();
+  });
+});
+
+describe('the implicit TLS handshake', () => {
+  it('must be over within commandTimeout, though bytes keep coming', async () => {
+    const certificate = testCertificate('mx.petrel.test');
+    const server = await startTestServer({
+      tls: { cert: certificate.certFile, key: certificate.keyFile },
+      listeners: [{ name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit' }],
+      limits: { socketTimeout: '30s', commandTimeout: '500ms' },
+    });
+    try {
+      const client = await SmtpTestClient.connect(server.port('smtps'));
+      // A TLS record header announcing a 512-byte handshake record: the TLS layer waits for all of it.
+      const record = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), Buffer.alloc(512, 1)]);
+      const sent = await client.trickle(record, 1, 50);
+      assert.ok(sent < record.length, 'cut off before the record was complete');
+      assert.ok(sent >= 3, 'the client kept sending (the idle timeout did not fire)');
+      await client.waitForClose();
+    } finally {
+      await server.stop();
+    }
   });
 });
 

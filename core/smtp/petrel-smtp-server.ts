@@ -114,7 +114,7 @@ const REQUIRED_METHODS: [object, string[]][] = [
     SMTPConnection.prototype,
     ['_setListeners', 'connectionReady', 'send', 'close', 'handler_HELO', 'handler_EHLO', 'handler_VRFY', '_getEnhancedStatusCode', '_parseAddressCommand', '_resetSession', '_onCommand', '_onClose'],
   ],
-  [SMTPServer.prototype, ['_handleProxy', '_onError', '_onClientConnect']],
+  [SMTPServer.prototype, ['_handleProxy', '_acceptSocket', '_onError', '_onClientConnect']],
 ];
 for (const [prototype, methods] of REQUIRED_METHODS) {
   for (const method of methods) {
@@ -314,6 +314,27 @@ export class PetrelSmtpServer extends SMTPServer {
     readonly petrel: PetrelServerExtensions,
   ) {
     super(options);
+  }
+
+  /**
+   * The implicit TLS handshake (port 465) happens before there is a connection to put a
+   * deadline on, under smtp-server's idle timeout only: a client trickling a ClientHello
+   * could hold the socket for as long as it liked. It gets commandTimeout for the whole
+   * handshake, like a command line.
+   */
+  override _acceptSocket(socket: net.Socket, handshake: boolean): (() => void) | false {
+    const release = super._acceptSocket(socket, handshake);
+    if (!release || !handshake) return release;
+    // The TLS socket is destroyed, not the raw one under it: tearing the TCP socket away from
+    // under a handshake in progress crashes Node (smtp-server's _upgrade says the same).
+    const deadline = setTimeout(() => {
+      (this._pendingSockets.get(socket) ?? socket).destroy();
+    }, this.petrel.limits().commandTimeout);
+    deadline.unref();
+    return () => {
+      clearTimeout(deadline);
+      release();
+    };
   }
 
   override _handleProxy(socket: net.Socket, callback: Parameters<SMTPServer['_handleProxy']>[1]): void {
