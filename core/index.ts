@@ -36,6 +36,7 @@ export type { Clock } from './clock.js';
 export type { DnsResolver, DnssecAnswer, DnssecRecordType, RecordType } from './dns/resolver.js';
 export type { Logger } from './log/logger.js';
 export type { Paths } from './paths.js';
+export type { ExpiringStore, ExpiringStores, StoreChoice } from './util/expiring-store.js';
 export type * from './queue/contract.js';
 export type {
   BouncedEvent,

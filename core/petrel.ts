@@ -30,6 +30,7 @@ import type { RedisClient } from './redis/redis-client.js';
 import { SmtpListener } from './smtp/smtp-listener.js';
 import { loadTlsMaterial, type TlsMaterial } from './smtp/tls-material.js';
 import { Spool } from './spool/spool.js';
+import { ExpiringStores } from './util/expiring-store.js';
 import { restartOnlyChanges, sameCoreConfig } from './reload/restart-only-changes.js';
 
 export interface PetrelOptions {
@@ -111,6 +112,11 @@ export class Petrel {
       base.registerInstance(TOKENS.Redis, redis);
     }
     options.override?.(base);
+    // After the overrides, so the stores count by the clock and Redis the plugins see.
+    if (!base.isRegistered(TOKENS.ExpiringStores)) {
+      const sharedRedis = base.isRegistered(TOKENS.Redis) ? base.resolve<RedisClient>(TOKENS.Redis) : undefined;
+      base.registerInstance(TOKENS.ExpiringStores, new ExpiringStores(base.resolve<Clock>(TOKENS.Clock), sharedRedis));
+    }
     const generation = await Petrel.#generationFor(options.config, base, logger, metrics);
     const petrel = new Petrel(base, logger, options, generation, metrics);
     petrel.#redis = redis;

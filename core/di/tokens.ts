@@ -12,6 +12,7 @@
  * | Spool          | Spool                        | whole server                           |
  * | Queue          | Queue                        | whole server, from the queue plugin    |
  * | Redis          | ioredis Redis                | only when `redis:` is configured       |
+ * | ExpiringStores | ExpiringStores               | whole server, survives reloads         |
  * | Metrics        | Metrics (prom-client)        | whole server, survives reloads         |
  * | Logger         | Logger                       | per plugin: carries `plugin: <name>`   |
  * | PluginOptions  | the plugin's parsed options  | per plugin                             |
@@ -24,6 +25,7 @@ export const TOKENS = {
   Spool: Symbol.for('petrel.Spool'),
   Queue: Symbol.for('petrel.Queue'),
   Redis: Symbol.for('petrel.Redis'),
+  ExpiringStores: Symbol.for('petrel.ExpiringStores'),
   Metrics: Symbol.for('petrel.Metrics'),
   Logger: Symbol.for('petrel.Logger'),
   PluginOptions: Symbol.for('petrel.PluginOptions'),

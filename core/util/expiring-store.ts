@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
+import type { RedisClient } from '../redis/redis-client.js';
 
 /**
  * Small shared state that expires by itself: AUTH failure counters,
@@ -12,9 +12,13 @@ import type { Clock } from '../clock.js';
 export interface ExpiringStore {
   /** Adds one to a counter; the counter's lifetime starts at its first increment. Returns the new count. */
   increment(key: string, ttlMs: number): Promise<number>;
+  /** Takes one back from a counter (never below 0, its expiry unchanged; a missing counter stays missing). */
+  decrement(key: string): Promise<void>;
   get(key: string): Promise<string | undefined>;
   /** Stores a value that disappears after ttlMs. */
   set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Stores a value that disappears after ttlMs, only if the key holds none; true when it was stored. One atomic step. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   delete(key: string): Promise<void>;
 }
 
@@ -22,16 +26,35 @@ export interface ExpiringStore {
 export type StoreChoice = 'auto' | 'memory' | 'redis';
 
 /**
- * The store a plugin asked for. `auto` is Redis when the config has a
- * `redis:` section, memory otherwise. Throws a message fit for the operator
- * when `redis` is asked for and none is configured.
+ * The expiring stores of one Petrel process, one per namespace (a plugin's
+ * name). Plugins get them here rather than making their own so that memory
+ * stores live as long as the process, not as long as the plugin instance: a
+ * reload that builds a plugin again (its options changed) hands the new
+ * instance the same counters, and an AUTH lockout or a greylist survives
+ * `petrel reload`. Redis stores keep their state in Redis anyway.
  */
-export function openExpiringStore(choice: StoreChoice, namespace: string, clock: Clock, redis: Redis | undefined): ExpiringStore {
-  if (choice === 'redis' && redis === undefined) {
-    throw new Error(`store: redis needs a redis: section (url) in the config, or use store: memory`);
+export class ExpiringStores {
+  readonly #memory = new Map<string, MemoryExpiringStore>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly redis: RedisClient | undefined,
+  ) {}
+
+  /**
+   * The store a plugin asked for. `auto` is Redis when the config has a
+   * `redis:` section, memory otherwise. Throws a message fit for the operator
+   * when `redis` is asked for and none is configured.
+   */
+  open(choice: StoreChoice, namespace: string): ExpiringStore {
+    if (choice === 'redis' && this.redis === undefined) {
+      throw new Error(`store: redis needs a redis: section (url) in the config, or use store: memory`);
+    }
+    if (choice !== 'memory' && this.redis !== undefined) return new RedisExpiringStore(this.redis, `${namespace}:`);
+    let store = this.#memory.get(namespace);
+    if (!store) this.#memory.set(namespace, (store = new MemoryExpiringStore(this.clock)));
+    return store;
   }
-  if (choice !== 'memory' && redis !== undefined) return new RedisExpiringStore(redis, `${namespace}:`);
-  return new MemoryExpiringStore(clock);
 }
 
 /** The single-node store. Bounded, so a flood of distinct keys cannot exhaust memory. */
@@ -50,12 +73,23 @@ export class MemoryExpiringStore implements ExpiringStore {
     return count;
   }
 
+  async decrement(key: string): Promise<void> {
+    const current = this.#live(key);
+    if (current) current.value = String(Math.max(0, Number(current.value) - 1));
+  }
+
   async get(key: string): Promise<string | undefined> {
     return this.#live(key)?.value;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     this.#put(key, value, this.clock.now() + ttlMs);
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (this.#live(key)) return false;
+    this.#put(key, value, this.clock.now() + ttlMs);
+    return true;
   }
 
   async delete(key: string): Promise<void> {
@@ -103,10 +137,16 @@ local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return count`;
 
+/** DECR keeps the key's expiry; a missing or zero counter is left alone (DECR would create -1 without one). */
+const DECREMENT_TO_ZERO = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count and count > 0 then redis.call('DECR', KEYS[1]) end
+return 0`;
+
 /** The shared store: one key per entry under the config's redis.keyPrefix and the plugin's namespace. */
 export class RedisExpiringStore implements ExpiringStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
@@ -116,12 +156,20 @@ export class RedisExpiringStore implements ExpiringStore {
     return Number(count);
   }
 
+  async decrement(key: string): Promise<void> {
+    await this.redis.eval(DECREMENT_TO_ZERO, 1, this.prefix + key);
+  }
+
   async get(key: string): Promise<string | undefined> {
     return (await this.redis.get(this.prefix + key)) ?? undefined;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     await this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
   }
 
   async delete(key: string): Promise<void> {

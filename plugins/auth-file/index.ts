@@ -1,6 +1,5 @@
 import { isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
 import { inject, injectable } from 'tsyringe';
 import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
@@ -12,11 +11,14 @@ import type { Logger } from '../../core/log/logger.js';
 import type { Paths } from '../../core/paths.js';
 import type { PluginMeta } from '../../core/plugins/contract.js';
 import type { Credentials, Session } from '../../core/session.js';
-import { openExpiringStore } from '../../core/util/expiring-store.js';
+import { describeDuration } from '../../core/util/describe-duration.js';
+import type { ExpiringStores } from '../../core/util/expiring-store.js';
+import { networkOf } from '../../core/util/ip-address.js';
 import { unmapIPv4 } from '../../core/util/networks.js';
 import { checkFileAtStart } from '../../core/util/file-at-start.js';
 import { WatchedFile } from '../../core/util/watched-file.js';
-import { AuthLockout } from './auth-lockout.js';
+import { AuthLockout, type NetworkAttempt } from './auth-lockout.js';
+import { LoginThrottle } from './login-throttle.js';
 import { hashPassword, verifyPassword } from './password-hash.js';
 import { normalizeLogin, parseUsers, type Users } from './users-file.js';
 
@@ -35,6 +37,20 @@ export const options = z.strictObject({
       duration: duration().prefault('15m').describe('how long a locked-out network gets 454 for every AUTH'),
       ipv6Prefix: z.number().int().min(32).max(128).default(64).describe('IPv6 clients are counted per network of this size'),
       store: z.enum(['auto', 'memory', 'redis']).default('auto').describe('auto: Redis when the config has redis:, memory otherwise'),
+      perLogin: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          freeFailures: z.number().int().min(1).default(10).describe('failed attempts on one login (from any network) before its attempts are spaced out'),
+          delay: duration().prefault('1s').describe('the first spacing between attempts on that login; it doubles with every further failure'),
+          maxDelay: duration().prefault('10m').describe('the longest spacing'),
+          window: duration().prefault('1h').describe("a login's failures older than this are forgotten"),
+          knownNetworks: duration()
+            .prefault('30d')
+            .describe('how long a network the login succeeded from is exempt from the spacing (the real user is not slowed down)'),
+        })
+        .refine((perLogin) => perLogin.maxDelay >= perLogin.delay, { message: 'maxDelay must not be shorter than delay', path: ['maxDelay'] })
+        .prefault({})
+        .describe('spacing out guesses against one login that come from many networks'),
     })
     .prefault({}),
 });
@@ -45,16 +61,33 @@ const REPLIES = {
   failed: reject(535, '5.7.8', 'Authentication credentials invalid'),
   locked: defer(454, '4.7.0', 'Too many failed authentication attempts from your network; try again later'),
   lockedNow: disconnect(421, '4.7.0', 'Too many failed authentication attempts; try again later'),
+  throttled: (waitMs: number) => defer(454, '4.7.0', `Too many failed logins for this account; try again in ${describeDuration(waitMs)}`),
 } as const;
+
+/** The session note that carries an AUTH attempt from the guard that counted it to the one that settles it. */
+const ATTEMPT = 'auth-file:attempt';
+
+interface Attempt {
+  readonly network: NetworkAttempt;
+  readonly login: string;
+  /** Whether it counts against the login (not when the network is one the login is known from). */
+  readonly countedForLogin: boolean;
+}
 
 /**
  * AUTH PLAIN and LOGIN against a users file of scrypt hashes, reloaded when
  * it changes. It also guards every auth plugin in the server:
  *
- *   priority  100  a locked-out client network gets 454 4.7.0, no password is checked
+ *   priority  100  the attempt is counted as it starts, per client network and
+ *                  per login; a locked-out network gets 454 4.7.0, and so does
+ *                  a login whose attempts are being spaced out (no password is
+ *                  checked)
  *   priority    0  the users file: accept() on a match, next() otherwise
- *   priority -100  nobody accepted: count the failure, wait failureDelay,
- *                  answer 535 5.7.8 (or 421 and close when this failure locks the network out)
+ *   priority -100  nobody accepted: wait failureDelay, answer 535 5.7.8 (or
+ *                  421 and close when this failure locks the network out)
+ *
+ * An attempt another auth plugin accepts is given back at the session's next
+ * command (or its end); one the users file accepts, at once.
  *
  * An auth plugin of your own registers at the default priority, between the
  * two guards, and is protected the same way (docs/writing-a-plugin.md,
@@ -64,13 +97,14 @@ const REPLIES = {
 export default class AuthFile {
   static readonly meta: PluginMeta = {
     name: 'auth-file',
-    version: '1.0.0',
-    description: 'AUTH PLAIN/LOGIN from a users file with scrypt hashes; failure delay and lockout for all auth plugins',
+    version: '1.1.0',
+    description: 'AUTH PLAIN/LOGIN from a users file with scrypt hashes; failure delay, lockout and per-login spacing for all auth plugins',
   };
   static readonly options = options;
 
   readonly #users: WatchedFile<Users>;
   readonly #lockout: AuthLockout | undefined;
+  readonly #throttle: LoginThrottle | undefined;
   /** Checked for unknown logins, so they take as long as known ones (no user enumeration by timing). */
   #decoyHash: Promise<string> | undefined;
 
@@ -79,27 +113,34 @@ export default class AuthFile {
     @inject(TOKENS.Paths) paths: Paths,
     @inject(TOKENS.Clock) clock: Clock,
     @inject(TOKENS.Logger) private readonly log: Logger,
-    @inject(TOKENS.Redis, { isOptional: true }) redis: Redis | undefined,
+    @inject(TOKENS.ExpiringStores) stores: ExpiringStores,
   ) {
     const path = usersFilePath(paths.dataDir, opts.file);
     this.#users = new WatchedFile(path, (text) => parseUsers(text, path), (error) =>
       log.error({ err: error, file: path }, `users file not reloaded, the previous version stays in use: ${error.message}`),
     );
     const { lockout } = opts;
-    this.#lockout = lockout.enabled
-      ? new AuthLockout(openExpiringStore(lockout.store, 'auth-file', clock, redis), {
-          maxFailures: lockout.maxFailures,
-          windowMs: lockout.window,
-          durationMs: lockout.duration,
-          ipv6Prefix: lockout.ipv6Prefix,
-        })
-      : undefined;
+    if (!lockout.enabled) return;
+    // The same store after a reload that builds this plugin again: lockouts are not forgotten.
+    const store = stores.open(lockout.store, 'auth-file');
+    this.#lockout = new AuthLockout(store, { maxFailures: lockout.maxFailures, windowMs: lockout.window, durationMs: lockout.duration });
+    const { perLogin } = lockout;
+    if (perLogin.enabled) {
+      this.#throttle = new LoginThrottle(
+        store,
+        { freeFailures: perLogin.freeFailures, delayMs: perLogin.delay, maxDelayMs: perLogin.maxDelay, windowMs: perLogin.window, knownForMs: perLogin.knownNetworks },
+        clock,
+      );
+    }
   }
 
   register(hooks: HookRegistrar): void {
-    hooks.on('auth', (session) => this.refuseLockedOut(session), { priority: 100 });
-    hooks.on('auth', (_session, credentials) => this.checkPassword(credentials));
+    hooks.on('auth', (session, credentials) => this.beginAttempt(session, credentials), { priority: 100 });
+    hooks.on('auth', (session, credentials) => this.checkPassword(session, credentials));
     hooks.on('auth', (session, credentials) => this.countFailure(session, credentials), { priority: -100 });
+    // Another plugin accepted the attempt: give it back as soon as the session goes on.
+    hooks.on('mail', (session) => this.#settleAccepted(session), { priority: 1000 });
+    hooks.on('disconnect', (session) => this.#settleAccepted(session));
   }
 
   async start(): Promise<void> {
@@ -118,15 +159,26 @@ export default class AuthFile {
     this.#decoyHash = hashPassword('decoy password that matches nothing');
   }
 
-  async refuseLockedOut(session: Session): Promise<HookResult> {
-    if (this.#lockout && (await this.#lockout.isLocked(session.remote.address))) {
-      this.log.info({ sid: session.id, ip: unmapIPv4(session.remote.address) }, 'AUTH refused: client network is locked out');
+  async beginAttempt(session: Session, credentials: Credentials): Promise<HookResult> {
+    if (!this.#lockout) return next();
+    const ip = unmapIPv4(session.remote.address);
+    const network = await this.#lockout.begin(networkOf(session.remote.address, 32, this.opts.lockout.ipv6Prefix));
+    if (!network) {
+      this.log.info({ sid: session.id, ip }, 'AUTH refused: client network is locked out');
       return REPLIES.locked;
     }
+    const login = normalizeLogin(credentials.username);
+    const verdict = this.#throttle ? await this.#throttle.begin(login, network.network) : { throttled: false as const, counted: false };
+    if (verdict.throttled) {
+      await this.#lockout.giveBack(network);
+      this.log.info({ sid: session.id, ip, user: login, retryAfterMs: verdict.retryAfterMs }, 'AUTH refused: attempts on this login are being spaced out');
+      return REPLIES.throttled(verdict.retryAfterMs);
+    }
+    session.notes.set(ATTEMPT, { network, login, countedForLogin: verdict.counted } satisfies Attempt);
     return next();
   }
 
-  async checkPassword(credentials: Credentials): Promise<HookResult> {
+  async checkPassword(session: Session, credentials: Credentials): Promise<HookResult> {
     if (credentials.password === undefined) return next();
     const users = await this.#users.current();
     const hash = users.get(normalizeLogin(credentials.username));
@@ -134,11 +186,13 @@ export default class AuthFile {
       await verifyPassword(credentials.password, await (this.#decoyHash ??= hashPassword('decoy')));
       return next();
     }
-    return (await verifyPassword(credentials.password, hash)) ? accept() : next();
+    if (!(await verifyPassword(credentials.password, hash))) return next();
+    await this.#settle(session, 'accepted');
+    return accept();
   }
 
   async countFailure(session: Session, credentials: Credentials): Promise<HookResult> {
-    const lockedNow = this.#lockout ? await this.#lockout.recordFailure(session.remote.address) : false;
+    const lockedNow = await this.#settle(session, 'failed');
     if (lockedNow) {
       // A line fail2ban and friends can match: the network, the last login tried, the limit.
       this.log.warn(
@@ -148,6 +202,22 @@ export default class AuthFile {
     }
     await sleep(this.opts.failureDelay);
     return lockedNow ? REPLIES.lockedNow : REPLIES.failed;
+  }
+
+  async #settleAccepted(session: Session): Promise<HookResult> {
+    if (session.user !== undefined) await this.#settle(session, 'accepted');
+    return next();
+  }
+
+  /** Ends the session's pending attempt; true when it failed and that locked the network out. */
+  async #settle(session: Session, outcome: 'accepted' | 'failed'): Promise<boolean> {
+    const attempt = session.notes.get(ATTEMPT) as Attempt | undefined;
+    if (!attempt || !this.#lockout) return false;
+    session.notes.delete(ATTEMPT);
+    if (outcome === 'failed') return this.#lockout.failed(attempt.network);
+    await this.#lockout.giveBack(attempt.network);
+    await this.#throttle?.succeeded(attempt.login, attempt.network.network, attempt.countedForLogin);
+    return false;
   }
 }
 

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { inject, injectable } from 'tsyringe';
 import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
@@ -10,7 +9,7 @@ import { defer, next, type HookResult } from '../../core/hooks/results.js';
 import type { Logger } from '../../core/log/logger.js';
 import type { PluginMeta } from '../../core/plugins/contract.js';
 import type { Address, Session, Transaction } from '../../core/session.js';
-import { openExpiringStore, type ExpiringStore } from '../../core/util/expiring-store.js';
+import type { ExpiringStore, ExpiringStores } from '../../core/util/expiring-store.js';
 import { asciiDomain, splitAddress } from '../../core/util/mail-address.js';
 import { NetworkList } from '../../core/util/networks.js';
 import { tripletKey } from './triplet.js';
@@ -65,9 +64,9 @@ export default class Greylist {
     @inject(TOKENS.Config) config: PetrelConfig,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly log: Logger,
-    @inject(TOKENS.Redis, { isOptional: true }) redis: Redis | undefined,
+    @inject(TOKENS.ExpiringStores) stores: ExpiringStores,
   ) {
-    this.#store = openExpiringStore(opts.store, 'greylist', clock, redis);
+    this.#store = stores.open(opts.store, 'greylist');
     const relayNetworks = opts.whitelist.relayNetworks ? relayNetworksOf(config) : [];
     this.#trustedNetworks = new NetworkList([...opts.whitelist.networks, ...relayNetworks]);
     this.#localDomains = new Set(config.server.localDomains.map(asciiDomain));
