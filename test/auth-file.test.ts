@@ -51,7 +51,7 @@ describe('auth-file', () => {
     await login.command('AUTH LOGIN', /^334 /);
     await login.command(base64('carol'), /^334 /);
     await login.command(base64('another secret'), /^235 /);
-    const reply = await login.sendMail('carol@localhost', ['someone@elsewhere.example'], sampleMessage());
+    const reply = await login.sendMail('carol@localhost', ['someone@elsewhere.example'], sampleMessage({ from: 'Carol <carol@localhost>' }));
     assert.match(reply.raw, /^250 2\.0\.0 /, 'an authenticated user may relay');
     await login.quit();
   });

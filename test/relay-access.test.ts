@@ -159,7 +159,7 @@ describe('relay-access on a submission listener', () => {
 
   it('lets an authenticated user relay as themselves', async () => {
     const client = await loggedIn('alice@localhost', 'alice password');
-    const reply = await client.sendMail('alice@localhost', ['friend@elsewhere.example'], sampleMessage());
+    const reply = await client.sendMail('alice@localhost', ['friend@elsewhere.example'], sampleMessage({ from: 'Alice <alice@localhost>' }));
     assert.match(reply.raw, /^250 2\.0\.0 /);
     await client.quit();
   });
@@ -183,6 +183,43 @@ describe('relay-access on a submission listener', () => {
     const dave = await loggedIn('dave@localhost', 'dave password');
     await dave.command('MAIL FROM:<billing@petrel.test>', /^250 /);
     await dave.quit();
+  });
+
+  it("refuses a header From: or Sender: naming someone else's address with 550 5.7.1, however it is written", async () => {
+    const alice = await loggedIn('alice@localhost', 'alice password');
+    const headers = (fields: string) => `${fields}\r\nTo: friend@elsewhere.example\r\nSubject: who am I\r\n\r\nbody\r\n`;
+    const refused: [string, string][] = [
+      ['From: Bob <bob@localhost>', '550 5.7.1 From: address <bob@localhost> is not owned by user alice@localhost'],
+      ['From: "alice@localhost" <bob@localhost>', '550 5.7.1 From: address <bob@localhost> is not owned by user alice@localhost'],
+      ['From: alice@localhost, Bob <bob@localhost>', '550 5.7.1 From: address <bob@localhost> is not owned by user alice@localhost'],
+      ['From: alice@localhost\r\nFrom: bob@localhost', '550 5.7.1 From: address <bob@localhost> is not owned by user alice@localhost'],
+      ['From: =?utf-8?q?Alice?= <alice@localhost>\r\nSender: dave@localhost', '550 5.7.1 Sender: address <dave@localhost> is not owned by user alice@localhost'],
+      ['From: Bob (alice@localhost) <bob@localhost>', '550 5.7.1 From: address <bob@localhost> is not owned by user alice@localhost'],
+      ['From: undisclosed-senders:;', '550 5.7.1 Message has no From: address; it must name an address of user alice@localhost'],
+      ['X-Not-From: alice@localhost', '550 5.7.1 Message has no From: address; it must name an address of user alice@localhost'],
+    ];
+    for (const [fields, expected] of refused) {
+      const reply = await alice.sendMail('alice@localhost', ['friend@elsewhere.example'], headers(fields));
+      assert.equal(reply.raw, expected, fields);
+    }
+    for (const fields of ['From: Alice <ALICE+news@LocalHost>', 'From: "Bob" <alice@localhost>', 'From: anyone@shared.example\r\nSender: alice@localhost']) {
+      const reply = await alice.sendMail('alice@localhost', ['friend@elsewhere.example'], headers(fields));
+      assert.match(reply.raw, /^250 2\.0\.0 /, fields);
+    }
+    await alice.quit();
+    const dave = await loggedIn('dave@localhost', 'dave password');
+    const reply = await dave.sendMail('billing@petrel.test', ['customer@elsewhere.example'], headers('From: Billing <billing@petrel.test>'));
+    assert.match(reply.raw, /^250 2\.0\.0 /, 'senderLogins counts for the header too');
+    await dave.quit();
+  });
+
+  it('accepts the null sender from a user for local recipients only', async () => {
+    const alice = await loggedIn('alice@localhost', 'alice password');
+    await alice.command('MAIL FROM:<>');
+    const remote = await alice.command('RCPT TO:<friend@elsewhere.example>', /^550 /);
+    assert.equal(remote.raw, '550 5.7.1 <friend@elsewhere.example>: the null sender <> is accepted for local recipients only');
+    await alice.command('RCPT TO:<carol@localhost>', /^250 /);
+    await alice.quit();
   });
 
   it('gives a bare login its name at every local domain', async () => {

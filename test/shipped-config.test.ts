@@ -33,6 +33,8 @@ describe('the shipped mta.config.yaml', () => {
     const dns = new FakeDns();
     const server = await startTestServer({ ...config, server: { hostname: 'localhost', localDomains: ['localhost'] }, listeners }, { dns });
     try {
+      const { limits } = server.petrel.config;
+      assert.ok(limits.clientsPerAddress > 0 && limits.clientsPerNetwork > 0, 'a share of clients per address and network');
       const client = await server.client('mx');
       const message = sampleMessage({ subject: 'lands in the maildir' });
       const reply = await client.sendMail('you@example.org', ['postmaster@localhost'], message);
@@ -103,6 +105,11 @@ describe('the shipped mta.config.yaml', () => {
       await client.command(plainAuth('you@localhost', 'a long password'), /^235 /);
       const reply = await client.sendMail('you@localhost', ['friend@example.net'], sampleMessage({ from: 'you@localhost', to: 'friend@example.net' }));
       assert.match(reply.raw, /^250 /);
+      // The submission profile holds users to their own addresses, in the header too.
+      const forged = await client.sendMail('you@localhost', ['friend@example.net'], sampleMessage({ from: 'Bob <bob@localhost>', to: 'friend@example.net' }));
+      assert.equal(forged.raw, '550 5.7.1 From: address <bob@localhost> is not owned by user you@localhost');
+      await client.command('MAIL FROM:<>');
+      await client.command('RCPT TO:<friend@example.net>', /^550 5\.7\.1 /);
       await client.quit();
       await mx.waitUntil((messages) => messages.length === 1);
       assert.deepEqual(mx.messages[0].to, ['friend@example.net']);

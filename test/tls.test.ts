@@ -76,7 +76,7 @@ describe('TLS and AUTH', () => {
     const bad = await client.command(plainAuth('mallory', 'guess'), /^535 /);
     assert.equal(bad.raw, '535 5.7.8 Authentication credentials invalid');
     await client.command(plainAuth('user', 'secret'), /^235 /);
-    const reply = await client.sendMail('user@localhost', ['someone@elsewhere.example'], sampleMessage());
+    const reply = await client.sendMail('user@localhost', ['someone@elsewhere.example'], sampleMessage({ from: 'user@localhost' }));
     assert.match(reply.raw, /^250 2\.0\.0 /, 'an authenticated user may relay');
     await client.quit();
   });

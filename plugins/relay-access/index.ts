@@ -10,7 +10,9 @@ import type { PluginMeta } from '../../core/plugins/contract.js';
 import type { Address, Session, Transaction } from '../../core/session.js';
 import { asciiDomain } from '../../core/util/mail-address.js';
 import { NetworkList } from '../../core/util/networks.js';
+import type { IncomingMessage } from '../../core/spool/incoming-message.js';
 import { addressTrick, domainOf } from './address-tricks.js';
+import { headerSenders } from './header-senders.js';
 import { SenderOwnership } from './sender-ownership.js';
 
 export const options = z.strictObject({
@@ -22,7 +24,13 @@ export const options = z.strictObject({
   senderCheck: z
     .enum(['authenticated', 'submission', 'off'])
     .default('authenticated')
-    .describe('whose MAIL FROM must belong to the logged-in user: every authenticated session, only those on submission listeners, or nobody'),
+    .describe(
+      'whose MAIL FROM must belong to the logged-in user: every authenticated session, only those on submission listeners, or nobody; the null sender <> then reaches local recipients only',
+    ),
+  headerFromCheck: z
+    .enum(['authenticated', 'submission', 'off'])
+    .default('submission')
+    .describe('whose header From: (and Sender:) addresses must belong to the logged-in user: every authenticated session, only those on submission listeners, or nobody'),
   senderLogins: z
     .record(z.string().min(1), z.array(z.string().min(1)))
     .default({})
@@ -42,7 +50,11 @@ type Options = z.output<typeof options>;
  * as `recipients` and `greylist` can refuse first.
  *
  * At MAIL it keeps authenticated users to their own addresses (553 5.7.1),
- * so one account cannot send as another (see sender-ownership.ts).
+ * so one account cannot send as another (see sender-ownership.ts); at RCPT
+ * it gives their null sender <> local recipients only (a user has no reason
+ * to send a bounce to the world); and once the message is in, the addresses
+ * in its From: and Sender: fields must be theirs too (550 5.7.1), since the
+ * header From: is what the recipient sees and what DMARC checks.
  */
 @injectable()
 export default class RelayAccess {
@@ -70,18 +82,31 @@ export default class RelayAccess {
   register(hooks: HookRegistrar): void {
     hooks.on('mail', (session, _transaction, from) => this.checkSender(session, from));
     hooks.on('rcpt', (session, transaction, recipient) => this.checkRecipient(session, transaction, recipient), { priority: -100 });
+    hooks.on('message', (session, _transaction, message) => this.checkHeaderSenders(session, message));
   }
 
   checkSender(session: Session, from: Address): HookResult {
-    const login = session.user;
-    if (login === undefined || this.opts.senderCheck === 'off') return next();
-    if (this.opts.senderCheck === 'submission' && !session.listener.submission) return next();
-    if (this.#senders.owns(login, from.address)) return next();
+    const login = this.#checkedLogin(session, this.opts.senderCheck);
+    if (login === undefined || this.#senders.owns(login, from.address)) return next();
     this.log.info({ sid: session.id, user: login, from: from.address }, 'sender refused: not owned by the authenticated user');
     return reject(553, '5.7.1', `<${from.address}>: Sender address rejected: not owned by user ${login}`);
   }
 
-  checkRecipient(session: Session, _transaction: Transaction, recipient: Address): HookResult {
+  checkHeaderSenders(session: Session, message: IncomingMessage): HookResult {
+    const login = this.#checkedLogin(session, this.opts.headerFromCheck);
+    if (login === undefined) return next();
+    const senders = headerSenders(message.headers);
+    if (!senders.some((sender) => sender.field === 'From')) {
+      this.log.info({ sid: session.id, user: login }, 'message refused: no From: address');
+      return reject(550, '5.7.1', `Message has no From: address; it must name an address of user ${login}`);
+    }
+    const foreign = senders.find((sender) => !this.#senders.owns(login, sender.address));
+    if (foreign === undefined) return next();
+    this.log.info({ sid: session.id, user: login, field: foreign.field, address: foreign.address }, 'message refused: header sender not owned by the authenticated user');
+    return reject(550, '5.7.1', `${foreign.field}: address <${foreign.address}> is not owned by user ${login}`);
+  }
+
+  checkRecipient(session: Session, transaction: Transaction, recipient: Address): HookResult {
     // RFC 5321 4.5.1: <postmaster> without a domain reaches this server's postmaster.
     if (recipient.address.toLowerCase() === 'postmaster') return accept();
     const mayRelay = this.#mayRelay(session);
@@ -94,8 +119,19 @@ export default class RelayAccess {
     }
     const domain = domainOf(recipient.address);
     if (domain !== undefined && this.#localDomains.has(asciiDomain(domain))) return accept();
+    if (transaction.from.address === '' && this.#checkedLogin(session, this.opts.senderCheck) !== undefined) {
+      this.log.info({ sid: session.id, user: session.user, rcpt: recipient.address }, 'null sender refused for a remote recipient');
+      return reject(550, '5.7.1', `<${recipient.address}>: the null sender <> is accepted for local recipients only`);
+    }
     if (mayRelay) return accept();
     return relayDenied(recipient);
+  }
+
+  /** The login whose addresses a check in `mode` holds this session to, or undefined when it does not apply. */
+  #checkedLogin(session: Session, mode: Options['senderCheck']): string | undefined {
+    if (session.user === undefined || mode === 'off') return undefined;
+    if (mode === 'submission' && !session.listener.submission) return undefined;
+    return session.user;
   }
 
   #mayRelay(session: Session): boolean {

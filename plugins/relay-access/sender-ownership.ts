@@ -10,7 +10,9 @@ import { asciiDomain, splitAddress } from '../../core/util/mail-address.js';
  *     (every address of the domain), values the logins allowed to use them.
  *
  * Sub-addresses count as their base address (alice+lists@ is alice@), and
- * the null sender `<>` is always allowed: it claims nobody's identity.
+ * the null sender `<>` is always owned: it claims nobody's identity (relay-access
+ * still keeps it to local recipients). The same rules hold for the addresses of
+ * the header From: and Sender: fields.
  */
 export class SenderOwnership {
   readonly #map = new Map<string, Set<string>>();
