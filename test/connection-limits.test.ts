@@ -107,7 +107,7 @@ describe('total-time limits that a trickle of bytes does not restart', () => {
   before(async () => {
     server = await startTestServer({
       // socketTimeout is long: only the total-time limits can close these connections.
-      limits: { socketTimeout: '30s', commandTimeout: '500ms', dataTimeout: '500ms', minDataRate: 1000, sessionTimeout: '2s' },
+      limits: { socketTimeout: '30s', commandTimeout: '500ms', dataTimeout: '500ms', minDataRate: 200, sessionTimeout: '2s' },
       plugins: [
         { path: fixturePlugin('scripted'), options: { hooks: { rcpt: { result: 'next', delayMs: 1000, when: 'slow@localhost' } } } },
         { name: 'relay-access' },
@@ -150,7 +150,7 @@ describe('total-time limits that a trickle of bytes does not restart', () => {
 
   it('gives a message that keeps arriving faster than minDataRate the time it needs', async () => {
     const client = await dataStarted(server, 'steady@example.org');
-    // 4000 bytes a second, four times minDataRate: each piece extends the deadline more than it takes.
+    // 4000 bytes a second, twenty times minDataRate: each piece extends the deadline by a second.
     const message = sampleMessage({ body: 'y'.repeat(3000) });
     await client.trickle(message, 200, 50);
     client.write('.\r\n');
