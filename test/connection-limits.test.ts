@@ -295,17 +295,27 @@ plugins: [{ name: relay-access }, { name: queue-spool }]
   });
 
   it('refuse contradictions at the key to change, top level or per listener', async () => {
-    const shares = await problems(`${base}limits: { clientsPerAddress: 60, clientsPerNetwork: 50 }\n`);
-    assert.match(shares, /mta\.config\.yaml:8:\d+ limits\.clientsPerAddress: clientsPerAddress \(60\) is more than clientsPerNetwork \(50\); an address is part of its network/);
     const errors = await problems(base.replace('    tls: none\n', '    tls: none\n    limits: { softErrorLimit: 30 }\n'));
     assert.match(errors, /mta\.config\.yaml:7:\d+ listeners\[0\]\.limits\.softErrorLimit: softErrorLimit \(30\) must not be above hardErrorLimit \(20\)/);
     const session = await problems(`${base}limits: { sessionTimeout: 1m }\n`);
-    assert.match(session, /limits\.sessionTimeout: sessionTimeout \(1 minute\) is shorter than commandTimeout \(5 minutes\): a session could not finish one message/);
-    const share = await problems(`${base}limits: { clients: 40 }\n`);
-    assert.match(share, /limits\.clientsPerAddress: clientsPerAddress \(50\) must be below clients \(40\), or 0 for no share limit/);
+    assert.match(session, /mta\.config\.yaml:8:\d+ limits\.sessionTimeout: sessionTimeout \(1 minute\) is shorter than commandTimeout \(5 minutes\): a session could not finish one message/);
     const zero = await problems(`${base}limits: { commandTimeout: 0 }\n`);
     assert.match(zero, /limits\.commandTimeout: expected a duration above 0/);
     const unknown = await problems(base.replace('    tls: none\n', '    tls: none\n    limits: { clientsPerAdress: 3 }\n'));
     assert.match(unknown, /listeners\[0\]\.limits\.clientsPerAdress: unknown key "clientsPerAdress"/);
+  });
+
+  it('warn at start about limits that are allowed but probably not meant', async () => {
+    const server = await startTestServer({ limits: { clients: 20, commandTimeout: '1m' } });
+    try {
+      const warnings = server.logs.find({ code: 'PETREL_LIMITS' }).map((line) => line.msg);
+      assert.deepEqual(warnings.sort(), [
+        'limits.clientsPerAddress (50) is not below limits.clients (20): one client can take every connection; lower it (0 turns it off)',
+        'limits.clientsPerNetwork (100) is not below limits.clients (20): one client can take every connection; lower it (0 turns it off)',
+        'limits.commandTimeout (1 minute) is below the 5 minutes RFC 5321 4.5.3.2 asks for; slow clients may be cut off',
+      ]);
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -234,7 +234,7 @@ describe('open-file limit', () => {
       assert.equal(warning.hard, 256);
       // One listener × 1000 clients × 2 (socket, spool file) + 100 deliveries × 2 + 100.
       assert.equal(warning.needed, 2300);
-      assert.match(String(warning.msg), /^the open-file limit is 256 \(hard 256\), but 1 listeners × limits\.clients 1000 and 100 deliveries can need about 2300 descriptors: .*LimitNOFILE=65536/);
+      assert.match(String(warning.msg), /^the open-file limit is 256 \(hard 256\), but 1000 connections \(limits\.clients of 1 listeners\) and 100 deliveries can need about 2300 descriptors: .*LimitNOFILE=65536/);
       await child.waitForLog((line) => String(line.msg).startsWith('listening on'));
     } finally {
       await child.stop();

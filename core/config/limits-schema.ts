@@ -135,23 +135,12 @@ export interface LimitProblem {
 /**
  * Limits that are each valid but contradict one another on a listener,
  * reported at the key to change. `own` is what the listener set itself.
+ * (Shares that are not below `clients` only make the share useless; the
+ * listener warns about them at start, see limitWarnings.)
  */
 export function limitProblems(limits: Limits, own: ListenerLimits, listenerIndex: number | undefined): LimitProblem[] {
   const problems: LimitProblem[] = [];
   const at = (name: LimitName) => (listenerIndex !== undefined && own?.[name] !== undefined ? ['listeners', listenerIndex, 'limits', name] : ['limits', name]);
-  const share = (name: 'clientsPerAddress' | 'clientsPerNetwork') => {
-    if (limits[name] >= limits.clients) {
-      problems.push({ path: at(name), message: `${name} (${limits[name]}) must be below clients (${limits.clients}), or 0 for no share limit` });
-    }
-  };
-  if (limits.clientsPerAddress > 0) share('clientsPerAddress');
-  if (limits.clientsPerNetwork > 0) share('clientsPerNetwork');
-  if (limits.clientsPerAddress > 0 && limits.clientsPerNetwork > 0 && limits.clientsPerAddress > limits.clientsPerNetwork) {
-    problems.push({
-      path: at('clientsPerAddress'),
-      message: `clientsPerAddress (${limits.clientsPerAddress}) is more than clientsPerNetwork (${limits.clientsPerNetwork}); an address is part of its network`,
-    });
-  }
   if (limits.softErrorLimit > limits.hardErrorLimit) {
     problems.push({ path: at('softErrorLimit'), message: `softErrorLimit (${limits.softErrorLimit}) must not be above hardErrorLimit (${limits.hardErrorLimit})` });
   }
@@ -164,4 +153,29 @@ export function limitProblems(limits: Limits, own: ListenerLimits, listenerIndex
     }
   }
   return problems;
+}
+
+/**
+ * Limits that are allowed but probably not what the operator wants, for a
+ * warning at start: RFC 5321 4.5.3.2 asks a server to wait at least 5 minutes
+ * for a command and 3 minutes for each block of data, and a share of
+ * `clients` that is not below it lets one client take every connection.
+ */
+export function limitWarnings(limits: Limits): string[] {
+  const warnings: string[] = [];
+  const below = [
+    ['commandTimeout', limits.commandTimeout, 5 * 60_000],
+    ['socketTimeout', limits.socketTimeout, 3 * 60_000],
+  ] as const;
+  for (const [name, value, minimum] of below) {
+    if (value < minimum) {
+      warnings.push(`limits.${name} (${describeDuration(value)}) is below the ${describeDuration(minimum)} RFC 5321 4.5.3.2 asks for; slow clients may be cut off`);
+    }
+  }
+  for (const name of ['clientsPerAddress', 'clientsPerNetwork'] as const) {
+    if (limits[name] >= limits.clients) {
+      warnings.push(`limits.${name} (${limits[name]}) is not below limits.clients (${limits.clients}): one client can take every connection; lower it (0 turns it off)`);
+    }
+  }
+  return warnings;
 }

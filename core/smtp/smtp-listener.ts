@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { SMTPServerOptions } from 'smtp-server';
-import { limitsOf, type Limits } from '../config/limits-schema.js';
+import { limitsOf, limitWarnings, type Limits } from '../config/limits-schema.js';
 import type { ListenerConfig, PetrelConfig } from '../config/schema.js';
 import type { ReverseLookup } from '../dns/reverse-lookup.js';
 import { bunyanAdapter, isClientHangup, type Logger } from '../log/logger.js';
@@ -96,7 +96,7 @@ export class SmtpListener {
         server.off('error', onError);
         const address = server.address() as AddressInfo;
         this.#log.info({ host: address.address, port: address.port, tls: this.config.tls }, `listening on ${address.address}:${address.port}`);
-        this.#warnBelowRfcMinimums();
+        this.#warnAboutLimits();
         resolve(address);
       });
     });
@@ -138,21 +138,9 @@ export class SmtpListener {
     this.#log.info({ sid: sessionId, remote: remoteAddress, limit, value }, `connection ${limit.startsWith('clients') ? 'refused' : 'closed'}: ${limit} (${shown}) reached`);
   }
 
-  /**
-   * RFC 5321 4.5.3.2 asks servers to wait at least 5 minutes for a command and at least 3
-   * minutes for each piece of a message. Shorter limits are allowed (tests, overload), but
-   * slow legitimate clients may be cut off, so say so once.
-   */
-  #warnBelowRfcMinimums(): void {
-    const below = [
-      ['commandTimeout', this.#limits.commandTimeout, 5 * 60_000],
-      ['socketTimeout', this.#limits.socketTimeout, 3 * 60_000],
-    ] as const;
-    for (const [name, value, minimum] of below) {
-      if (value < minimum) {
-        this.#log.warn({ limit: name, value }, `limits.${name} (${describeDuration(value)}) is below the ${describeDuration(minimum)} RFC 5321 4.5.3.2 asks for; slow clients may be cut off`);
-      }
-    }
+  /** Limits that are allowed but probably not meant (see limitWarnings), said once at start. */
+  #warnAboutLimits(): void {
+    for (const warning of limitWarnings(this.#limits)) this.#log.warn({ code: 'PETREL_LIMITS' }, warning);
   }
 
   #options(serverConfig: PetrelConfig, deps: ListenerDeps): SMTPServerOptions {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { limitsOf } from '../config/limits-schema.js';
 import type { PetrelConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 
@@ -35,9 +36,13 @@ export function openFileLimit(limits = '/proc/self/limits'): OpenFileLimit | und
  * delivery its connection and the queued message, and a base for the rest.
  */
 export function descriptorsNeeded(config: PetrelConfig): number {
-  const connections = config.listeners.length * config.limits.clients;
   const deliveries = config.delivery.enabled ? config.delivery.concurrency.total : 0;
-  return 2 * connections + 2 * deliveries + BASE_DESCRIPTORS;
+  return 2 * connectionsAllowed(config) + 2 * deliveries + BASE_DESCRIPTORS;
+}
+
+/** limits.clients of every listener (a listener may set its own). */
+function connectionsAllowed(config: PetrelConfig): number {
+  return config.listeners.reduce((sum, listener) => sum + limitsOf(config, listener.name).clients, 0);
 }
 
 /**
@@ -55,8 +60,8 @@ export function warnIfFewFileDescriptors(config: PetrelConfig, log: Logger, limi
       ? `raise the soft limit (ulimit -Sn ${Math.min(limit.hard, needed)})`
       : 'raise it where the server is started (systemd: LimitNOFILE=65536 in the unit; a shell: ulimit -n 65536, as root or within the hard limit)';
   log.warn(
-    { code: 'PETREL_OPEN_FILE_LIMIT', soft: limit.soft, hard: limit.hard, needed, clients: config.limits.clients, listeners: config.listeners.length },
-    `the open-file limit is ${limit.soft} (hard ${limit.hard}), but ${config.listeners.length} listeners × limits.clients ${config.limits.clients} ` +
+    { code: 'PETREL_OPEN_FILE_LIMIT', soft: limit.soft, hard: limit.hard, needed, clients: connectionsAllowed(config), listeners: config.listeners.length },
+    `the open-file limit is ${limit.soft} (hard ${limit.hard}), but ${connectionsAllowed(config)} connections (limits.clients of ${config.listeners.length} listeners) ` +
       `and ${config.delivery.enabled ? config.delivery.concurrency.total : 0} deliveries can need about ${needed} descriptors: ${raise}, or lower limits.clients`,
   );
 }
