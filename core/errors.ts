@@ -25,6 +25,11 @@ export const ERROR_CODES = {
   PETREL_CONTROL_IN_USE: 'another Petrel runs on this data directory (its control socket answers)',
   PETREL_CONTROL_FAILED: 'a `petrel queue` request to the running server failed',
   PETREL_REDIS_PERSISTENCE: 'Redis does not persist writes durably: acknowledged mail could be lost if it crashes',
+  PETREL_RUN_AS_ROOT: 'started as root with no server.user: Petrel will not serve mail as root unless told to',
+  PETREL_ACCOUNT_UNKNOWN: 'server.user or server.group names no account on this system',
+  PETREL_WRONG_USER: 'server.user names another account than the one Petrel was started as, and only root can switch',
+  PETREL_DATA_DIR_OWNER: 'the data directory (or something in it) is not owned by the user Petrel runs as',
+  PETREL_PRIVILEGE_DROP: 'switching to server.user/server.group failed',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

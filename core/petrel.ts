@@ -24,11 +24,12 @@ import { Metrics } from './metrics/metrics.js';
 import { makePaths, type Paths } from './paths.js';
 import { pluginInStack } from './plugins/plugin-blame.js';
 import { PluginHost, type PreviousPlugins } from './plugins/plugin-host.js';
+import type { ServerIdentity } from './privileges/server-identity.js';
 import type { Queue } from './queue/contract.js';
 import { connectRedis } from './redis/redis-connect.js';
 import type { RedisClient } from './redis/redis-client.js';
 import { SmtpListener } from './smtp/smtp-listener.js';
-import { loadTlsMaterial, type TlsMaterial } from './smtp/tls-material.js';
+import { loadTlsMaterial, selfSignedDirectory, type TlsMaterial } from './smtp/tls-material.js';
 import { Spool } from './spool/spool.js';
 import { ExpiringStores } from './util/expiring-store.js';
 import { restartOnlyChanges, sameCoreConfig } from './reload/restart-only-changes.js';
@@ -49,13 +50,21 @@ export interface PetrelOptions {
   readonly override?: (container: DependencyContainer) => void;
   /** Where `reload()` re-reads the config from (SIGHUP, `petrel reload`). */
   readonly reloadConfig?: () => Promise<LoadedConfig>;
+  /**
+   * Who the process serves mail as (`petrel start`: server.user): the data
+   * directory is checked for that owner, and a process started as root
+   * switches to it once the ports are bound, before plugins start. Left out
+   * (tests, embedding), nothing is checked and the process stays who it is.
+   */
+  readonly identity?: ServerIdentity;
 }
 
 /**
  * A running Petrel: the core services, the current generation of plugins
  * (see generation.ts), the listeners and the delivery scheduler. `start`
  * brings it up in the order the lifecycle promises (plugins constructed,
- * registered and started before any port opens), `reload` swaps in a new
+ * registered and started before any connection is served; ports are bound
+ * earlier, while the process may still be root), `reload` swaps in a new
  * configuration without dropping a connection, `stop` takes it down
  * gracefully.
  */
@@ -90,7 +99,7 @@ export class Petrel {
   /** Builds the container and constructs and registers the plugins, without starting anything. */
   static async build(options: PetrelOptions): Promise<Petrel> {
     const { config } = options.config;
-    const logger = options.logger ?? createLogger({ level: config.logging.level });
+    const logger = options.logger ?? createLogger({ level: config.logging.level, format: config.logging.format });
     const metrics = options.metrics ?? new Metrics();
     const base = globalContainer.createChildContainer();
     const paths = makePaths(options.config.baseDir, config.server.dataDir);
@@ -253,9 +262,13 @@ export class Petrel {
   reload(next?: LoadedConfig): Promise<string[]> {
     const run = async () => {
       if (this.#stopping) throw new Error('shutting down: reload refused');
-      const loaded = next ?? (await this.options.reloadConfig?.());
-      if (!loaded) throw new Error('no config file to reload from');
-      await this.#reload(loaded);
+      try {
+        const loaded = next ?? (await this.options.reloadConfig?.());
+        if (!loaded) throw new Error('no config file to reload from');
+        await this.#reload(loaded);
+      } catch (error) {
+        throw this.#explainUnreadable(error);
+      }
       return this.plugins.plugins.map((p) => `${p.name}@${p.version}`);
     };
     // One reload at a time: a second SIGHUP waits for the first.
@@ -267,11 +280,30 @@ export class Petrel {
     return attempt;
   }
 
+  /**
+   * After switching users, a reload reads the config and certificates as that
+   * user: a file only root can read (a private key in /etc/letsencrypt) was
+   * fine at start and is refused now. Say why, rather than just EACCES.
+   */
+  #explainUnreadable(error: unknown): unknown {
+    const identity = this.options.identity;
+    let cause: unknown = error;
+    while (cause instanceof Error && (cause as NodeJS.ErrnoException).code !== 'EACCES') cause = cause.cause;
+    if (!identity?.mustSwitch || !(cause instanceof Error) || !(error instanceof Error)) return error;
+    error.message += ` (Petrel switched to user ${identity.user.name} at start, so a reload reads files as ${identity.user.name}: ` +
+      `make them readable by it, e.g. through a group such as ssl-cert, or restart to read them as root)`;
+    return error;
+  }
+
   async #reload(loaded: LoadedConfig): Promise<void> {
     const old = this.#generation;
     const blocked = restartOnlyChanges(old.config, loaded.config);
     if (blocked.length > 0) {
-      throw new ConfigError(blocked.map((key) => ({ file: loaded.locator.file, line: 0, column: 0, path: key, message: 'changing this needs a restart; the running configuration stays' })));
+      const message = (key: string) =>
+        key === 'listeners' && this.options.identity?.mustSwitch
+          ? `changing this needs a restart: Petrel runs as ${this.options.identity.user.name} now and cannot bind ports again as root; the running configuration stays`
+          : 'changing this needs a restart; the running configuration stays';
+      throw new ConfigError(blocked.map((key) => ({ file: loaded.locator.file, line: 0, column: 0, path: key, message: message(key) })));
     }
     const tls = await this.#tlsMaterial(loaded.config);
     // Plugins read the config when they are built, so they keep their instances only when nothing but the plugin list changed.
@@ -299,16 +331,18 @@ export class Petrel {
     );
   }
 
+  /**
+   * The order matters: what needs root comes first (the data directory made
+   * or checked, certificates read, every port bound), then the process becomes
+   * server.user, and only then do plugins start and connections get served;
+   * connections that arrive in between wait unread (ConnectionGate).
+   */
   async #start(): Promise<void> {
-    const spool = this.base.resolve<Spool>(TOKENS.Spool);
-    await spool.init();
-    if (this.#redis) await connectRedis(this.#redis, this.config.redis);
-    if (!this.#generation.registry.has('rcpt')) {
-      this.logger.warn('no plugin handles the rcpt hook: every recipient will be refused (enable relay-access)');
-    }
-    await this.plugins.start();
-    await this.#openControlSocket();
+    const identity = this.options.identity;
+    await identity?.prepareDataDir(this.paths.dataDir);
     const tls = await this.#tlsMaterial(this.config);
+    await identity?.handOver(selfSignedDirectory(this.paths));
+    const spool = this.base.resolve<Spool>(TOKENS.Spool);
     const dns = this.base.resolve<DnsResolver>(TOKENS.Dns);
     const clock = this.base.resolve<Clock>(TOKENS.Clock);
     const reverseLookup = this.config.dns.reverseLookup || this.config.listeners.some((l) => l.reverseDns)
@@ -328,8 +362,21 @@ export class Petrel {
       await listener.listen();
       this.listeners.push(listener);
     }
+    await this.#bindAdmin();
+    if (identity?.mustSwitch) {
+      identity.switchUser();
+      this.logger.info({ user: identity.user.name, uid: identity.user.uid, gid: identity.group.gid }, `switched to user ${identity.describe()}`);
+    }
+    await spool.init();
+    if (this.#redis) await connectRedis(this.#redis, this.config.redis);
+    if (!this.#generation.registry.has('rcpt')) {
+      this.logger.warn('no plugin handles the rcpt hook: every recipient will be refused (enable relay-access)');
+    }
+    await this.plugins.start();
+    await this.#openControlSocket();
+    for (const listener of this.listeners) listener.open();
+    this.#admin?.open();
     this.#startDelivery(clock);
-    await this.#startAdmin();
   }
 
   /** The admin listener's bound address, when `admin:` is configured. */
@@ -337,7 +384,7 @@ export class Petrel {
     return this.#admin?.address();
   }
 
-  async #startAdmin(): Promise<void> {
+  async #bindAdmin(): Promise<void> {
     const settings = this.config.admin;
     if (!settings) return;
     const admin = new AdminServer({ token: settings.token, metricsNeedToken: settings.metricsAuth === 'token' }, {

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { configFromObject } from '../core/config/load.js';
 import { REDIS_URL } from './fixtures/redis.js';
-import { ChildPetrel } from './harness/child-petrel.js';
+import { ChildPetrel, runnableAsRoot } from './harness/child-petrel.js';
 import { DedicatedRedis } from './harness/dedicated-redis.js';
 import { SmtpTestClient, sampleMessage } from './harness/smtp-client.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
@@ -238,7 +238,7 @@ describe('live reload (SIGHUP and petrel reload)', () => {
     try {
       const early = await SmtpTestClient.ready(child.port());
       await early.command('MAIL FROM:<someone@blocked.example>');
-      writeFileSync(file, stringify(config([{ path: examplePlugin, options: { domains: ['blocked.example'] } }])));
+      writeFileSync(file, stringify(runnableAsRoot(config([{ path: examplePlugin, options: { domains: ['blocked.example'] } }]))));
       child.kill('SIGHUP');
       await child.waitForLog((line) => line.msg === 'configuration reloaded');
       const late = await SmtpTestClient.ready(child.port());

@@ -10,6 +10,7 @@ import type { QueueFilter, QueueState } from '../queue/contract.js';
 import { isQueueId } from '../queue/queue-id.js';
 import { withTimeout } from '../hooks/runner.js';
 import { listenFailure } from '../util/listen-failure.js';
+import { ConnectionGate } from '../util/connection-gate.js';
 import { redact } from './redact.js';
 
 export interface AdminDeps {
@@ -53,6 +54,7 @@ const READY_TIMEOUT_MS = 3000;
  */
 export class AdminServer {
   readonly #server: Server;
+  readonly #gate: ConnectionGate;
 
   constructor(
     private readonly access: AdminAccess,
@@ -65,6 +67,13 @@ export class AdminServer {
         send(response, status, { error: (error as Error).message });
       });
     });
+    // Bound with the SMTP ports (perhaps as root), answering once Petrel has started; http wants sockets reading.
+    this.#gate = new ConnectionGate(this.#server, { resume: true });
+  }
+
+  /** Answers requests from now on, those that waited since `listen()` first. */
+  open(): void {
+    this.#gate.open();
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -83,6 +92,7 @@ export class AdminServer {
   }
 
   close(): Promise<void> {
+    this.#gate.dropHeld();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();

@@ -161,7 +161,14 @@ export const configSchema = z.strictObject({
         .default([])
         .describe('domains this server receives mail for (final destination)'),
       shutdownTimeout: duration().prefault('30s').describe('how long open transactions may finish on SIGTERM'),
+      user: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('started as root, switch to this account once the ports are bound (required as root; "root" stays root); it must own dataDir'),
+      group: z.string().min(1).optional().describe("with user: the group to switch to (default: the user's primary group)"),
     })
+    .refine((server) => server.group === undefined || server.user !== undefined, { message: 'server.group needs server.user', path: ['group'] })
     .prefault({}),
   listeners: z.array(listenerSchema).min(1),
   tls: tlsSchema.optional(),
@@ -227,6 +234,10 @@ export const configSchema = z.strictObject({
   logging: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      format: z
+        .enum(['auto', 'json', 'pretty'])
+        .default('auto')
+        .describe('json: one JSON object a line (for journald, Loki); pretty: readable lines; auto: pretty on a terminal, JSON otherwise'),
     })
     .prefault({}),
   plugins: z.array(pluginEntry).default([]),

@@ -1,16 +1,24 @@
+import { createRequire } from 'node:module';
 import { format } from 'node:util';
 import { pino, type Logger as PinoLogger, type DestinationStream, type LevelWithSilent } from 'pino';
+import type { PrettyOptions } from 'pino-pretty';
 
-/** Petrel's logger: pino, one JSON object a line. */
+/** Petrel's logger: pino, one JSON object a line (or readable lines on a terminal). */
 export type Logger = PinoLogger;
+
+/** `logging.format`: auto is pretty when the lines go to a terminal, JSON otherwise. */
+export type LogFormat = 'auto' | 'json' | 'pretty';
 
 export interface LoggerOptions {
   readonly level: LevelWithSilent;
+  readonly format?: LogFormat;
   /** Where lines go; stdout when omitted. Tests pass a stream to read them. */
   readonly destination?: DestinationStream;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
+  const pretty = options.format === 'pretty' || (options.format === 'auto' && options.destination === undefined && process.stdout.isTTY === true);
+  if (pretty) return pino({ level: options.level, base: { pid: process.pid } }, prettyStream(options.destination));
   return pino(
     {
       level: options.level,
@@ -20,6 +28,30 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     options.destination ?? pino.destination({ sync: false }),
   );
+}
+
+/**
+ * Readable lines for a person at a terminal: local time, level, then the ids
+ * that tie lines together (`[sid qid]`: the connection, the message), the
+ * text and the other fields on the same line. pino-pretty runs in this
+ * process, synchronously (a terminal is never the bottleneck, and nothing is
+ * left unwritten at exit); it is loaded only when wanted.
+ */
+function prettyStream(destination: DestinationStream | undefined): DestinationStream {
+  const build = createRequire(import.meta.url)('pino-pretty') as (options: PrettyOptions) => DestinationStream;
+  return build({
+    sync: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,sid,qid',
+    singleLine: true,
+    colorize: destination === undefined && process.stdout.isTTY === true,
+    ...(destination ? { destination: destination as PrettyOptions['destination'] } : {}),
+    messageFormat: (log, messageKey) => {
+      const ids = [log.sid, log.qid].filter((id) => typeof id === 'string' && id.length > 0).join(' ');
+      const message = String(log[messageKey] ?? '');
+      return ids ? `[${ids}] ${message}` : message;
+    },
+  });
 }
 
 /** The bunyan-style logger smtp-server calls: `logger.info(fields, 'format %s', arg)`. */

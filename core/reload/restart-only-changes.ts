@@ -5,12 +5,15 @@ import type { PetrelConfig } from '../config/schema.js';
  * Parts of the config a reload cannot change in a running process: sockets
  * are bound, the queue and Redis connection hold state, the scheduler runs
  * with its settings. Everything else (plugins and their options, limits,
- * hook timeouts, TLS certificates, local domains, logging) is applied.
+ * hook timeouts, TLS certificates, local domains, the log level) is applied.
  */
 const RESTART_ONLY: readonly ((config: PetrelConfig) => [string, unknown])[] = [
   (c) => ['listeners', c.listeners],
   (c) => ['server.dataDir', c.server.dataDir],
   (c) => ['server.shutdownTimeout', c.server.shutdownTimeout],
+  (c) => ['server.user', c.server.user],
+  (c) => ['server.group', c.server.group],
+  (c) => ['logging.format', c.logging.format],
   (c) => ['redis', c.redis],
   (c) => ['dns', c.dns],
   (c) => ['delivery', c.delivery],

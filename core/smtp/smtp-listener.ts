@@ -5,6 +5,7 @@ import type { ListenerConfig, PetrelConfig } from '../config/schema.js';
 import type { ReverseLookup } from '../dns/reverse-lookup.js';
 import { bunyanAdapter, isClientHangup, type Logger } from '../log/logger.js';
 import type { ListenerInfo } from '../session.js';
+import { ConnectionGate } from '../util/connection-gate.js';
 import { describeDuration } from '../util/describe-duration.js';
 import { listenFailure } from '../util/listen-failure.js';
 import { isLoopback, NetworkList } from '../util/networks.js';
@@ -27,6 +28,7 @@ export class SmtpListener {
   readonly info: ListenerInfo;
   readonly #server: PetrelSmtpServer;
   readonly #handlers: SmtpSessionHandlers;
+  readonly #gate: ConnectionGate;
   readonly #log: Logger;
   /** The limits new connections get; a reload changes them. */
   #limits: Limits;
@@ -67,6 +69,8 @@ export class SmtpListener {
       shares: new ClientShares(),
       onLimit: (event) => this.#logLimit(event),
     });
+    // smtp-server reads a socket itself once its parser (or TLS) is set up: hand sockets over paused.
+    this.#gate = new ConnectionGate(this.#server.server, { resume: false });
     this.#server.on('error', (error: Error) => {
       // Before it listens, an error is a failed listen(), which reports it itself.
       if (!this.#server.server.listening) return;
@@ -86,7 +90,12 @@ export class SmtpListener {
     if (tls) this.#server.updateSecureContext(tlsOptions(tls));
   }
 
-  /** Opens the listener's address; rejects with PETREL_LISTEN_FAILED naming the listener (port in use, permission denied). */
+  /**
+   * Binds the port; rejects with PETREL_LISTEN_FAILED naming the listener (port
+   * in use, permission denied). Connections that arrive are held, unread, until
+   * `open()`: Petrel binds before it switches users and starts its plugins, and
+   * serves only after (see ConnectionGate).
+   */
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       const server = this.#server.server;
@@ -102,6 +111,11 @@ export class SmtpListener {
     });
   }
 
+  /** Serves connections from now on, those held since `listen()` first. */
+  open(): void {
+    this.#gate.open();
+  }
+
   /** The bound address; port 0 in the config becomes the real port here. */
   address(): AddressInfo {
     return this.#server.server.address() as AddressInfo;
@@ -113,6 +127,7 @@ export class SmtpListener {
    * once queued) until `deadline`, after which what is left is closed.
    */
   async close(deadline: number): Promise<void> {
+    this.#gate.dropHeld();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     const inFlight = new Set([...this.#handlers.inFlight].map((state) => state.id));
     for (const connection of this.#server.connections) {

@@ -19,7 +19,7 @@ export interface TlsMaterial {
 export async function loadTlsMaterial(config: TlsConfig, paths: Paths, hostname: string): Promise<TlsMaterial> {
   const main = config.cert !== undefined && config.key !== undefined
     ? await readPair(paths.resolve(config.cert), paths.resolve(config.key))
-    : await selfSignedPair(join(paths.dataDir, 'tls'), hostname);
+    : await selfSignedPair(selfSignedDirectory(paths), hostname);
   const contexts = new Map<string, SecureContext>();
   for (const entry of config.sni) {
     const pair = await readPair(paths.resolve(entry.cert), paths.resolve(entry.key));
@@ -37,6 +37,11 @@ export async function loadTlsMaterial(config: TlsConfig, paths: Paths, hostname:
       callback(null, contexts.get(name) ?? contexts.get(wildcard));
     },
   };
+}
+
+/** Where `tls.selfSigned` keeps the certificate it generated. */
+export function selfSignedDirectory(paths: Paths): string {
+  return join(paths.dataDir, 'tls');
 }
 
 function makeContext(pair: { key: Buffer; cert: Buffer }, minVersion: string, label: string): SecureContext {

@@ -8,6 +8,8 @@ export interface ChildOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Start it under `ulimit -n` of this many open files (soft and hard), as a shell or unit would. */
   readonly openFiles?: number;
+  /** Run it through another command (`unshare -n ...`), which must end by exec'ing the rest of its arguments. */
+  readonly prefix?: readonly string[];
 }
 
 /**
@@ -31,7 +33,7 @@ export class ChildPetrel {
   ) {
     const node = join(process.cwd(), 'node_modules', '.bin', 'node');
     const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
-    const command = [node, cli, 'start', '-c', configFile];
+    const command = [...(options.prefix ?? []), node, cli, 'start', '-c', configFile];
     const env = { ...process.env, ...options.env };
     this.#process =
       options.openFiles === undefined
@@ -45,9 +47,12 @@ export class ChildPetrel {
     this.#exited = new Promise((resolve) => this.#process.once('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  /** Writes `config` as YAML into `dir` and starts `petrel start` on it; resolves once every listener listens. */
-  static async start(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<ChildPetrel> {
-    const child = ChildPetrel.launch(dir, config, { env });
+  /**
+   * Writes `config` as YAML into `dir` and starts `petrel start` on it; resolves once every listener listens.
+   * `prefix` runs it through another command (`unshare -n ...`), which must end by exec'ing the rest of its arguments.
+   */
+  static async start(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, prefix: readonly string[] = []): Promise<ChildPetrel> {
+    const child = ChildPetrel.launch(dir, config, { env, prefix });
     const listeners = (config.listeners as { name: string }[]).length;
     await child.waitForLog((line) => line.msg === 'listening' || String(line.msg).startsWith('listening on'), listeners, 20_000);
     return child;
@@ -59,7 +64,7 @@ export class ChildPetrel {
    */
   static launch(dir: string, config: Record<string, unknown>, options: ChildOptions = {}): ChildPetrel {
     const file = join(dir, `mta-${Date.now()}-${Math.random().toString(36).slice(2)}.yaml`);
-    writeFileSync(file, stringify(config));
+    writeFileSync(file, stringify(runnableAsRoot(config)));
     return new ChildPetrel(file, options);
   }
 
@@ -120,4 +125,15 @@ export class ChildPetrel {
       if (typeof line.listener === 'string' && typeof line.port === 'number') this.ports.set(line.listener, line.port);
     }
   }
+}
+
+/**
+ * Tests run as root on CI machines, and `petrel start` as root refuses to run
+ * unless server.user says who to be: these tests are about other things, so
+ * they say `root` on purpose (test/privileges.test.ts covers the rest).
+ */
+export function runnableAsRoot(config: Record<string, unknown>): Record<string, unknown> {
+  const server = (config.server ?? {}) as Record<string, unknown>;
+  if (process.getuid?.() !== 0 || server.user !== undefined) return config;
+  return { ...config, server: { ...server, user: 'root' } };
 }

@@ -1,6 +1,7 @@
 import { loadConfigFile } from '../../config/load.js';
 import { createLogger } from '../../log/logger.js';
 import { Petrel } from '../../petrel.js';
+import { ServerIdentity } from '../../privileges/server-identity.js';
 import { warnIfFewFileDescriptors } from '../../util/open-file-limit.js';
 import type { CliContext } from '../petrel.js';
 import { ServerLifetime } from '../server-lifetime.js';
@@ -16,11 +17,13 @@ import { ServerLifetime } from '../server-lifetime.js';
  */
 export async function startCommand(context: CliContext): Promise<number> {
   const loaded = await loadConfigFile(context.configFile);
-  const logger = createLogger({ level: loaded.config.logging.level });
+  // Before anything else: started as root without server.user, nothing should happen at all.
+  const identity = ServerIdentity.resolve(loaded.config.server);
+  const logger = createLogger({ level: loaded.config.logging.level, format: loaded.config.logging.format });
   const lifetime = new ServerLifetime(logger, loaded.config.server.shutdownTimeout);
   lifetime.install();
   warnIfFewFileDescriptors(loaded.config, logger);
-  const petrel = await Petrel.build({ config: loaded, logger, reloadConfig: () => loadConfigFile(context.configFile) });
+  const petrel = await Petrel.build({ config: loaded, logger, identity, reloadConfig: () => loadConfigFile(context.configFile) });
   lifetime.built(petrel);
   await petrel.start();
   lifetime.started();
