@@ -376,6 +376,7 @@ export class Petrel {
     await this.#openControlSocket();
     for (const listener of this.listeners) listener.open();
     this.#admin?.open();
+    this.logger.info({ listeners: this.listeners.map((l) => l.config.name) }, 'accepting connections');
     this.#startDelivery(clock);
   }
 

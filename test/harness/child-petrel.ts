@@ -48,13 +48,13 @@ export class ChildPetrel {
   }
 
   /**
-   * Writes `config` as YAML into `dir` and starts `petrel start` on it; resolves once every listener listens.
+   * Writes `config` as YAML into `dir` and starts `petrel start` on it; resolves once it serves connections.
    * `prefix` runs it through another command (`unshare -n ...`), which must end by exec'ing the rest of its arguments.
    */
   static async start(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, prefix: readonly string[] = []): Promise<ChildPetrel> {
     const child = ChildPetrel.launch(dir, config, { env, prefix });
-    const listeners = (config.listeners as { name: string }[]).length;
-    await child.waitForLog((line) => line.msg === 'listening' || String(line.msg).startsWith('listening on'), listeners, 20_000);
+    // Ports are bound (and logged) before plugins start; connections are served from this line on.
+    await child.waitForLog((line) => line.msg === 'accepting connections', 1, 20_000);
     return child;
   }
 
