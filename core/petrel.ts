@@ -33,6 +33,7 @@ import { loadTlsMaterial, selfSignedDirectory, type TlsMaterial } from './smtp/t
 import { Spool } from './spool/spool.js';
 import { ExpiringStores } from './util/expiring-store.js';
 import { restartOnlyChanges, sameCoreConfig } from './reload/restart-only-changes.js';
+import { MaildropPickup } from './sendmail/pickup.js';
 
 export interface PetrelOptions {
   readonly config: LoadedConfig;
@@ -80,6 +81,7 @@ export class Petrel {
   #bouncer: Bouncer | undefined;
   #control: ControlServer | undefined;
   #admin: AdminServer | undefined;
+  #pickup: MaildropPickup | undefined;
   /** Generations replaced by a reload whose sessions have not all ended. */
   readonly #retiring = new Set<Generation>();
 
@@ -374,6 +376,7 @@ export class Petrel {
     }
     await this.plugins.start();
     await this.#openControlSocket();
+    await this.#startPickup(spool, clock);
     for (const listener of this.listeners) listener.open();
     this.#admin?.open();
     this.logger.info({ listeners: this.listeners.map((l) => l.config.name) }, 'accepting connections');
@@ -419,6 +422,29 @@ export class Petrel {
     } catch (error) {
       if ((error as PetrelError).code === 'PETREL_CONTROL_IN_USE') throw error;
       this.logger.warn({ err: error, path: control.path }, `no control socket (${(error as Error).message}): petrel queue commands cannot reach this server`);
+    }
+  }
+
+  /**
+   * Queues what `petrel sendmail` leaves in the maildrop (see
+   * sendmail/pickup.ts). Like the control socket, a maildrop that cannot be
+   * made costs local programs their mail, not the server its service.
+   */
+  async #startPickup(spool: Spool, clock: Clock): Promise<void> {
+    const pickup = new MaildropPickup({
+      dataDir: this.paths.dataDir,
+      spool,
+      queue: () => this.plugins.queue,
+      config: () => this.config,
+      clock,
+      metrics: this.metrics,
+      log: this.logger.child({ component: 'pickup' }),
+    });
+    try {
+      await pickup.start();
+      this.#pickup = pickup;
+    } catch (error) {
+      this.logger.warn({ err: error }, `no maildrop pickup (${(error as Error).message}): mail from petrel sendmail waits until this is fixed`);
     }
   }
 
@@ -472,6 +498,7 @@ export class Petrel {
       ...this.listeners.map((listener) => listener.close(deadline)),
       this.#scheduler?.stop(deadline),
     ]);
+    await this.#pickup?.close();
     await this.#control?.close();
     await this.#admin?.close();
     for (const old of this.#retiring) await old.plugins.close();

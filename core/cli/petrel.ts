@@ -7,6 +7,7 @@ import { lineWriter } from './cli-output.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { checkConfigCommand } from './commands/check-config.js';
 import { reloadCommand } from './commands/reload.js';
+import { sendmailCommand } from './commands/sendmail.js';
 import { configCommand } from './commands/config.js';
 import { dkimCommand } from './commands/dkim.js';
 import { limitsCommand } from './commands/limits.js';
@@ -39,6 +40,9 @@ commands:
   limits reset VALUE [RULE]  forget those counters (lift a limit now)
   dkim keygen --domain D --selector S [--algo ed25519|rsa] [--bits N] [--out FILE] [--force]
                          make a DKIM key for dkim-sign; prints the DNS record to publish
+  sendmail [-t] [-i] [-f SENDER] [-F NAME] [-C FILE] [RECIPIENT...]
+                         the sendmail command for local programs: a message on stdin
+                         (petrel sendmail --help for its flags)
 
 options:
   -c, --config FILE      config file (default: $PETREL_CONFIG or ./mta.config.yaml)
@@ -86,6 +90,8 @@ function usage(problem: string, text: string): number {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // sendmail takes sendmail's flags (-t -i -oi -f ...), not petrel's.
+  if (argv[0] === 'sendmail') return sendmailCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

@@ -17,14 +17,17 @@ export interface LoadedConfig {
 }
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
-  let text: string;
+  return parseConfigText(await readConfigText(file), file, env);
+}
+
+/** The text of a config file, or a ConfigError that says why it cannot be read. */
+export async function readConfigText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
     throw new ConfigError([{ file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }]);
   }
-  return parseConfigText(text, file, env);
 }
 
 export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {

@@ -89,6 +89,22 @@ function commentText(text: string): string {
   return text.replace(/[^\x21-\x7E]/g, '?').replace(/[()\\]/g, '\\$&');
 }
 
+/**
+ * The Received field of a message a local program handed to `petrel sendmail`,
+ * in the shape Postfix writes for its sendmail command (the uid is what the
+ * kernel says made the maildrop file):
+ *
+ *   Received: by mx.example.org (Petrel, from userid 1000)
+ *   	id <queue id>
+ *   	for <rcpt@example.org>;
+ *   	Sat, 28 Nov 2026 18:00:00 +0000
+ */
+export function localReceivedHeader(fields: Omit<ReceivedFields, 'session' | 'protocol' | 'smtpUtf8'> & { readonly uid: number }): string {
+  const parts = [`by ${fields.byHost} (Petrel, from userid ${fields.uid})`, `id ${fields.queueId}`];
+  if (fields.recipients.length === 1) parts.push(`for <${fields.recipients[0]}>`);
+  return `${parts.join('\r\n\t')};\r\n\t${rfc5322Date(fields.date)}`;
+}
+
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 

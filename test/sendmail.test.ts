@@ -1,0 +1,251 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { ChildPetrel, runnableAsRoot } from './harness/child-petrel.js';
+import { eventually } from './harness/eventually.js';
+import { waitForMail } from './harness/maildir.js';
+import { tempDir } from './harness/temp-dir.js';
+
+const NODE = join(process.cwd(), 'node_modules', '.bin', 'node');
+const CLI = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
+const SENDMAIL_BIN = join(process.cwd(), 'dist', 'core', 'cli', 'sendmail.js');
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `petrel sendmail ARGS` (or another command line) with `input` on standard input. */
+function run(command: readonly string[], input: string | Buffer): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    // A sendmail that refuses before reading closes its end; that is not this test's concern.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input);
+  });
+}
+
+const sendmail = (configFile: string, args: readonly string[], input: string | Buffer) => run([NODE, CLI, 'sendmail', '-C', configFile, ...args], input);
+
+/** A server config: mail for petrel.test and for its own name lands in maildirs under dataDir. */
+function serverConfig(dataDir: string, extra: { server?: object; limits?: object } = {}) {
+  return {
+    server: { hostname: 'mx.petrel.test', dataDir, localDomains: ['petrel.test', 'mx.petrel.test'], shutdownTimeout: '5s', ...extra.server },
+    listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
+    dns: { reverseLookup: false },
+    ...(extra.limits ? { limits: extra.limits } : {}),
+    plugins: [
+      { name: 'relay-access' },
+      { name: 'queue-spool' },
+      { name: 'routing', options: { local: 'deliver-maildir' } },
+      { name: 'deliver-maildir', options: { mailbox: '{local}' } },
+    ],
+  };
+}
+
+function writeConfig(file: string, config: Record<string, unknown>): string {
+  writeFileSync(file, stringify(runnableAsRoot(config)));
+  chmodSync(file, 0o644);
+  return file;
+}
+
+/** What is in the maildrop besides the corrupt/ directory. */
+function maildropFiles(dataDir: string): string[] {
+  return readdirSync(join(dataDir, 'maildrop')).filter((name) => name !== 'corrupt');
+}
+
+describe('petrel sendmail, with the server running', () => {
+  const temp = tempDir();
+  const dataDir = join(temp.path, 'data');
+  const mailbox = (local: string) => join(dataDir, 'maildir', local);
+  let server: ChildPetrel;
+  let file: string;
+
+  before(async () => {
+    server = await ChildPetrel.start(temp.path, serverConfig(dataDir, { limits: { messageSize: '64KiB' } }));
+    file = server.configFile;
+  });
+  after(async () => {
+    await server.stop();
+    temp.remove();
+  });
+
+  it('-t: To, Cc and Bcc recipients get it, without the Bcc field; From, Date and Message-ID are added; lines end in CRLF', async () => {
+    const input = 'To: alice@petrel.test\nCc: Bob <bob@petrel.test>\nBcc: carol@petrel.test\nSubject: nightly report\n\nall good\n';
+    const result = await sendmail(file, ['-t'], input);
+    assert.deepEqual(result, { code: 0, stdout: '', stderr: '' });
+    for (const local of ['alice', 'bob', 'carol']) {
+      const [stored] = await waitForMail(mailbox(local));
+      assert.ok(stored.startsWith('Return-Path: <root@mx.petrel.test>\r\n'), 'the sender is the invoking user at server.hostname');
+      assert.match(stored, /\r\nReceived: by mx\.petrel\.test \(Petrel, from userid 0\)\r\n\tid [0-9a-z]{9}-[0-9a-f]{16};\r\n\t\w{3}, /);
+      assert.doesNotMatch(stored, /^Bcc:/im, 'Bcc is not delivered to anyone');
+      assert.match(stored, /\r\nTo: alice@petrel\.test\r\nCc: Bob <bob@petrel\.test>\r\nSubject: nightly report\r\nFrom: root@mx\.petrel\.test\r\nDate: \w{3}, \d+ \w{3} \d{4} [\d:]{8} \+0000\r\nMessage-ID: <[0-9a-z-]+@mx\.petrel\.test>\r\n\r\nall good\r\n$/);
+      assert.doesNotMatch(stored, /[^\r]\n/, 'every line ends in CRLF');
+    }
+    const accepted = server.logLines.filter((line) => line.msg === 'message accepted' && line.listener === 'sendmail');
+    assert.equal(accepted.length, 1);
+    assert.deepEqual(accepted[0].to, ['alice@petrel.test', 'bob@petrel.test', 'carol@petrel.test']);
+    assert.equal(accepted[0].user, 'root');
+  });
+
+  it('-f sets the envelope sender and -F the name in the From: it adds; a From: of the message stays as it is', async () => {
+    assert.equal((await sendmail(file, ['-f', 'cron@petrel.test', '-F', 'Cron Daemon', 'dave'], 'Subject: no from\n\nbody\n')).code, 0);
+    const [added] = await waitForMail(mailbox('dave'));
+    assert.ok(added.startsWith('Return-Path: <cron@petrel.test>\r\nDelivered-To: dave@mx.petrel.test\r\n'), 'a bare name is a user at server.hostname');
+    assert.match(added, /\r\nFrom: Cron Daemon <cron@petrel\.test>\r\n/);
+
+    assert.equal((await sendmail(file, ['-f', 'Cron <cron@petrel.test>', '-F', 'Ignored Name', 'erin@petrel.test'], 'From: Nightly <nightly@petrel.test>\n\nbody\n')).code, 0);
+    const [kept] = await waitForMail(mailbox('erin'));
+    assert.ok(kept.startsWith('Return-Path: <cron@petrel.test>\r\n'));
+    assert.match(kept, /\r\nFrom: Nightly <nightly@petrel\.test>\r\n/);
+    assert.doesNotMatch(kept, /Ignored Name/);
+  });
+
+  it('a line with a single dot ends the message unless -i or -oi; other dots stay as they are', async () => {
+    const input = 'Subject: dots\n\nfirst\n..two dots stay two\n.\nafter the dot\n';
+    assert.equal((await sendmail(file, ['frank'], input)).code, 0);
+    const [ended] = await waitForMail(mailbox('frank'));
+    assert.ok(ended.endsWith('\r\n\r\nfirst\r\n..two dots stay two\r\n'), JSON.stringify(ended.slice(-60)));
+
+    for (const [flag, local] of [['-i', 'grace'], ['-oi', 'heidi']]) {
+      assert.equal((await sendmail(file, [flag, local], input)).code, 0);
+      const [whole] = await waitForMail(mailbox(local));
+      assert.ok(whole.endsWith('\r\n\r\nfirst\r\n..two dots stay two\r\n.\r\nafter the dot\r\n'), `${flag}: ${JSON.stringify(whole.slice(-60))}`);
+    }
+  });
+
+  it('takes what cron passes (-FCronDaemon -i -B8BITMIME -oem root) and ignores the flags Postfix ignores', async () => {
+    const input = Buffer.from('Subject: cron <root@host> backup\nContent-Type: text/plain; charset=utf-8\n\nGrüße from cron\n', 'utf8');
+    const cron = await sendmail(file, ['-FCronDaemon', '-i', '-B8BITMIME', '-oem', 'root'], input);
+    assert.deepEqual(cron, { code: 0, stdout: '', stderr: '' });
+    const [stored] = await waitForMail(mailbox('root'));
+    assert.match(stored, /\r\nFrom: CronDaemon <root@mx\.petrel\.test>\r\n/);
+    assert.ok(stored.endsWith('\r\n\r\nGrüße from cron\r\n'), 'the 8-bit body is kept byte for byte');
+
+    const ignored = await sendmail(file, ['-odi', '-oem', '-om', '-v', '-U', '-G', '-m', '-Am', '-L', 'label', '-h', '5', '-O', 'x=y', '-bm', 'ivan'], 'Subject: flags\n\nx\n');
+    assert.deepEqual(ignored, { code: 0, stdout: '', stderr: '' });
+    await waitForMail(mailbox('ivan'));
+  });
+
+  it('bad usage exits 64 with a message, and keeps nothing', async () => {
+    const cases: [string[], string, RegExp][] = [
+      [['-j', 'x@petrel.test'], 'Subject: x\n\nx\n', /unknown option -j\nusage: sendmail/],
+      [[], 'Subject: x\n\nx\n', /no recipients: name them on the command line, or use -t/],
+      [['-t'], 'Subject: nobody named\n\nx\n', /no recipient addresses found in the message header/],
+      [['-B', '9BIT', 'x@petrel.test'], 'x\n', /-B needs 7BIT or 8BITMIME/],
+      [['-bs'], '', /-bs: SMTP on standard input is not supported/],
+      [['-bp'], '', /run `petrel queue list`/],
+      [['x@petrel.test', '-f'], '', /option -f needs a value/],
+      [['not an address@@'], 'x\n', /is not an address/],
+    ];
+    for (const [args, input, message] of cases) {
+      const result = await sendmail(file, args, input);
+      assert.equal(result.code, 64, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message, args.join(' '));
+      assert.match(result.stderr, /^sendmail: /);
+    }
+    assert.deepEqual(maildropFiles(dataDir), []);
+  });
+
+  it('a message larger than limits.messageSize exits 65 and keeps nothing', async () => {
+    const result = await sendmail(file, ['judy'], `Subject: big\n\n${'x'.repeat(100)}\n`.repeat(1000));
+    assert.equal(result.code, 65);
+    assert.match(result.stderr, /message larger than limits\.messageSize \(65536 bytes\); nothing was sent/);
+    assert.deepEqual(maildropFiles(dataDir), []);
+  });
+
+  it('the sendmail command is petrel sendmail', async () => {
+    const result = await run([NODE, SENDMAIL_BIN, '-C', file, '-t'], 'To: kate@petrel.test\nSubject: through the sendmail bin\n\nx\n');
+    assert.equal(result.code, 0, result.stderr);
+    await waitForMail(mailbox('kate'));
+  });
+
+  it('what is not a message in the maildrop is set aside, never read through a link', async () => {
+    const maildrop = join(dataDir, 'maildrop');
+    writeFileSync(join(maildrop, '0mx0aaaaa-0000000000000001'), 'not a maildrop file, though it is long enough to have a trailer\n', { mode: 0o740 });
+    symlinkSync(join(dataDir, 'queue'), join(maildrop, '0mx0aaaaa-0000000000000002'));
+    await eventually(() => maildropFiles(dataDir).length === 0, 'the maildrop to be empty');
+    assert.deepEqual(readdirSync(join(maildrop, 'corrupt')).sort(), ['0mx0aaaaa-0000000000000001', '0mx0aaaaa-0000000000000002']);
+    const reasons = server.logLines.filter((line) => String(line.msg).includes('is not a message Petrel can queue')).map((line) => line.reason);
+    assert.deepEqual(reasons.sort(), ['a symbolic link', 'no maildrop trailer']);
+  });
+});
+
+describe('petrel sendmail, with the server stopped', () => {
+  const temp = tempDir();
+  after(() => temp.remove());
+
+  it('refuses with 75 before the data directory exists, keeps the message while the server is stopped, and the server delivers it when it starts', async () => {
+    const dataDir = join(temp.path, 'data');
+    const file = writeConfig(join(temp.path, 'mta.yaml'), serverConfig(dataDir));
+    const early = await sendmail(file, ['-t'], 'To: alice@petrel.test\n\nx\n');
+    assert.equal(early.code, 75);
+    assert.match(early.stderr, new RegExp(`data directory ${dataDir} does not exist yet: start Petrel once`));
+
+    const first = await ChildPetrel.start(temp.path, serverConfig(dataDir));
+    await first.stop();
+    const stored = await sendmail(file, ['-t'], 'To: alice@petrel.test\nSubject: while stopped\n\nkept\n');
+    assert.deepEqual(stored, { code: 0, stdout: '', stderr: '' });
+    const [waiting] = maildropFiles(dataDir);
+    assert.equal(statSync(join(dataDir, 'maildrop', waiting)).mode & 0o777, 0o740, 'complete and synced before sendmail exited');
+
+    const second = await ChildPetrel.start(temp.path, serverConfig(dataDir));
+    try {
+      const [delivered] = await waitForMail(join(dataDir, 'maildir', 'alice'));
+      assert.match(delivered, /\r\nSubject: while stopped\r\n/);
+      assert.match(delivered, new RegExp(`\tid ${waiting}\r\n`), 'queued under the id sendmail gave it');
+      assert.deepEqual(maildropFiles(dataDir), []);
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe('petrel sendmail from another local user', () => {
+  const temp = tempDir();
+  const dataDir = join(temp.path, 'data');
+  let server: ChildPetrel;
+  // The server runs as nobody; daemon (uid 1) sends: two accounts that share nothing.
+  const asDaemon = ['setpriv', '--reuid=1', '--regid=1', '--clear-groups'];
+
+  before(async () => {
+    assert.equal(process.getuid?.(), 0, 'this test switches users; run the suite as root (CI does)');
+    chmodSync(temp.path, 0o755);
+    server = await ChildPetrel.start(temp.path, serverConfig(dataDir, { server: { user: 'nobody', group: 'nogroup' } }));
+  });
+  after(async () => {
+    await server.stop();
+    temp.remove();
+  });
+
+  it('reaches a server running as another user through the maildrop; the Received field names the uid; without a way in it exits 77', async () => {
+    const maildrop = statSync(join(dataDir, 'maildrop'));
+    assert.equal(maildrop.mode & 0o7777, 0o3733, 'maildrop: writable by all, listable by none, sticky, set-group-ID');
+    assert.equal(maildrop.uid, 65534);
+
+    chmodSync(dataDir, 0o750);
+    const refused = await run([...asDaemon, NODE, CLI, 'sendmail', '-C', server.configFile, 'alice@petrel.test'], 'x\n');
+    assert.equal(refused.code, 77);
+    assert.match(refused.stderr, new RegExp(`permission denied\\): the data directory must let you pass \\(chmod o\\+x ${dataDir}`));
+
+    chmodSync(dataDir, 0o751);
+    const sent = await run([...asDaemon, NODE, CLI, 'sendmail', '-C', server.configFile, 'alice@petrel.test'], 'Subject: from daemon\n\nhello\n');
+    assert.deepEqual(sent, { code: 0, stdout: '', stderr: '' });
+    const [stored] = await waitForMail(join(dataDir, 'maildir', 'alice'));
+    assert.ok(stored.startsWith('Return-Path: <daemon@mx.petrel.test>\r\n'));
+    assert.match(stored, /Received: by mx\.petrel\.test \(Petrel, from userid 1\)/);
+    const accepted = server.logLines.find((line) => line.msg === 'message accepted' && line.listener === 'sendmail');
+    assert.equal(accepted?.user, 'daemon');
+    assert.ok(!existsSync(join(dataDir, 'maildrop', 'corrupt', String(accepted?.qid))));
+  });
+});
