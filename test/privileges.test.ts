@@ -90,7 +90,9 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     // `unshare -n` gives Petrel a loopback of its own, so port 25 is free whatever runs on this machine.
     const prefix = isolated ? ['unshare', '-n', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'] : [];
     const dataDir = join(temp.path, 'port25');
-    const child = await ChildPetrel.start(temp.path, config('port25', { listeners: [{ name: 'mx', host: '127.0.0.1', port, tls: 'none' }] }), {}, prefix);
+    // A self-signed certificate is generated as root (before the switch) and must be handed to nobody.
+    const listeners = [{ name: 'mx', host: '127.0.0.1', port, tls: 'starttls' }];
+    const child = await ChildPetrel.start(temp.path, config('port25', { listeners, tls: { selfSigned: true } }), {}, prefix);
     children.push(child);
     await child.waitForLog((line) => String(line.msg).startsWith('switched to user nobody'));
     if (isolated) assert.equal(child.port(), 25);
@@ -108,7 +110,7 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     const maildir = join(dataDir, 'maildir', 'postmaster');
     await waitForMail(maildir);
     const [file] = readdirSync(join(maildir, 'new'));
-    for (const path of [dataDir, join(dataDir, 'queue'), join(dataDir, 'control.sock'), maildir, join(maildir, 'new', file)]) {
+    for (const path of [dataDir, join(dataDir, 'queue'), join(dataDir, 'control.sock'), join(dataDir, 'tls', 'self-signed.key'), maildir, join(maildir, 'new', file)]) {
       const stats = statSync(path);
       assert.equal(stats.uid, NOBODY.uid, `${path} belongs to nobody`);
     }
@@ -170,6 +172,9 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     const client = await SmtpTestClient.ready(child.port());
     await client.startTls();
     await client.quit();
+    // The admin port was bound before the switch too, and answers after it.
+    const admin = child.logLines.find((line) => String(line.msg).startsWith('admin API listening'));
+    assert.equal((await fetch(`http://127.0.0.1:${String(admin?.port)}/health`)).status, 200);
 
     const rewrite = (changes: Parameters<typeof config>[1]) => writeFileSync(child.configFile, stringify(config('reload', { tls, listeners, ...changes })));
     const refusals = () => child.logLines.filter((line) => String(line.msg).startsWith('reload refused')).map((line) => String(line.msg));
