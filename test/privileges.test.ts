@@ -148,13 +148,23 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     assert.match(again.stderr, new RegExp(`${join(dataDir, 'users')} \\(owned by root, uid 0\\)`));
   });
 
-  it('started as another user, server.user naming someone else is refused (only root can switch)', async () => {
+  it('started as another user, server.user naming someone else is refused (only root can switch); naming itself checks the data directory', async () => {
     const file = join(temp.path, 'wrong-user.yaml');
     writeFileSync(file, stringify(config('wrong-user', { server: { user: 'daemon', group: undefined } })));
     chmodSync(file, 0o644);
     const refused = await startFails(file, ['setpriv', `--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups']);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /server\.user is daemon \(uid 1\), but Petrel was started as nobody \(uid 65534\) and only root can switch users/);
+
+    // Started as server.user itself (systemd's User=), the data directory's owner is still checked.
+    const dataDir = join(temp.path, 'same-user');
+    mkdirSync(dataDir);
+    const same = join(temp.path, 'same-user.yaml');
+    writeFileSync(same, stringify(config('same-user', { server: { user: 'nobody', group: undefined } })));
+    chmodSync(same, 0o644);
+    const owner = await startFails(same, ['setpriv', `--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups']);
+    assert.equal(owner.code, 1);
+    assert.match(owner.stderr, new RegExp(`must belong to nobody \\(uid 65534\\), the user Petrel runs as, but ${dataDir} \\(owned by root, uid 0\\) does not`));
   });
 
   it('after the switch a reload reads files as nobody and cannot bind ports again: both are refused with the reason', async () => {
