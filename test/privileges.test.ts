@@ -121,7 +121,7 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     const { user: _user, group: _group, ...server } = config('no-user').server;
     writeFileSync(file, stringify({ ...config('no-user'), server }));
     const refused = await startFails(file);
-    assert.equal(refused.code, 1);
+    assert.equal(refused.code, 78, 'EX_CONFIG: the config must say who to be');
     assert.match(refused.stderr, /started as root and server\.user is not set: it will not serve mail as root/);
     assert.match(refused.stderr, /server\.user: root" to run as root on purpose/);
 
@@ -137,7 +137,7 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     const file = join(temp.path, 'owned-by-root.yaml');
     writeFileSync(file, stringify(config('owned-by-root')));
     const refused = await startFails(file);
-    assert.equal(refused.code, 1);
+    assert.equal(refused.code, 77, 'EX_NOPERM');
     assert.match(refused.stderr, new RegExp(`must belong to nobody \\(uid 65534\\), the user Petrel runs as, but ${dataDir} \\(owned by root, uid 0\\) does not`));
     assert.match(refused.stderr, new RegExp(`fix it with: chown -R nobody:nogroup ${dataDir}`));
 
@@ -153,7 +153,7 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     writeFileSync(file, stringify(config('wrong-user', { server: { user: 'daemon', group: undefined } })));
     chmodSync(file, 0o644);
     const refused = await startFails(file, ['setpriv', `--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups']);
-    assert.equal(refused.code, 1);
+    assert.equal(refused.code, 77, 'EX_NOPERM');
     assert.match(refused.stderr, /server\.user is daemon \(uid 1\), but Petrel was started as nobody \(uid 65534\) and only root can switch users/);
 
     // Started as server.user itself (systemd's User=), the data directory's owner is still checked.
@@ -163,7 +163,7 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     writeFileSync(same, stringify(config('same-user', { server: { user: 'nobody', group: undefined } })));
     chmodSync(same, 0o644);
     const owner = await startFails(same, ['setpriv', `--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups']);
-    assert.equal(owner.code, 1);
+    assert.equal(owner.code, 77);
     assert.match(owner.stderr, new RegExp(`must belong to nobody \\(uid 65534\\), the user Petrel runs as, but ${dataDir} \\(owned by root, uid 0\\) does not`));
   });
 

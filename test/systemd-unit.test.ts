@@ -63,6 +63,7 @@ describe('the shipped systemd unit (docs/systemd/petrel.service)', () => {
       CapabilityBoundingSet: 'CAP_NET_BIND_SERVICE',
       ExecReload: '/bin/kill -HUP $MAINPID',
       Restart: 'on-failure',
+      RestartPreventExitStatus: '64 77 78',
       ExecStart: '/usr/bin/env petrel start -c /etc/petrel/mta.config.yaml',
     };
     for (const [key, value] of Object.entries(expected)) assert.deepEqual(unit.get(key), [value], key);

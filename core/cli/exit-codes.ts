@@ -12,6 +12,8 @@ export const EXIT = {
   failed: 1,
   /** EX_USAGE: the command line was wrong. */
   usage: 64,
+  /** EX_DATAERR: the input was wrong (a message `petrel sendmail` cannot send: too large, bad addresses in it). */
+  dataErr: 65,
   /** EX_NOINPUT: a file the config names does not exist or cannot be read. */
   noInput: 66,
   /** EX_UNAVAILABLE: something the server needs is not there (Redis, a plugin that failed or timed out at start). */
@@ -54,6 +56,12 @@ const BY_PETREL_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   // The running server refused the request (a reload of a config it cannot use) or did not answer.
   PETREL_CONTROL_FAILED: EXIT.failed,
   PETREL_TLS: EXIT.noInput,
+  // Started as root without server.user, or naming no account: fix the config.
+  PETREL_RUN_AS_ROOT: EXIT.config,
+  PETREL_ACCOUNT_UNKNOWN: EXIT.config,
+  PETREL_WRONG_USER: EXIT.noPermission,
+  PETREL_DATA_DIR_OWNER: EXIT.noPermission,
+  PETREL_PRIVILEGE_DROP: EXIT.osError,
 };
 
 /**

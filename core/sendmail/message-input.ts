@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import { Transform, type Readable } from 'node:stream';
-import { EXIT, SendmailFailure } from './exit-codes.js';
+import { EXIT } from '../cli/exit-codes.js';
+import { SendmailFailure } from './sendmail-failure.js';
 
 export interface MessageInputOptions {
   /** A line with a single "." ends the message (sendmail without -i). */
@@ -45,7 +46,7 @@ export async function readMessage(input: Readable, options: MessageInputOptions)
   // readline holds a whole line in memory: stop reading once the input is clearly too large.
   const limit = byteLimit(options.maxBytes + options.maxHeaderBytes + 64 * 1024);
   const lines = createInterface({ input: input.pipe(limit), crlfDelay: Infinity });
-  const tooLarge = () => new SendmailFailure(EXIT.DATAERR, `message larger than limits.messageSize (${options.maxBytes} bytes); nothing was sent`);
+  const tooLarge = () => new SendmailFailure(EXIT.dataErr, `message larger than limits.messageSize (${options.maxBytes} bytes); nothing was sent`);
   limit.on('error', () => lines.close());
 
   const header: string[] = [];
@@ -96,7 +97,7 @@ export async function readMessage(input: Readable, options: MessageInputOptions)
         if (continues || FIELD.test(text)) {
           headerBytes += line.length + 2;
           if (headerBytes > options.maxHeaderBytes) {
-            throw new SendmailFailure(EXIT.DATAERR, `header block larger than limits.headerSize (${options.maxHeaderBytes} bytes); nothing was sent`);
+            throw new SendmailFailure(EXIT.dataErr, `header block larger than limits.headerSize (${options.maxHeaderBytes} bytes); nothing was sent`);
           }
           header.push(text);
           continue;

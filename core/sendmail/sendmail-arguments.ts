@@ -1,4 +1,5 @@
-import { EXIT, SendmailFailure } from './exit-codes.js';
+import { EXIT } from '../cli/exit-codes.js';
+import { SendmailFailure } from './sendmail-failure.js';
 
 export const SENDMAIL_USAGE = `usage: sendmail [-t] [-i] [-f sender] [-F full name] [-C config] [-B 7BIT|8BITMIME]
                 [-N failure,delay,success|never] [-R full|hdrs] [-V envid] [recipient ...]
@@ -181,5 +182,5 @@ function parseNotify(value: string): DsnNotify[] | undefined {
 }
 
 function usage(problem: string): SendmailFailure {
-  return new SendmailFailure(EXIT.USAGE, `${problem}\n${SENDMAIL_USAGE}`);
+  return new SendmailFailure(EXIT.usage, `${problem}\n${SENDMAIL_USAGE}`);
 }

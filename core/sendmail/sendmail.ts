@@ -6,7 +6,8 @@ import { ConfigError } from '../config/config-error.js';
 import { loadServerSettings, type ServerSettings } from '../config/server-settings.js';
 import { makePaths } from '../paths.js';
 import { newQueueId } from '../queue/queue-id.js';
-import { EXIT, SendmailFailure, type ExitCode } from './exit-codes.js';
+import { EXIT, type ExitCode } from '../cli/exit-codes.js';
+import { SendmailFailure } from './sendmail-failure.js';
 import { ensureMaildrop, maildropDirectory, MaildropWriter } from './maildrop.js';
 import { readMessage } from './message-input.js';
 import { parseSendmailArguments, SENDMAIL_USAGE, type SendmailArguments } from './sendmail-arguments.js';
@@ -41,13 +42,13 @@ export async function runSendmail(argv: readonly string[], io: SendmailIo): Prom
     const args = parseSendmailArguments(argv);
     if (args.help) {
       io.out(`${SENDMAIL_USAGE}\n`);
-      return EXIT.OK;
+      return EXIT.ok;
     }
     for (const warning of args.warnings) io.err(warning);
-    if (args.nothingToDo) return EXIT.OK;
+    if (args.nothingToDo) return EXIT.ok;
     const settings = await settingsFor(args, io.env);
     await submit(args, settings, io);
-    return EXIT.OK;
+    return EXIT.ok;
   } catch (error) {
     const failure = asFailure(error);
     io.err(failure.message);
@@ -60,10 +61,10 @@ async function submit(args: SendmailArguments, settings: ServerSettings, io: Sen
   const sender = senderOf(args, origin);
   const given = args.recipients.map((list) => addressesIn(list, origin));
   const invalid = given.flatMap((list) => list.invalid);
-  if (invalid.length > 0) throw new SendmailFailure(EXIT.USAGE, `"${invalid[0]}" is not an address; nothing was sent`);
+  if (invalid.length > 0) throw new SendmailFailure(EXIT.usage, `"${invalid[0]}" is not an address; nothing was sent`);
   const fromCommandLine = given.flatMap((list) => list.addresses);
   if (!args.extractRecipients && fromCommandLine.length === 0) {
-    throw new SendmailFailure(EXIT.USAGE, `no recipients: name them on the command line, or use -t to take them from the message\n${SENDMAIL_USAGE}`);
+    throw new SendmailFailure(EXIT.usage, `no recipients: name them on the command line, or use -t to take them from the message\n${SENDMAIL_USAGE}`);
   }
 
   const { dataDir } = makePaths(settings.baseDir, settings.server.dataDir);
@@ -86,7 +87,7 @@ async function submit(args: SendmailArguments, settings: ServerSettings, io: Sen
       write: (chunk) => writer.write(chunk),
     });
     const recipients = uniqueAddresses([...fromCommandLine, ...extracted]);
-    if (recipients.length === 0) throw new SendmailFailure(EXIT.USAGE, 'no recipient addresses found in the message header (-t); nothing was sent');
+    if (recipients.length === 0) throw new SendmailFailure(EXIT.usage, 'no recipient addresses found in the message header (-t); nothing was sent');
     await writer.commit({
       from: sender,
       to: recipients,
@@ -105,12 +106,12 @@ async function submit(args: SendmailArguments, settings: ServerSettings, io: Sen
 async function settingsFor(args: SendmailArguments, env: NodeJS.ProcessEnv): Promise<ServerSettings> {
   const file = args.configFile ?? env.PETREL_CONFIG ?? DEFAULT_CONFIGS.find((candidate) => existsSync(candidate));
   if (file === undefined) {
-    throw new SendmailFailure(EXIT.CONFIG, `no config: give -C FILE or set PETREL_CONFIG (looked for ${DEFAULT_CONFIGS.join(' and ')})`);
+    throw new SendmailFailure(EXIT.config, `no config: give -C FILE or set PETREL_CONFIG (looked for ${DEFAULT_CONFIGS.join(' and ')})`);
   }
   try {
     return await loadServerSettings(file, env);
   } catch (error) {
-    if (error instanceof ConfigError) throw new SendmailFailure(EXIT.CONFIG, error.message);
+    if (error instanceof ConfigError) throw new SendmailFailure(EXIT.config, error.message);
     throw error;
   }
 }
@@ -119,14 +120,14 @@ async function settingsFor(args: SendmailArguments, env: NodeJS.ProcessEnv): Pro
 function senderOf(args: SendmailArguments, origin: string): string {
   if (args.sender !== undefined) {
     const sender = senderFrom(args.sender, origin);
-    if (sender === undefined) throw new SendmailFailure(EXIT.USAGE, `-f "${args.sender}" is not an address`);
+    if (sender === undefined) throw new SendmailFailure(EXIT.usage, `-f "${args.sender}" is not an address`);
     return sender;
   }
   let login: string;
   try {
     login = userInfo().username;
   } catch {
-    throw new SendmailFailure(EXIT.OSERR, `no login name for user id ${process.getuid?.()}: give the sender with -f`);
+    throw new SendmailFailure(EXIT.osError, `no login name for user id ${process.getuid?.()}: give the sender with -f`);
   }
   return `${login}@${origin}`;
 }
@@ -148,11 +149,11 @@ async function maildropFor(dataDir: string): Promise<string> {
     owner = await stat(dataDir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw writeFailure(error, directory, dataDir);
-    throw new SendmailFailure(EXIT.TEMPFAIL, `Petrel's data directory ${dataDir} does not exist yet: start Petrel once (it makes it), then send again; nothing was sent`);
+    throw new SendmailFailure(EXIT.tempFail, `Petrel's data directory ${dataDir} does not exist yet: start Petrel once (it makes it), then send again; nothing was sent`);
   }
   const me = process.getuid?.();
   if (me !== 0 && me !== owner.uid) {
-    throw new SendmailFailure(EXIT.TEMPFAIL, `${directory} does not exist yet: Petrel makes it when it starts; nothing was sent`);
+    throw new SendmailFailure(EXIT.tempFail, `${directory} does not exist yet: Petrel makes it when it starts; nothing was sent`);
   }
   return ensureMaildrop(dataDir, me === 0 ? { uid: owner.uid, gid: owner.gid } : undefined).catch((error: unknown) => {
     throw writeFailure(error, directory, dataDir);
@@ -163,18 +164,18 @@ function writeFailure(error: unknown, directory: string, dataDir: string): Sendm
   const code = (error as NodeJS.ErrnoException).code ?? '';
   if (code === 'EACCES' || code === 'EPERM') {
     return new SendmailFailure(
-      EXIT.NOPERM,
+      EXIT.noPermission,
       `cannot write into ${directory} (permission denied): the data directory must let you pass (chmod o+x ${dataDir}, ` +
         'or a group the server shares with you); see docs/operations.md, "sendmail"; nothing was sent',
     );
   }
-  if (TEMPORARY.has(code)) return new SendmailFailure(EXIT.TEMPFAIL, `cannot store the message in ${directory} now (${(error as Error).message}); nothing was sent`);
+  if (TEMPORARY.has(code)) return new SendmailFailure(EXIT.tempFail, `cannot store the message in ${directory} now (${(error as Error).message}); nothing was sent`);
   return asFailure(error);
 }
 
 function asFailure(error: unknown): SendmailFailure {
   if (error instanceof SendmailFailure) return error;
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  if (TEMPORARY.has(code)) return new SendmailFailure(EXIT.TEMPFAIL, `${(error as Error).message}; nothing was sent`);
-  return new SendmailFailure(EXIT.SOFTWARE, `unexpected error: ${(error as Error)?.stack ?? String(error)}`);
+  if (TEMPORARY.has(code)) return new SendmailFailure(EXIT.tempFail, `${(error as Error).message}; nothing was sent`);
+  return new SendmailFailure(EXIT.software, `unexpected error: ${(error as Error)?.stack ?? String(error)}`);
 }

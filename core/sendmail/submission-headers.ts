@@ -1,7 +1,8 @@
 import { encodeWord, quoteString } from 'nodemailer/lib/mime-funcs';
 import { rfc5322Date } from '../smtp/received-header.js';
 import { MessageHeaders } from '../spool/message-headers.js';
-import { EXIT, SendmailFailure } from './exit-codes.js';
+import { EXIT } from '../cli/exit-codes.js';
+import { SendmailFailure } from './sendmail-failure.js';
 import { addressesIn } from './submission-addresses.js';
 
 export interface HeaderContext {
@@ -41,7 +42,7 @@ export function prepareHeaders(block: Buffer, context: HeaderContext): { headerB
     for (const field of fields) {
       for (const value of headers.get(field)) {
         const { addresses, invalid } = addressesIn(value, context.origin);
-        if (invalid.length > 0) throw new SendmailFailure(EXIT.DATAERR, `${headerName(field)}: "${invalid[0]}" is not an address; nothing was sent`);
+        if (invalid.length > 0) throw new SendmailFailure(EXIT.dataErr, `${headerName(field)}: "${invalid[0]}" is not an address; nothing was sent`);
         recipients.push(...addresses);
       }
     }
