@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
@@ -171,7 +171,10 @@ describe('petrel sendmail, with the server running', () => {
 
   it('what is not a message in the maildrop is set aside, never read through a link', async () => {
     const maildrop = join(dataDir, 'maildrop');
-    writeFileSync(join(maildrop, '0mx0aaaaa-0000000000000001'), 'not a maildrop file, though it is long enough to have a trailer\n', { mode: 0o740 });
+    // Written elsewhere and renamed in whole, as a complete file appears (sendmail marks it complete only when it is).
+    const junk = join(dataDir, 'junk');
+    writeFileSync(junk, 'not a maildrop file, though it is long enough to have a trailer\n', { mode: 0o740 });
+    renameSync(junk, join(maildrop, '0mx0aaaaa-0000000000000001'));
     symlinkSync(join(dataDir, 'queue'), join(maildrop, '0mx0aaaaa-0000000000000002'));
     const setAside = (line: Record<string, unknown>) => String(line.msg).includes('is not a message Petrel can queue');
     await server.waitForLog(setAside, 2);
