@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { CONFIRM } from '../plugins/queue-redis/scripts.js';
 import { fixturePlugin } from './fixtures/paths.js';
 import { DedicatedRedis } from './harness/dedicated-redis.js';
 import { eventually } from './harness/eventually.js';
+import { LostReplyRelay } from './harness/lost-reply-relay.js';
 import { SinkServer } from './harness/sink-server.js';
 import { sampleMessage } from './harness/smtp-client.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -32,9 +35,9 @@ async function persistentRedis(): Promise<DedicatedRedis> {
   return redis;
 }
 
-async function petrelOn(redis: DedicatedRedis, config: Record<string, unknown> = {}, plugins: unknown[] = []): Promise<TestServer> {
+async function petrelOn(redis: { url: string }, config: Record<string, unknown> = {}, plugins: unknown[] = [], commandTimeout = '500ms'): Promise<TestServer> {
   const server = await startTestServer({
-    redis: { url: redis.url, keyPrefix: 'petrel:', commandTimeout: '500ms' },
+    redis: { url: redis.url, keyPrefix: 'petrel:', commandTimeout },
     plugins: [{ name: 'relay-access', options: { relayNetworks: ['127.0.0.0/8'] } }, { name: 'queue-redis', options: { checkPersistence: false } }, ...plugins],
     ...config,
   });
@@ -96,6 +99,27 @@ describe('queue-redis across a Redis outage', () => {
     assert.deepEqual(await queueKeys(redis), { messages: [id], listed: [id] }, 'the refused message is not in Redis');
     const leases = await server.petrel.queue.lease(1, 60_000);
     assert.deepEqual(leases.map((lease) => lease.message.id), [id], 'the claim that timed out does not hold the message');
+  });
+
+  it('a confirmation whose reply was lost (ioredis sends it again after reconnecting) is still a 250: the message is stored', async () => {
+    const redis = await persistentRedis();
+    const relay = await LostReplyRelay.start(redis.port);
+    cleanups.push(() => relay.close());
+    // A command timeout long enough for the repeat to reach Redis within the script's deadline.
+    const server = await petrelOn(relay, { delivery: { enabled: false } }, [], '5s');
+    const client = await server.client();
+    const first = await client.sendMail('sender@origin.test', ['someone@remote.test'], sampleMessage({ subject: 'first' }));
+    assert.match(first.raw, /^250 /);
+    // The scripts are in Redis's cache now: ioredis calls them by their SHA1.
+    relay.loseReplyTo(createHash('sha1').update(CONFIRM).digest('hex'));
+    const second = await client.sendMail('sender@origin.test', ['someone@remote.test'], sampleMessage({ subject: 'second' }));
+    await client.quit();
+    assert.equal(relay.lost, 1, 'the reply to the confirmation was lost');
+    const ids = [first, second].map((reply) => reply.raw.split(' ').pop()!);
+    const keys = await queueKeys(redis);
+    assert.equal(keys.messages.length, 2, 'both messages are stored (the confirmation went through)');
+    assert.match(second.raw, /^250 /, 'a message Redis keeps is acknowledged, not refused (the client would send it again: a duplicate)');
+    assert.deepEqual(keys, { messages: [...ids].sort(), listed: [...ids].sort() });
   });
 
   it('a deferral whose index update fails after it was recorded is due at its next try once the index takes it, not at the lease deadline', async () => {

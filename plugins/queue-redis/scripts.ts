@@ -48,8 +48,18 @@ return {'ok'}
 /**
  * Makes a stored message permanent (the client gets its 250 after this).
  * ARGV: deadline. Returns {'ok'} | {'gone'} (it expired: too late) | {'expired'}.
+ *
+ * A repeat of a confirmation that went through answers {'ok'} again, late or
+ * not: ioredis sends a command again after reconnecting when its reply was
+ * lost with the connection, and the message is kept either way, so anything
+ * but 'ok' would get the client a 451 for a message that will be delivered
+ * (and a duplicate when it sends it again). A message without a TTL is a
+ * confirmed one: only STORE sets a TTL, and nothing else removes it.
  */
 export const CONFIRM =
+  `
+if redis.call('PTTL', KEYS[1]) == -1 then return {'ok'} end
+` +
   UNLESS_EXPIRED +
   `
 if redis.call('PERSIST', KEYS[1]) == 1 then return {'ok'} end
