@@ -1,7 +1,12 @@
 const SECRET_KEY = /pass(word)?|secret|token|credential|private.?key|api.?key/i;
 
-/** `scheme://user:password@host...`: the userinfo of a URL that carries a password. */
-const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#@]*@/i;
+/**
+ * `scheme://user:password@host...`: the userinfo of a URL that carries a
+ * password. The userinfo ends at the last `@` before the path, as ioredis
+ * (and any URL parser) reads it, so a bare `@` in the user name or the
+ * password is part of them: the password is hidden whole.
+ */
+const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#:]*):[^/?#]*@/i;
 
 /**
  * A copy of `value` with secrets replaced, for showing config over the admin
