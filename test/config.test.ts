@@ -49,7 +49,11 @@ describe('config errors name file, line, column, key, what was found and what wa
 
   it('unknown key (a typo) with its own line', async () => {
     const message = await problems(VALID.replace('  localDomains: [example.test]', '  localDomians: [example.test]'));
-    assert.match(message, /mta\.config\.yaml:4:3 server\.localDomians: unknown key "localDomians"/);
+    assert.match(message, /mta\.config\.yaml:4:3 server\.localDomians: unknown key "localDomians": did you mean localDomains\?/);
+    const inList = await problems(VALID.replace('    tls: none', '    tls: none\n    greetingDelai: 1s'));
+    assert.match(inList, /listeners\[0\]\.greetingDelai: unknown key "greetingDelai": did you mean greetingDelay\?/);
+    const unlike = await problems(VALID.replace('  dataDir: ./data', '  dataDir: ./data\n  colour: blue'));
+    assert.match(unlike, /server\.colour: unknown key "colour" \(check its spelling; docs\/configuration\.md lists every key\)/);
   });
 
   it('wrong type, with what was found', async () => {
@@ -81,9 +85,11 @@ describe('config errors name file, line, column, key, what was found and what wa
     assert.match(empty, /dns\.servers: expected at least one name server, or no `servers` key for the system resolver/);
   });
 
-  it('unknown built-in plugin, listing the built-ins', async () => {
+  it('unknown built-in plugin, suggesting the nearest and listing the built-ins', async () => {
     const message = await problems(VALID.replace('  - name: relay-access', '  - name: relay-acess'));
-    assert.match(message, /mta\.config\.yaml:11:5 plugins\[0\]: unknown built-in plugin "relay-acess" \(built-ins: .*relay-access/);
+    assert.match(message, /mta\.config\.yaml:11:5 plugins\[0\]: unknown built-in plugin "relay-acess": did you mean relay-access\? \(built-ins: .*relay-access/);
+    const unlike = await problems(VALID.replace('  - name: relay-access', '  - name: spamassassin'));
+    assert.match(unlike, /unknown built-in plugin "spamassassin" \(built-ins: /, 'no suggestion for a name unlike any built-in');
   });
 
   it('bad plugin option names the plugin and the key', async () => {
@@ -93,7 +99,7 @@ describe('config errors name file, line, column, key, what was found and what wa
 
   it('unknown plugin option', async () => {
     const message = await problems(VALID.replace('  - name: relay-access', '  - name: relay-access\n    options:\n      relayNetwork: []'));
-    assert.match(message, /:13:7 plugins\[0\]\.options\.relayNetwork: plugin relay-access: unknown key "relayNetwork"/);
+    assert.match(message, /:13:7 plugins\[0\]\.options\.relayNetwork: plugin relay-access: unknown key "relayNetwork": did you mean relayNetworks\?/);
   });
 
   it('missing dependency', async () => {

@@ -126,6 +126,42 @@ describe('dkim-sign', () => {
     assert.ok(!/^DKIM-Signature:/im.test(unsigned));
   });
 
+  it('keygen makes RSA 2048 by default, and with --algo both one key of each that dkim-sign signs with', async () => {
+    const dir = tempDir();
+    cleanups.push(async () => dir.remove());
+    const config = join(dir.path, 'mta.config.yaml');
+    writeFileSync(config, 'server: { hostname: mx.petrel.test, dataDir: ./state, localDomains: [petrel.test] }\nlisteners: [{ name: mx, port: 0, tls: none }]\nplugins: [{ name: queue-spool }]\n');
+    const keygenArgs = (...more: string[]) => [PETREL_CLI, 'dkim', 'keygen', '--domain', 'petrel.test', '-c', config, ...more];
+
+    const plain = await run(process.execPath, keygenArgs('--selector', 'plain'));
+    const plainKey = createPrivateKey(readFileSync(join(dir.path, 'state', 'dkim', 'petrel.test', 'plain.key')));
+    assert.equal(plainKey.asymmetricKeyType, 'rsa');
+    assert.equal(plainKey.asymmetricKeyDetails?.modulusLength, 2048);
+    assert.match(plain.stdout, /\(rsa, 2048 bits\)/);
+
+    const both = await run(process.execPath, keygenArgs('--selector', 'k2026', '--algo', 'both'));
+    const records = [...both.stdout.matchAll(/^(\S+)\. IN TXT ((?:"[^"]*"\s*)+)$/gm)].map((m) => ({ name: m[1], txt: [...m[2].matchAll(/"([^"]*)"/g)].map((q) => q[1]).join('') }));
+    assert.deepEqual(records.map((r) => r.name), ['k2026-rsa._domainkey.petrel.test', 'k2026-ed25519._domainkey.petrel.test']);
+    const keys = [...both.stdout.matchAll(/- \{ domain: (\S+), selector: (\S+), keyFile: (\S+) \}/g)].map((m) => ({ domain: m[1], selector: m[2], keyFile: join(dir.path, m[3]) }));
+    assert.deepEqual(keys.map((k) => k.keyFile), [join(dir.path, 'state/dkim/petrel.test/k2026-rsa.key'), join(dir.path, 'state/dkim/petrel.test/k2026-ed25519.key')], 'config lines relative to the config file');
+
+    const again = await run(process.execPath, keygenArgs('--selector', 'k2026', '--algo', 'both')).catch((error: { code: number; stderr: string }) => error);
+    assert.equal((again as { code: number }).code, 1);
+    assert.match((again as { stderr: string }).stderr, /petrel dkim: .*k2026-rsa\.key exists already/);
+
+    const made = await setup(dir.path, keys);
+    for (const record of records) made.world.dns.set(record.name, { TXT: [[record.txt]] });
+    const signed = await deliver(made, sampleMessage({ from: 'Alice <alice@petrel.test>', to: 'bob@receiver.test', subject: 'both' }), true);
+    const { dkim } = await verify(made.world, signed);
+    assert.deepEqual(
+      dkim.results.map((r) => [r.selector, r.algo, r.status.result]),
+      [
+        ['k2026-rsa', 'rsa-sha256', 'pass'],
+        ['k2026-ed25519', 'ed25519-sha256', 'pass'],
+      ],
+    );
+  });
+
   it('refuses to start with a key file it cannot use, saying which and how to make one', async () => {
     const dir = tempDir();
     cleanups.push(async () => dir.remove());

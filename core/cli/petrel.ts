@@ -1,56 +1,23 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { PetrelError } from '../errors.js';
+import { didYouMean } from '../util/nearest-name.js';
+import { PETREL_VERSION } from '../version.js';
 import { lineWriter } from './cli-output.js';
-import { EXIT, exitCodeFor } from './exit-codes.js';
+import { commandContext, usageError } from './command-context.js';
 import { checkConfigCommand } from './commands/check-config.js';
+import { configCommand } from './commands/config.js';
+import { initCommand } from './commands/init.js';
+import { pluginCommand } from './commands/plugin.js';
+import { queueCommand } from './commands/queue.js';
 import { reloadCommand } from './commands/reload.js';
 import { sendmailCommand } from './commands/sendmail.js';
-import { configCommand } from './commands/config.js';
-import { dkimCommand } from './commands/dkim.js';
-import { limitsCommand } from './commands/limits.js';
-import { queueCommand } from './commands/queue.js';
 import { startCommand } from './commands/start.js';
-import { userCommand } from './commands/user.js';
-
-const USAGE = `usage: petrel <command> [options]
-
-commands:
-  start                  run the MTA
-  reload                 make the running server re-read its config (like SIGHUP), with its answer
-  check-config           validate the config (and plugin options); exit 78 on problems
-  config schema          print the JSON Schema of mta.config.yaml (for editors and CI)
-  queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--older-than 4h]
-  queue show ID          one message: envelope, recipients, attempts, last replies, headers
-  queue retry ID|--all   make a message (or every message not held) due now
-  queue hold ID          keep a message from being delivered until it is released
-  queue release ID       release a held message (due now)
-  queue delete ID        remove a message without notifying anyone
-  queue bounce ID        fail every open recipient now and send the sender a DSN
-  queue stats            counts by state and by destination
-                         (every queue command takes --json; with a server running on the
-                          same data directory it goes through the server's control socket)
-  user add|passwd LOGIN  add a user or change a password (asked on the terminal, or --password-stdin)
-  user remove LOGIN      remove a user
-  user list              list the logins
-                         (the users file of the auth-file plugin; --users-file FILE names another)
-  limits show VALUE [RULE]   rate-limit counters VALUE (an IP, address, domain, user) is a key of [--json]
-  limits reset VALUE [RULE]  forget those counters (lift a limit now)
-  dkim keygen --domain D --selector S [--algo ed25519|rsa] [--bits N] [--out FILE] [--force]
-                         make a DKIM key for dkim-sign; prints the DNS record to publish
-  sendmail [-t] [-i] [-f SENDER] [-F NAME] [-C FILE] [RECIPIENT...]
-                         the sendmail command for local programs: a message on stdin
-                         (petrel sendmail --help for its flags)
-
-options:
-  -c, --config FILE      config file (default: $PETREL_CONFIG or ./mta.config.yaml)
-  -h, --help             this text
-
-exit status: 0 done, 1 the answer is no (no such message, reload refused), 64 usage error,
-78 config error; start-up failures: docs/operations.md#exit-status
-`;
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { CORE_USAGE, helpText } from './help.js';
+import { discoverPluginCommands } from './plugin-commands.js';
 
 export interface CliContext {
   readonly configFile: string;
@@ -68,75 +35,111 @@ export interface CliContext {
 }
 
 type Command = (context: CliContext) => Promise<number>;
+type Options = NonNullable<ParseArgsConfig['options']>;
 
-const COMMANDS: Readonly<Record<string, Command>> = {
+/** What every command takes. */
+const GLOBAL_OPTIONS: Options = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+};
+
+/** The core's own commands and the options they take. Plugins add theirs (plugin-commands.ts); the core knows no plugin. */
+const CORE_COMMANDS: Readonly<Record<string, Command>> = {
   start: startCommand,
   reload: reloadCommand,
   'check-config': checkConfigCommand,
   config: configCommand,
   queue: queueCommand,
-  user: userCommand,
-  limits: limitsCommand,
-  dkim: dkimCommand,
+  init: initCommand,
+  plugin: pluginCommand,
 };
+const CORE_OPTIONS: Options = {
+  ...GLOBAL_OPTIONS,
+  json: { type: 'boolean' },
+  state: { type: 'string' },
+  domain: { type: 'string' },
+  sender: { type: 'string' },
+  'older-than': { type: 'string' },
+  all: { type: 'boolean' },
+  hostname: { type: 'string' },
+  dir: { type: 'string' },
+  force: { type: 'boolean' },
+};
+/** Names a plugin command cannot take: the core's commands, `sendmail` (parsed apart: it takes sendmail's flags) and `help`. */
+const RESERVED = new Set([...Object.keys(CORE_COMMANDS), 'sendmail', 'help']);
 
 const out = lineWriter(process.stdout);
 const err = lineWriter(process.stderr, 'petrel: ');
 
-function usage(problem: string, text: string): number {
-  err(problem);
-  process.stderr.write(`${text.trimEnd()}\n`);
-  return EXIT.usage;
-}
-
 async function main(argv: string[]): Promise<number> {
   // sendmail takes sendmail's flags (-t -i -oi -f ...), not petrel's.
   if (argv[0] === 'sendmail') return sendmailCommand(argv.slice(1));
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-        json: { type: 'boolean' },
-        state: { type: 'string' },
-        domain: { type: 'string' },
-        sender: { type: 'string' },
-        'password-stdin': { type: 'boolean' },
-        'users-file': { type: 'string' },
-        'older-than': { type: 'string' },
-        all: { type: 'boolean' },
-        selector: { type: 'string' },
-        algo: { type: 'string' },
-        bits: { type: 'string' },
-        out: { type: 'string' },
-        force: { type: 'boolean' },
-      },
-    });
-  } catch (error) {
-    if (String((error as { code?: string }).code).startsWith('ERR_PARSE_ARGS_')) return usage((error as Error).message, USAGE);
-    throw error;
+  const name = commandName(argv);
+  const core = name !== undefined && Object.hasOwn(CORE_COMMANDS, name) ? CORE_COMMANDS[name] : undefined;
+  if (name === undefined || name === 'help' || core !== undefined) {
+    const parsed = parse(argv, CORE_OPTIONS);
+    if (typeof parsed === 'number') return parsed;
+    const { values, positionals } = parsed;
+    if (values.version) return printVersion();
+    const configFile = configFileOf(values);
+    if (values.help || name === 'help') {
+      process.stdout.write(await helpText(configFile, RESERVED));
+      return EXIT.ok;
+    }
+    if (core === undefined) return usageError('which command? (petrel --help lists them)', CORE_USAGE);
+    return core({ configFile, args: positionals.slice(1), flags: values as CliContext['flags'], out, err, usage: usageError });
   }
-  const { values, positionals } = parsed;
-  const [name, ...args] = positionals;
-  if (values.help || name === 'help') {
-    process.stdout.write(USAGE);
+
+  const loose = parseArgs({ args: argv, allowPositionals: true, strict: false, options: GLOBAL_OPTIONS });
+  if (loose.values.version) return printVersion();
+  const configFile = configFileOf(loose.values);
+  const { commands, problems } = await discoverPluginCommands(configFile, RESERVED);
+  const offered = commands.find((candidate) => candidate.command.name === name);
+  if (offered === undefined) {
+    const known = [...RESERVED, ...commands.map((candidate) => candidate.command.name)];
+    const notes = problems.map((problem) => `\nnote: ${problem}`).join('');
+    return usageError(`unknown command "${name}"${didYouMean(name, known)} (petrel --help lists every command)${notes}`, CORE_USAGE);
+  }
+  const { command } = offered;
+  const usage = `usage: petrel ${command.name} ${command.usage}`;
+  const parsed = parse(argv, { ...GLOBAL_OPTIONS, ...command.options }, usage);
+  if (typeof parsed === 'number') return parsed;
+  if (parsed.values.help) {
+    process.stdout.write(`${usage}\n${command.description} (from the ${offered.plugin} plugin)\n`);
     return EXIT.ok;
   }
-  if (name === undefined) return usage('which command? (petrel --help lists them)', USAGE);
-  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!command) return usage(`unknown command "${name}"`, USAGE);
-  return command({
-    configFile: values.config ?? process.env.PETREL_CONFIG ?? 'mta.config.yaml',
-    args,
-    flags: values,
-    out,
-    err,
-    usage,
-  });
+  return command.run(commandContext(offered, parsed.positionals.slice(1), parsed.values, configFile));
+}
+
+/** The first word that is not an option or the value of -c: the command. */
+function commandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') return argv[i + 1];
+    if (arg === '-c' || arg === '--config') i++;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
+}
+
+/** The command line parsed strictly with `options`; an unknown or malformed option is a usage error (64). */
+function parse(argv: string[], options: Options, usage = CORE_USAGE) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options });
+  } catch (error) {
+    if (String((error as { code?: string }).code).startsWith('ERR_PARSE_ARGS_')) return usageError((error as Error).message, usage);
+    throw error;
+  }
+}
+
+function configFileOf(values: Record<string, unknown>): string {
+  return typeof values.config === 'string' ? values.config : (process.env.PETREL_CONFIG ?? 'mta.config.yaml');
+}
+
+function printVersion(): number {
+  out(`petrel ${PETREL_VERSION} (Node.js ${process.version})`);
+  return EXIT.ok;
 }
 
 /** One line saying what stopped the command; a stack only for what must be a bug, and only when asked for. */

@@ -50,7 +50,7 @@ function validate(raw: unknown, locator: ConfigLocator, baseDir: string): Loaded
     throw new ConfigError([issueAt(locator, [], 'expected a mapping at the top level')]);
   }
   const parsed = configSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) throw new ConfigError(toConfigIssues(parsed.error, locator));
+  if (!parsed.success) throw new ConfigError(toConfigIssues(parsed.error, locator, [], '', configSchema));
   const config = parsed.data;
   const issues: ConfigIssue[] = [];
   const names = new Set<string>();

@@ -1,31 +1,37 @@
 import type { z } from 'zod';
 import type { ConfigIssue } from './config-error.js';
 import { formatPath } from './config-error.js';
+import { didYouMean } from '../util/nearest-name.js';
+import { knownKeysAt } from './schema-keys.js';
 import { issueAt, type ConfigLocator, type KeyPath } from './yaml-source.js';
 
 /**
  * Turns zod's issues into ConfigIssues that say where (file:line:column and
  * key path), what was found and what was expected. `prefix` is where the
  * validated value sits in the file (plugin options live under
- * `plugins[3].options`).
+ * `plugins[3].options`). With the `schema` that was validated, an unknown
+ * key is answered with the nearest known one ("did you mean localDomains?").
  */
 export function toConfigIssues(
   error: z.ZodError,
   locator: ConfigLocator,
   prefix: KeyPath = [],
   subject = '',
+  schema?: z.ZodType,
 ): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const issue of error.issues) {
     const path = [...prefix, ...(issue.path as (string | number)[])];
     if (issue.code === 'unrecognized_keys') {
+      const known = schema ? knownKeysAt(schema, issue.path as (string | number)[]) : [];
       for (const key of issue.keys) {
         const at = locator.locateKey([...path, key]);
+        const suggestion = didYouMean(key, known);
         issues.push({
           file: locator.file,
           ...at,
           path: formatPath([...path, key]),
-          message: `${subject}unknown key "${key}" (check its spelling; docs/configuration.md lists every key)`,
+          message: `${subject}unknown key "${key}"${suggestion || ' (check its spelling; docs/configuration.md lists every key)'}`,
         });
       }
       continue;

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { PluginCommand } from '../cli/plugin-command.js';
 import type { HookRegistrar } from '../hooks/registry.js';
 
 /** What a plugin says about itself; checked at boot. */
@@ -39,6 +40,8 @@ export interface PluginClass<P extends Plugin = Plugin> {
    * stripping). TypeScript plugins compiled by tsc use `@inject(TOKEN)`.
    */
   readonly inject?: readonly symbol[];
+  /** Commands the plugin adds to the `petrel` CLI (`petrel user ...`), shown by `petrel --help` under its name. */
+  readonly commands?: readonly PluginCommand[];
 }
 
 /** The options type a plugin's schema produces. */

@@ -4,7 +4,9 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { PluginEntryConfig } from '../config/schema.js';
+import { didYouMean } from '../util/nearest-name.js';
 import type { PluginClass } from './contract.js';
+import { assertOnePetrel, resolveSharedImportsHere } from './one-petrel.js';
 
 /** Built-in plugins are compiled next to the core: dist/plugins/<name>/index.js. */
 export const BUILTIN_PLUGIN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'plugins');
@@ -31,12 +33,14 @@ export function entryLabel(entry: PluginEntryConfig): string {
  */
 export async function importPluginClass(entry: PluginEntryConfig, configDir: string): Promise<PluginClass> {
   const url = locateModule(entry, configDir);
+  resolveSharedImportsHere();
   let module: Record<string, unknown>;
   try {
     module = (await import(url)) as Record<string, unknown>;
   } catch (error) {
     throw new Error(`cannot import ${entryLabel(entry)}: ${(error as Error).message}`, { cause: error });
   }
+  assertOnePetrel(`plugin ${entryLabel(entry)}`);
   const candidate = module.default ?? module.plugin;
   if (!isPluginClass(candidate)) {
     throw new Error(
@@ -68,7 +72,9 @@ function locateModule(entry: PluginEntryConfig, configDir: string): string {
     const file = join(BUILTIN_PLUGIN_DIR, entry.name, 'index.js');
     if (!/^[a-z0-9-]+$/.test(entry.name) || !existsSync(file)) {
       const known = builtinPluginNames();
-      throw new Error(`unknown built-in plugin "${entry.name}" (built-ins: ${known.join(', ') || 'none'}; use path: for a file)`);
+      throw new Error(
+        `unknown built-in plugin "${entry.name}"${didYouMean(entry.name, known)} (built-ins: ${known.join(', ') || 'none'}; use path: for a file, package: for an npm package)`,
+      );
     }
     return pathToFileURL(file).href;
   }

@@ -3,7 +3,6 @@ import { ConfigError, type ConfigIssue } from '../config/config-error.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { PluginEntryConfig } from '../config/schema.js';
 import { issueAt, type ConfigLocator } from '../config/yaml-source.js';
-import { toConfigIssues } from '../config/zod-issues.js';
 import { TOKENS } from '../di/tokens.js';
 import { PetrelError } from '../errors.js';
 import { DEFAULT_HOOK_TIMEOUTS, type HookName } from '../hooks/catalogue.js';
@@ -14,6 +13,7 @@ import type { Queue } from '../queue/contract.js';
 import { describeDuration } from '../util/describe-duration.js';
 import type { Plugin, PluginClass } from './contract.js';
 import { entryLabel, importPluginClass, pluginSourceRoot } from './module-resolver.js';
+import { parsePluginOptions } from './plugin-options.js';
 
 /** A plugin that has been found and whose options are valid, not yet constructed. */
 interface ResolvedPlugin {
@@ -203,8 +203,9 @@ export class PluginHost {
         issues.push(issueAt(locator, ['plugins', index], (error as Error).message));
         continue;
       }
-      const options = this.#parseOptions(pluginClass, entry, index, locator, issues);
-      resolved.push({ index, entry, pluginClass, options, source: pluginSourceRoot(entry, loaded.baseDir) });
+      const parsed = parsePluginOptions(pluginClass, entry, index, locator);
+      issues.push(...parsed.issues);
+      resolved.push({ index, entry, pluginClass, options: parsed.options, source: pluginSourceRoot(entry, loaded.baseDir) });
     }
     const names = new Map<string, number>();
     for (const plugin of resolved) {
@@ -241,32 +242,6 @@ export class PluginHost {
     return resolved;
   }
 
-  #parseOptions(
-    pluginClass: PluginClass,
-    entry: PluginEntryConfig,
-    index: number,
-    locator: ConfigLocator,
-    issues: ConfigIssue[],
-  ): unknown {
-    const name = pluginClass.meta.name;
-    if (pluginClass.options === undefined) {
-      if (Object.keys(entry.options).length > 0) {
-        issues.push(issueAt(locator, ['plugins', index, 'options'], `plugin ${name} takes no options`));
-      }
-      return {};
-    }
-    if (typeof (pluginClass.options as { safeParse?: unknown }).safeParse !== 'function') {
-      issues.push(
-        issueAt(locator, ['plugins', index], `plugin ${name}: its static \`options\` is not a zod schema (write static readonly options = z.strictObject({ ... }))`),
-      );
-      return undefined;
-    }
-    const parsed = pluginClass.options.safeParse(entry.options, { reportInput: true });
-    if (parsed.success) return parsed.data;
-    issues.push(...toConfigIssues(parsed.error, locator, ['plugins', index, 'options'], `plugin ${name}: `));
-    return undefined;
-  }
-
   #construct(plugin: ResolvedPlugin, locator: ConfigLocator): Plugin {
     const { pluginClass } = plugin;
     const name = pluginClass.meta.name;
@@ -282,7 +257,7 @@ export class PluginHost {
       const hint = redis
         ? `plugin ${name} needs Redis: add a redis: section (url) to the config`
         : message.includes('TypeInfo not known')
-          ? `plugin ${name}: its constructor parameters need @inject(TOKEN) decorators and @injectable(), or a static inject = [TOKENS...] list`
+          ? unknownTypeHint(name, pluginClass)
           : `plugin ${name} could not be constructed: ${message}`;
       throw new ConfigError([issueAt(locator, ['plugins', plugin.index], hint)]);
     }
@@ -308,6 +283,24 @@ async function startWithin(plugin: LoadedPlugin): Promise<void> {
     clearTimeout(timer);
   }
 }
+
+/**
+ * Why the container does not know how to construct a plugin class. A class
+ * whose parameters carry @inject metadata did use decorators, so either its
+ * @injectable() is missing or it came from another copy of tsyringe than
+ * Petrel's (the plugin imported tsyringe itself), whose registry Petrel's
+ * container never reads.
+ */
+function unknownTypeHint(name: string, pluginClass: PluginClass): string {
+  const decorated = Reflect.getOwnMetadata(TSYRINGE_INJECTION_TOKENS, pluginClass) !== undefined;
+  return decorated
+    ? `plugin ${name}: its constructor has @inject decorators, but Petrel's container does not know the class: ` +
+        "mark it @injectable(), and import inject and injectable from 'petrel' (not from 'tsyringe': a second copy of tsyringe keeps its own registry)"
+    : `plugin ${name}: its constructor parameters need @inject(TOKEN) decorators and @injectable(), or a static inject = [TOKENS...] list`;
+}
+
+/** Where tsyringe's @inject keeps the tokens of a class's constructor parameters (reflect-metadata, shared by every copy). */
+const TSYRINGE_INJECTION_TOKENS = 'injectionTokens';
 
 /** Turns a class's static `inject` list into the metadata tsyringe reads from decorators. */
 function applyStaticInjections(pluginClass: PluginClass): void {

@@ -34,13 +34,3 @@ export function createRedisClient(config: RedisConfig): RedisClient {
   }
   return new Redis(config.url, common);
 }
-
-/** The masters of a client: every cluster master, or the one server. */
-export function redisMasters(client: RedisClient): Redis[] {
-  return client instanceof Cluster ? client.nodes('master') : [client];
-}
-
-/** A second connection with the same settings (for pub/sub or blocking commands, which occupy a connection). */
-export function duplicateClient(client: RedisClient): RedisClient {
-  return client instanceof Cluster ? client.duplicate() : client.duplicate();
-}

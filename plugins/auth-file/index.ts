@@ -1,4 +1,3 @@
-import { isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inject, injectable } from 'tsyringe';
 import { z } from 'zod';
@@ -20,7 +19,8 @@ import { WatchedFile } from '../../core/util/watched-file.js';
 import { AuthLockout, type NetworkAttempt } from './auth-lockout.js';
 import { LoginThrottle } from './login-throttle.js';
 import { hashPassword, verifyPassword } from './password-hash.js';
-import { normalizeLogin, parseUsers, type Users } from './users-file.js';
+import { userCommand } from './user-command.js';
+import { normalizeLogin, parseUsers, usersFilePath, type Users } from './users-file.js';
 
 export const options = z.strictObject({
   file: z.string().min(1).default('users').describe('the users file (login:hash lines), relative to server.dataDir; `petrel user` edits it'),
@@ -101,6 +101,7 @@ export default class AuthFile {
     description: 'AUTH PLAIN/LOGIN from a users file with scrypt hashes; failure delay, lockout and per-login spacing for all auth plugins',
   };
   static readonly options = options;
+  static readonly commands = [userCommand];
 
   readonly #users: WatchedFile<Users>;
   readonly #lockout: AuthLockout | undefined;
@@ -219,9 +220,4 @@ export default class AuthFile {
     await this.#throttle?.succeeded(attempt.login, attempt.network.network, attempt.countedForLogin);
     return false;
   }
-}
-
-/** Where the users file of an auth-file config lives (also used by `petrel user`). */
-export function usersFilePath(dataDir: string, file: string): string {
-  return isAbsolute(file) ? file : join(dataDir, file);
 }

@@ -1,5 +1,5 @@
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fsyncDirectory, writeAndRename } from '../../core/util/durable-fs.js';
 import { PidLock } from '../../core/util/pid-lock.js';
@@ -15,6 +15,11 @@ import { hashProblem } from './password-hash.js';
  * clients and people are not consistent about the case of an address.
  */
 export type Users = ReadonlyMap<string, string>;
+
+/** Where the users file of an auth-file config lives: `file` is relative to the data directory. */
+export function usersFilePath(dataDir: string, file: string): string {
+  return isAbsolute(file) ? file : join(dataDir, file);
+}
 
 const HEADER = '# Petrel users: login:scrypt-hash, one a line. Edit with `petrel user add|passwd|remove`.\n';
 

@@ -12,6 +12,7 @@ import type { Paths } from '../../core/paths.js';
 import type { PluginMeta } from '../../core/plugins/contract.js';
 import { NetworkList } from '../../core/util/networks.js';
 import { dkimRecordValue, zoneFileLine } from './dkim-record.js';
+import { keygenCommand } from './keygen-command.js';
 import { SigningKeys } from './signing-keys.js';
 
 export const options = z.strictObject({
@@ -66,6 +67,7 @@ export default class DkimSign {
     description: 'DKIM-signs outgoing mail (RSA and Ed25519) per sender domain',
   };
   static readonly options = options;
+  static readonly commands = [keygenCommand];
 
   #keys: SigningKeys | undefined;
   readonly #networks: NetworkList;

@@ -19,7 +19,8 @@ import {
 } from '../../core/queue/contract.js';
 import { applyOutcomes, countByState } from '../../core/queue/apply-outcomes.js';
 import { matchesFilter } from '../../core/queue/queue-filter.js';
-import { duplicateClient, type RedisClient } from '../../core/redis/redis-client.js';
+import type { RedisClient } from '../../core/redis/redis-client.js';
+import { duplicateClient } from '../../core/redis/redis-topology.js';
 import { checkPersistence } from './persistence-check.js';
 import { ABANDON, CONFIRM, LEASE, SETTLE, STORE, UPDATE } from './scripts.js';
 

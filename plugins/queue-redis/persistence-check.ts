@@ -1,5 +1,6 @@
 import type { Logger } from '../../core/log/logger.js';
-import { redisMasters, type RedisClient } from '../../core/redis/redis-client.js';
+import type { RedisClient } from '../../core/redis/redis-client.js';
+import { redisMasters } from '../../core/redis/redis-topology.js';
 
 /**
  * Redis keeps acknowledged mail across its own crash only with the

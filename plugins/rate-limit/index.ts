@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { inject, injectable } from 'tsyringe';
 import { z } from 'zod';
-import type { LimitReport, RateLimitAdmin } from '../../core/cli/commands/limits.js';
 import type { Clock } from '../../core/clock.js';
 import type { PetrelConfig } from '../../core/config/schema.js';
 import { cidr, duration } from '../../core/config/units.js';
@@ -17,6 +16,7 @@ import type { RedisClient } from '../../core/redis/redis-client.js';
 import { NetworkList } from '../../core/util/networks.js';
 import { limitText } from './answers.js';
 import { LimitChecks } from './limit-checks.js';
+import { limitsCommand, type LimitReport, type RateLimitAdmin } from './limits-command.js';
 import { RateLimiter } from './rate-limiter.js';
 import { keyValue } from './rule-keys.js';
 import { compileRule, rulesSchema, type Rule } from './rules.js';
@@ -63,6 +63,7 @@ export default class RateLimit implements RateLimitAdmin {
     description: 'rate and concurrency limits per client, sender, user, recipient or listener; memory or Redis',
   };
   static readonly options = options;
+  static readonly commands = [limitsCommand];
 
   readonly #rules: readonly Rule[];
   readonly #store: LimitStore;

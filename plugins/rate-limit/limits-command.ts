@@ -1,7 +1,4 @@
-import { loadConfigFile } from '../../config/load.js';
-import { createLogger } from '../../log/logger.js';
-import { Petrel } from '../../petrel.js';
-import type { CliContext } from '../petrel.js';
+import type { CommandContext, PluginCommand } from 'petrel';
 
 /** One counter as `petrel limits` shows it. */
 export interface LimitReport {
@@ -32,35 +29,36 @@ export interface RateLimitAdmin {
   resetLimits(value: string, rule?: string): Promise<LimitReport[]>;
 }
 
-const USAGE = 'usage: petrel limits show|reset VALUE [RULE]   (VALUE: an IP address, network, address, domain, user or HELO name)';
-
 /** `petrel limits show|reset VALUE [RULE]`: looks at or clears the rate-limit plugin's counters. */
-export async function limitsCommand(context: CliContext): Promise<number> {
+export const limitsCommand: PluginCommand = {
+  name: 'limits',
+  usage: 'show|reset VALUE [RULE] [--json]   (VALUE: an IP address, network, address, domain, user or HELO name)',
+  description: 'show the rate-limit counters VALUE is a key of, or reset them (lift a limit now)',
+  options: { json: { type: 'boolean' } },
+  run: showOrReset,
+};
+
+async function showOrReset(context: CommandContext): Promise<number> {
   const [action, value, rule] = context.args;
-  if (action === undefined) return context.usage('which limits command?', USAGE);
-  if (action !== 'show' && action !== 'reset') return context.usage(`unknown limits command "${action}"`, USAGE);
-  if (value === undefined) return context.usage(`limits ${action}: the VALUE is missing`, USAGE);
-  const loaded = await loadConfigFile(context.configFile);
-  const petrel = await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
-  try {
-    const admin = petrel.plugins.plugins.find((plugin) => plugin.name === 'rate-limit')?.instance as Partial<RateLimitAdmin> | undefined;
-    if (typeof admin?.showLimits !== 'function' || typeof admin.resetLimits !== 'function') {
-      context.out(`${context.configFile}: the rate-limit plugin is not enabled`);
-      return 1;
-    }
-    const reports = await (action === 'show' ? admin.showLimits(value, rule) : admin.resetLimits(value, rule)).catch((error: Error) => error);
-    if (reports instanceof Error) {
-      process.stderr.write(`petrel limits: ${reports.message}\n`);
-      return 1;
-    }
-    if (context.flags.json === true) context.out(JSON.stringify(reports, null, 2));
-    else if (action === 'show') printReports(reports, value, context.out);
-    else if (reports.length === 0) context.out(`nothing to reset for ${value}`);
-    else for (const report of reports) context.out(`reset ${report.rule} (${report.key} ${report.value}, was ${report.used} of ${report.limitText})`);
-    return 0;
-  } finally {
-    await petrel.stop();
+  if (action === undefined) return context.usage('which limits command?');
+  if (action !== 'show' && action !== 'reset') return context.usage(`unknown limits command "${action}"`);
+  if (value === undefined) return context.usage(`limits ${action}: the VALUE is missing`);
+  const reports = await context.withPlugin((admin: RateLimitAdmin) =>
+    (action === 'show' ? admin.showLimits(value, rule) : admin.resetLimits(value, rule)).catch((error: Error) => error),
+  );
+  if (reports === undefined) {
+    context.out(`${context.configFile}: the rate-limit plugin is not enabled`);
+    return 1;
   }
+  if (reports instanceof Error) {
+    context.err(reports.message);
+    return 1;
+  }
+  if (context.flags.json === true) context.out(JSON.stringify(reports, null, 2));
+  else if (action === 'show') printReports(reports, value, context.out);
+  else if (reports.length === 0) context.out(`nothing to reset for ${value}`);
+  else for (const report of reports) context.out(`reset ${report.rule} (${report.key} ${report.value}, was ${report.used} of ${report.limitText})`);
+  return 0;
 }
 
 function printReports(reports: readonly LimitReport[], value: string, out: (line: string) => void): void {

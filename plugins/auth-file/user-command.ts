@@ -1,30 +1,37 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { loadConfigFile } from '../../config/load.js';
-import { makePaths } from '../../paths.js';
-import { options as authFileOptions, usersFilePath } from '../../../plugins/auth-file/index.js';
-import { hashPassword } from '../../../plugins/auth-file/password-hash.js';
-import { loginProblem, normalizeLogin, parseUsers, updateUsersFile } from '../../../plugins/auth-file/users-file.js';
-import type { CliContext } from '../petrel.js';
+import type { CommandContext, PluginCommand } from 'petrel';
+import { hashPassword } from './password-hash.js';
+import { loginProblem, normalizeLogin, parseUsers, updateUsersFile, usersFilePath } from './users-file.js';
 
-const USAGE = 'usage: petrel user add|passwd LOGIN [--password-stdin] | remove LOGIN | list   [--users-file FILE]';
 const MIN_PASSWORD_LENGTH = 8;
 
 /**
  * `petrel user add|passwd|remove|list`: edits the users file of the
- * auth-file plugin named in the config (or the file given with
+ * auth-file plugin the config enables (or the file given with
  * --users-file). A running server picks the change up on the next AUTH.
  */
-export async function userCommand(context: CliContext): Promise<number> {
+export const userCommand: PluginCommand = {
+  name: 'user',
+  usage: 'add|passwd LOGIN [--password-stdin] | remove LOGIN | list   [--users-file FILE]',
+  description: 'add a user or change a password (asked on the terminal, or --password-stdin), remove a user, list the logins',
+  options: {
+    'password-stdin': { type: 'boolean' },
+    'users-file': { type: 'string' },
+  },
+  run: editUsers,
+};
+
+async function editUsers(context: CommandContext): Promise<number> {
   const [action, rawLogin] = context.args;
   const fail = (message: string): number => {
-    process.stderr.write(`petrel user: ${message}\n`);
+    context.err(message);
     return 1;
   };
-  if (action === undefined) return context.usage('which user command?', USAGE);
-  if (!['add', 'passwd', 'remove', 'list'].includes(action)) return context.usage(`unknown user command "${action}"`, USAGE);
-  if (action !== 'list' && !rawLogin) return context.usage(`user ${action}: the LOGIN is missing`, USAGE);
+  if (action === undefined) return context.usage('which user command?');
+  if (!['add', 'passwd', 'remove', 'list'].includes(action)) return context.usage(`unknown user command "${action}"`);
+  if (action !== 'list' && !rawLogin) return context.usage(`user ${action}: the LOGIN is missing`);
   const path = await usersFile(context);
   if (path === undefined) return fail(`${context.configFile} enables no auth-file plugin; name the file with --users-file`);
 
@@ -38,11 +45,11 @@ export async function userCommand(context: CliContext): Promise<number> {
 
   const login = normalizeLogin(rawLogin);
   const problem = loginProblem(login);
-  if (problem) return context.usage(`user ${action}: ${problem}`, USAGE);
+  if (problem) return context.usage(`user ${action}: ${problem}`);
 
   let hash: string | undefined;
   if (action === 'add' || action === 'passwd') {
-    const password = await readPassword(context.flags['password-stdin'] === true);
+    const password = await readPassword(context);
     if (password instanceof Error) return fail(password.message);
     if (password.length < MIN_PASSWORD_LENGTH) return fail(`the password must have at least ${MIN_PASSWORD_LENGTH} characters`);
     hash = await hashPassword(password);
@@ -60,34 +67,33 @@ export async function userCommand(context: CliContext): Promise<number> {
   return 0;
 }
 
-async function usersFile(context: CliContext): Promise<string | undefined> {
+async function usersFile(context: CommandContext): Promise<string | undefined> {
   const given = context.flags['users-file'];
   if (typeof given === 'string') return given;
-  const loaded = await loadConfigFile(context.configFile);
-  const entry = loaded.config.plugins.find((plugin) => plugin.name === 'auth-file' && plugin.enabled);
-  if (!entry) return undefined;
-  const parsed = authFileOptions.parse(entry.options);
-  return usersFilePath(makePaths(loaded.baseDir, loaded.config.server.dataDir).dataDir, parsed.file);
+  const options = await context.pluginOptions<{ file: string }>();
+  if (options === undefined) return undefined;
+  return usersFilePath((await context.paths()).dataDir, options.file);
 }
 
 /** The first line of stdin, or asked twice on the terminal without echo. */
-async function readPassword(fromStdin: boolean): Promise<string | Error> {
-  if (fromStdin) {
+async function readPassword(context: CommandContext): Promise<string | Error> {
+  const { stdin } = context;
+  if (context.flags['password-stdin'] === true) {
     let text = '';
-    for await (const chunk of process.stdin) text += String(chunk);
+    for await (const chunk of stdin) text += String(chunk);
     return text.split(/\r?\n/)[0];
   }
-  if (!process.stdin.isTTY) return new Error('no terminal to ask for the password on; pipe it in with --password-stdin');
-  const first = await ask('Password: ');
-  const second = await ask('Again: ');
+  if (!stdin.isTTY) return new Error('no terminal to ask for the password on; pipe it in with --password-stdin');
+  const first = await ask(stdin, 'Password: ');
+  const second = await ask(stdin, 'Again: ');
   return first === second ? first : new Error('the two passwords differ');
 }
 
-function ask(prompt: string): Promise<string> {
+function ask(input: NodeJS.ReadStream, prompt: string): Promise<string> {
   process.stderr.write(prompt);
   // Typed characters are not echoed: the terminal output goes to a sink.
   const silent = new Writable({ write: (_chunk, _encoding, done) => done() });
-  const rl = createInterface({ input: process.stdin, output: silent, terminal: true });
+  const rl = createInterface({ input, output: silent, terminal: true });
   return new Promise((resolve) => {
     rl.question('', (answer) => {
       rl.close();

@@ -1,0 +1,15 @@
+/**
+ * `petrel/queue`: what a queue plugin (`meta.provides: ['queue']`, like
+ * queue-spool and queue-redis) builds on besides the Queue contract, which
+ * `petrel` exports with the other services: applying delivery outcomes to
+ * recipients, the operator's list filter, the bytes of a spooled message, an
+ * open file that is appended to and synced, and a heap for due times.
+ */
+export type * from './contract.js';
+export { stateOf } from './contract.js';
+export { applyOutcomes, countByState } from './apply-outcomes.js';
+export { matchesFilter } from './queue-filter.js';
+export { bodyStream, IN_MEMORY_COPY_LIMIT, messageStream } from '../spool/incoming-message.js';
+export type { SpooledFile } from '../spool/incoming-message.js';
+export { OpenFile } from '../util/open-file.js';
+export { MinHeap } from '../util/min-heap.js';
