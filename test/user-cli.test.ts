@@ -1,30 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyPassword } from '../plugins/auth-file/password-hash.js';
 import { parseUsers } from '../plugins/auth-file/users-file.js';
 import { PETREL_CLI, REPO_ROOT } from './fixtures/petrel-process.js';
+import { runProcess, type ProcessRun } from './harness/run-process.js';
 import { tempDir } from './harness/temp-dir.js';
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function petrel(args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [PETREL_CLI, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
+function petrel(args: string[], input?: string): Promise<ProcessRun> {
+  return runProcess(process.execPath, [PETREL_CLI, ...args], { cwd: REPO_ROOT, input });
 }
 
 describe('petrel user', () => {

@@ -68,6 +68,8 @@ function packageJson(settings: ScaffoldSettings, name: string): Record<string, u
     },
     peerDependencies: { petrel: petrel },
     devDependencies: { '@types/node': settings.typesNode, petrel: petrel, typescript: settings.typescript },
+    // Petrel brings a Node.js it supports through the npm package `node`, whose install script fetches it.
+    allowScripts: { node: true },
   };
 }
 

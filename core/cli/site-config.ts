@@ -5,16 +5,16 @@ export interface SiteSettings {
   readonly hostname: string;
   /** The domain whose mail is kept here (`server.localDomains`). */
   readonly domain: string;
-  /** Where editors find the JSON Schema (the installed Petrel's docs/mta.config.schema.json). */
-  readonly schemaFile: string;
+  /** The installed Petrel's package directory, where its docs/ and plugins/<name>/README.md are. */
+  readonly petrelDir: string;
 }
 
 /**
  * The shipped mta.config.yaml turned into a site's: its host name and local
  * domain set, its comments kept (values are replaced where they stand in the
  * text, so the commented profile reads as before), examples in comments
- * speaking of the site's domain, and commands spelled as an installed
- * `petrel` is run.
+ * speaking of the site's domain, commands spelled as an installed `petrel`
+ * is run, and the documentation it points to found in the installed Petrel.
  */
 export function siteConfigText(shipped: string, site: SiteSettings): string {
   const document = parseDocument(shipped);
@@ -24,18 +24,27 @@ export function siteConfigText(shipped: string, site: SiteSettings): string {
   ].map(({ path, text }) => {
     const node = document.getIn(path, true) as { range?: [number, number, number] } | undefined;
     if (!node?.range) throw new Error(`the shipped config has no ${path.join('.')} to set`);
-    return { start: node.range[0], end: node.range[1], text };
+    const [start, end] = node.range;
+    // Keep a comment after the value where it was, so the column of comments stays aligned.
+    const padding = /^ +(?=#)/.exec(shipped.slice(end))?.[0].length ?? 0;
+    const spaces = padding === 0 ? '' : ' '.repeat(Math.max(1, padding - (text.length - (end - start))));
+    return { start, end: end + padding, text: text + spaces };
   });
   let text = shipped;
   for (const edit of edits.sort((a, b) => b.start - a.start)) text = text.slice(0, edit.start) + edit.text + text.slice(edit.end);
   return text
     .split('\n')
     .map((line) => {
-      if (line.startsWith('# yaml-language-server:')) return `# yaml-language-server: $schema=${site.schemaFile}`;
+      if (line.startsWith('# yaml-language-server:')) return `# yaml-language-server: $schema=${site.petrelDir}/docs/mta.config.schema.json`;
       if (line.startsWith("# Petrel's shipped configuration")) return `# Petrel for ${site.hostname}, made by petrel init from the shipped profile.`;
       const comment = commentStart(line);
       if (comment < 0) return line;
-      const remark = line.slice(comment).replace(/npx petrel/g, 'petrel').replace(/@localhost\b/g, `@${site.domain}`).replace(/example\.org/g, site.domain);
+      const remark = line
+        .slice(comment)
+        .replace(/npx petrel/g, 'petrel')
+        .replace(/@localhost\b/g, `@${site.domain}`)
+        .replace(/example\.org/g, site.domain)
+        .replace(/(?<![\w./])(docs|plugins)\//g, `${site.petrelDir}/$1/`);
       return line.slice(0, comment) + remark;
     })
     .join('\n');

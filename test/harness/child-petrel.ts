@@ -10,6 +10,12 @@ export interface ChildOptions {
   readonly openFiles?: number;
   /** Run it through another command (`unshare -n ...`), which must end by exec'ing the rest of its arguments. */
   readonly prefix?: readonly string[];
+  /** The environment `env` is added to; this process's by default. */
+  readonly baseEnv?: NodeJS.ProcessEnv;
+  /** What runs the CLI (an installed `petrel`, say); this repository's CLI on the node@24 dependency by default. */
+  readonly program?: { readonly file: string; readonly args: readonly string[] };
+  /** The working directory; this process's by default. */
+  readonly cwd?: string;
 }
 
 /**
@@ -31,14 +37,17 @@ export class ChildPetrel {
     readonly configFile: string,
     options: ChildOptions,
   ) {
-    const node = join(process.cwd(), 'node_modules', '.bin', 'node');
-    const cli = join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js');
-    const command = [...(options.prefix ?? []), node, cli, 'start', '-c', configFile];
-    const env = { ...process.env, ...options.env };
+    const program = options.program ?? {
+      file: join(process.cwd(), 'node_modules', '.bin', 'node'),
+      args: [join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js')],
+    };
+    const command = [...(options.prefix ?? []), program.file, ...program.args, 'start', '-c', configFile];
+    const env = { ...(options.baseEnv ?? process.env), ...options.env };
+    const spawnOptions = { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
     this.#process =
       options.openFiles === undefined
-        ? spawn(command[0], command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn('/bin/sh', ['-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'sh', ...command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        ? spawn(command[0], command.slice(1), spawnOptions)
+        : spawn('/bin/sh', ['-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'sh', ...command], spawnOptions);
     this.#process.stdout?.on('data', (chunk: Buffer) => this.#onOutput(chunk.toString('utf8')));
     this.#process.stderr?.on('data', (chunk: Buffer) => {
       this.#stderr += chunk.toString('utf8');
@@ -53,9 +62,20 @@ export class ChildPetrel {
    */
   static async start(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, prefix: readonly string[] = []): Promise<ChildPetrel> {
     const child = ChildPetrel.launch(dir, config, { env, prefix });
-    // Ports are bound (and logged) before plugins start; connections are served from this line on.
-    await child.waitForLog((line) => line.msg === 'accepting connections', 1, 20_000);
+    await child.#accepting(20_000);
     return child;
+  }
+
+  /** Starts `petrel start -c configFile` on a config file as it is; resolves once it serves connections. */
+  static async startFile(configFile: string, options: ChildOptions = {}): Promise<ChildPetrel> {
+    const child = new ChildPetrel(configFile, options);
+    await child.#accepting(60_000);
+    return child;
+  }
+
+  // Ports are bound (and logged) before plugins start; connections are served from this line on.
+  #accepting(timeoutMs: number): Promise<void> {
+    return this.waitForLog((line) => line.msg === 'accepting connections', 1, timeoutMs);
   }
 
   /**

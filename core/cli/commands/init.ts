@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname as machineName } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../../config/load.js';
 import { PACKAGE_ROOT, PETREL_VERSION } from '../../version.js';
@@ -31,8 +31,7 @@ export async function initCommand(context: CliContext): Promise<number> {
   if (existsSync(configFile) && context.flags.force !== true) return fail(context, `${configFile} exists already (--force replaces it; data/ is left alone)`);
 
   const shipped = await readFile(new URL('mta.config.yaml', PACKAGE_ROOT), 'utf8');
-  const schemaFile = fileURLToPath(new URL('docs/mta.config.schema.json', PACKAGE_ROOT));
-  const text = siteConfigText(shipped, { hostname, domain, schemaFile });
+  const text = siteConfigText(shipped, { hostname, domain, petrelDir: fileURLToPath(PACKAGE_ROOT).replace(/\/$/, '') });
   parseConfigText(text, configFile, {}); // the shipped profile with our edits must still be a valid config
 
   await mkdir(join(site, 'data'), { recursive: true, mode: 0o750 });
@@ -53,15 +52,23 @@ export async function initCommand(context: CliContext): Promise<number> {
   return 0;
 }
 
-/** The site's package.json: private, only there to hold the plugins installed in the site. */
+/**
+ * The site's package.json: private, there to hold the plugins installed in
+ * the site. It depends on the Petrel that made it by a link (`file:` to its
+ * package directory), which satisfies the plugins' peer dependency on
+ * petrel without npm fetching a copy: plugins import the very Petrel that
+ * runs them.
+ */
 function sitePackage(site: string): Record<string, unknown> {
   const name = basename(site).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'site';
+  const petrel = fileURLToPath(PACKAGE_ROOT).replace(/\/$/, '');
+  const insideSite = !relative(site, petrel).startsWith('..');
   return {
     name: `petrel-site-${name}`,
     private: true,
     description: `Plugins of the Petrel site in ${site} (made by petrel init with Petrel ${PETREL_VERSION}); install them with npm install`,
     type: 'module',
-    dependencies: {},
+    dependencies: insideSite ? {} : { petrel: `file:${petrel}` },
   };
 }
 
