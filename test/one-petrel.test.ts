@@ -72,14 +72,14 @@ describe('one Petrel and one tsyringe per process, whatever npm installed', () =
 
   it('a copy loaded anyway (by file path) stops the boot, naming both copies and the fix', async () => {
     const result = await checkConfig('petrel-plugin-by-path');
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 78, 'a config error (EX_CONFIG)');
     assert.ok(result.stderr.includes(`two copies of Petrel are loaded: the one running (${REPO_ROOT}) and ${join(modules, 'petrel')}/, loaded by plugin npm:petrel-plugin-by-path`), result.stderr);
     assert.match(result.stderr, /import petrel by its package name \(not by a file path\), declare it in peerDependencies rather than dependencies, and remove the extra copy/);
   });
 
   it('decorators from another tsyringe: the error says so instead of asking for decorators that are there', async () => {
     const result = await checkConfig('petrel-plugin-own-tsyringe');
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 78, 'a config error (EX_CONFIG)');
     assert.match(result.stderr, /plugin petrel-plugin-own-tsyringe: its constructor has @inject decorators, but Petrel's container does not know the class: mark it @injectable\(\), and import inject and injectable from 'petrel' \(not from 'tsyringe'/);
   });
 });
