@@ -22,6 +22,7 @@ export { TOKENS } from './di/tokens.js';
 export type { OptionsOf, Plugin, PluginClass, PluginMeta } from './plugins/contract.js';
 export type { CommandContext, CommandFlags, CommandOption, PluginCommand } from './cli/plugin-command.js';
 export { cidr, duration, parseDuration, parseSize, port, regularExpression, size } from './config/units.js';
+export { describeDuration } from './util/describe-duration.js';
 
 // --- Hooks and their answers ------------------------------------------------------------
 export { accept, defer, disconnect, isDecisive, next, reject } from './hooks/results.js';
@@ -106,14 +107,15 @@ export { MemoryStore } from './rate/memory-store.js';
 export { RedisStore } from './rate/redis-store.js';
 export type { RedisStoreOptions } from './rate/redis-store.js';
 export { WatchedFile } from './util/watched-file.js';
+export { checkFileAtStart } from './util/file-at-start.js';
+export type { FileAtStart } from './util/file-at-start.js';
 export { DirectorySyncer, fsyncDirectory, fsyncFile, writeAndRename } from './util/durable-fs.js';
 export { PidLock } from './util/pid-lock.js';
+export { processIsAlive } from './util/process-alive.js';
 
 // --- Errors --------------------------------------------------------------------------------
 export { PetrelError, ERROR_CODES } from './errors.js';
 export type { ErrorCode } from './errors.js';
-export { checkFileAtStart } from './util/file-at-start.js';
-export type { FileAtStart } from './util/file-at-start.js';
 export { ConfigError } from './config/config-error.js';
 export type { ConfigIssue } from './config/config-error.js';
 

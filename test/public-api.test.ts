@@ -58,7 +58,7 @@ describe('the public API is what the built-in plugins use', () => {
     it(`no file under ${directory}/ imports core/, another plugin's files, tsyringe or zod`, () => {
       const problems: string[] = [];
       for (const file of sourceFiles(directory)) {
-        const [, plugin] = relative(join(REPO_ROOT, directory), file).split(sep);
+        const [plugin] = relative(join(REPO_ROOT, directory), file).split(sep);
         const pluginDir = join(REPO_ROOT, directory, plugin);
         for (const specifier of importsOf(file)) {
           const problem = pluginImportProblem(file, pluginDir, specifier);

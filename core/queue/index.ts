@@ -3,7 +3,8 @@
  * queue-spool and queue-redis) builds on besides the Queue contract, which
  * `petrel` exports with the other services: applying delivery outcomes to
  * recipients, the operator's list filter, the bytes of a spooled message, an
- * open file that is appended to and synced, and a heap for due times.
+ * open file that is appended to and synced, a heap for due times, and the
+ * health of the disk it writes to (what /ready reports).
  */
 export type * from './contract.js';
 export { stateOf } from './contract.js';
@@ -13,3 +14,4 @@ export { bodyStream, IN_MEMORY_COPY_LIMIT, messageStream } from '../spool/incomi
 export type { SpooledFile } from '../spool/incoming-message.js';
 export { OpenFile } from '../util/open-file.js';
 export { MinHeap } from '../util/min-heap.js';
+export { WriteHealth } from '../util/write-health.js';

@@ -1,11 +1,10 @@
-import { inject, injectable, reject, next, TOKENS, z, type HookRegistrar, type Logger, type Session, type Transaction, type Address, type PluginMeta } from '../../core/index.js';
+import { type Address, type HookRegistrar, inject, injectable, type Logger, next, type PluginMeta, reject, type Session, TOKENS, type Transaction, z } from 'petrel';
 
 /**
  * An example plugin, built step by step in docs/writing-a-plugin.md: refuses
  * mail from sender domains listed in its options, and stamps the messages it
- * lets through with a header saying they were checked.
- *
- * Outside this repository, import from 'petrel' instead of '../../core/index.js'.
+ * lets through with a header saying they were checked. It imports Petrel
+ * by its package name, as it would in a package of its own.
  */
 const options = z.strictObject({
   /** Sender domains to refuse, lower case. */

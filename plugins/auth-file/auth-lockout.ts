@@ -1,4 +1,4 @@
-import type { ExpiringStore } from '../../core/util/expiring-store.js';
+import type { ExpiringStore } from 'petrel';
 
 export interface LockoutSettings {
   /** Attempts from one network within `windowMs` that did not succeed, after which it is locked out. */

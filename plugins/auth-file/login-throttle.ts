@@ -1,5 +1,4 @@
-import type { Clock } from '../../core/clock.js';
-import type { ExpiringStore } from '../../core/util/expiring-store.js';
+import type { Clock, ExpiringStore } from 'petrel';
 
 export interface ThrottleSettings {
   /** Failed attempts on one login within `windowMs` before its attempts are spaced out. */

@@ -1,8 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fsyncDirectory, writeAndRename } from '../../core/util/durable-fs.js';
-import { PidLock } from '../../core/util/pid-lock.js';
+import { fsyncDirectory, PidLock, writeAndRename } from 'petrel';
 import { hashProblem } from './password-hash.js';
 
 /**

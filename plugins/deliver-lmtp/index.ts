@@ -1,19 +1,6 @@
 import { connect, type Socket } from 'node:net';
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { duration, port } from '../../core/config/units.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import type { Delivery, RecipientResult } from '../../core/delivery/outbound.js';
-import { connectFailure, type SmtpClientError } from '../../core/delivery/smtp-client/client-errors.js';
-import { ConnectionPool } from '../../core/delivery/smtp-client/connection-pool.js';
-import { DeliveryFailure } from '../../core/delivery/smtp-client/delivery-failure.js';
-import { poolOptions } from '../../core/delivery/smtp-client/pool-options.js';
-import { sendPooled } from '../../core/delivery/smtp-client/pooled-send.js';
-import { SmtpSession } from '../../core/delivery/smtp-client/smtp-session.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import type { Paths } from '../../core/paths.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
+import { type Delivery, duration, type HookRegistrar, inject, injectable, type Paths, type PetrelConfig, type PluginMeta, port, type RecipientResult, TOKENS, z } from 'petrel';
+import { connectFailure, ConnectionPool, DeliveryFailure, poolOptions, sendPooled, type SmtpClientError, SmtpSession } from 'petrel/delivery';
 
 export const options = z
   .strictObject({

@@ -1,14 +1,5 @@
 import { join, resolve } from 'node:path';
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import { results, type Delivery, type DeliveryReply, type RecipientResult } from '../../core/delivery/outbound.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { Paths } from '../../core/paths.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import type { QueuedRecipient } from '../../core/queue/contract.js';
+import { type Delivery, type DeliveryReply, type HookRegistrar, inject, injectable, type Logger, type Paths, type PetrelConfig, type PluginMeta, type QueuedRecipient, type RecipientResult, results, TOKENS, z } from 'petrel';
 import { MailboxMap, mailboxPathProblem, type MailboxTarget } from './mailbox-map.js';
 import { maildirHostName, MaildirWriter, NoSuchMailbox } from './maildir-writer.js';
 import { sweepStaleTmp } from './stale-tmp.js';

@@ -1,4 +1,4 @@
-import { splitAddress } from '../../core/util/mail-address.js';
+import { splitAddress } from 'petrel';
 
 /** Where one recipient's copy goes, relative to the maildir root. */
 export interface MailboxTarget {

@@ -2,7 +2,7 @@ import { mkdir, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { DirectorySyncer } from '../../core/util/durable-fs.js';
+import { DirectorySyncer } from 'petrel';
 
 export interface MaildirWriterSettings {
   /** Create missing maildirs (and folders); off, a missing one is an unknown mailbox. */

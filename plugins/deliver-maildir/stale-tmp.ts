@@ -1,6 +1,6 @@
 import { readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { processIsAlive } from '../../core/util/process-alive.js';
+import { processIsAlive } from 'petrel';
 import { FILES_BEING_WRITTEN } from './maildir-writer.js';
 
 /** maildir(5): a file in tmp/ not touched for 36 hours is a leftover, whoever wrote it. */

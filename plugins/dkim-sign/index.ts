@@ -1,16 +1,6 @@
 import { dkimSign, type DKIMSignOptions } from 'mailauth';
 import addressparser from 'nodemailer/lib/addressparser';
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import { cidr, duration } from '../../core/config/units.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import { domainOf } from '../../core/delivery/outbound-hooks.js';
-import type { Delivery, OutboundMessage, OutgoingContent } from '../../core/delivery/outbound.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { Paths } from '../../core/paths.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import { NetworkList } from '../../core/util/networks.js';
+import { cidr, type Delivery, domainOf, duration, type HookRegistrar, inject, injectable, type Logger, NetworkList, type OutboundMessage, type OutgoingContent, type Paths, type PluginMeta, TOKENS, z } from 'petrel';
 import { dkimRecordValue, zoneFileLine } from './dkim-record.js';
 import { keygenCommand } from './keygen-command.js';
 import { SigningKeys } from './signing-keys.js';

@@ -1,7 +1,6 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { PetrelError } from '../../core/errors.js';
-import { asciiDomain } from '../../core/util/mail-address.js';
+import { asciiDomain, PetrelError } from 'petrel';
 import { dkimKeyType, type DkimKeyType } from './dkim-record.js';
 
 /** One configured key: which domain and selector it signs for, where the private key is. */

@@ -1,5 +1,4 @@
-import type { Clock } from '../../core/clock.js';
-import { isNoRecord, type DnsResolver } from '../../core/dns/resolver.js';
+import { type Clock, type DnsResolver, isNoRecord } from 'petrel';
 
 const MAX_ENTRIES = 10_000;
 

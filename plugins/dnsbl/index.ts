@@ -1,17 +1,4 @@
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { Clock } from '../../core/clock.js';
-import { cidr, duration } from '../../core/config/units.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import type { DnsResolver } from '../../core/dns/resolver.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import { defer, next, reject, type HookResult } from '../../core/hooks/results.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import { checkAction, isMark, severest } from '../../core/policy/check-action.js';
-import { addPolicyMark, writePolicyMarks } from '../../core/policy/policy-marks.js';
-import type { IncomingMessage, Session, Transaction } from '../../core/session.js';
-import { NetworkList, unmapIPv4 } from '../../core/util/networks.js';
+import { addPolicyMark, checkAction, cidr, type Clock, defer, type DnsResolver, duration, type HookRegistrar, type HookResult, type IncomingMessage, inject, injectable, isMark, type Logger, NetworkList, next, type PluginMeta, reject, type Session, severest, TOKENS, type Transaction, unmapIPv4, writePolicyMarks, z } from 'petrel';
 import { CachedLookup } from './cached-lookup.js';
 import { dnsblQueryName } from './query-name.js';
 

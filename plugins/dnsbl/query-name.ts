@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
-import { ipv6Hex } from '../../core/util/ip-address.js';
-import { unmapIPv4 } from '../../core/util/networks.js';
+import { ipv6Hex, unmapIPv4 } from 'petrel';
 
 /**
  * The DNS name a blocklist is asked about an address (RFC 5782 2.1, 2.4):

@@ -1,17 +1,4 @@
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { Clock } from '../../core/clock.js';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { cidr, duration } from '../../core/config/units.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import { defer, next, type HookResult } from '../../core/hooks/results.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import type { Address, Session, Transaction } from '../../core/session.js';
-import type { ExpiringStore, ExpiringStores } from '../../core/util/expiring-store.js';
-import { asciiDomain, splitAddress } from '../../core/util/mail-address.js';
-import { NetworkList } from '../../core/util/networks.js';
+import { type Address, asciiDomain, cidr, type Clock, defer, duration, type ExpiringStore, type ExpiringStores, type HookRegistrar, type HookResult, inject, injectable, type Logger, NetworkList, next, type PetrelConfig, type PluginMeta, type Session, splitAddress, TOKENS, type Transaction, z } from 'petrel';
 import { tripletKey } from './triplet.js';
 
 export const options = z.strictObject({

@@ -1,5 +1,4 @@
-import { networkOf } from '../../core/util/ip-address.js';
-import { splitAddress } from '../../core/util/mail-address.js';
+import { networkOf, splitAddress } from 'petrel';
 
 /**
  * The greylisting key: client network, sender, recipient. The network

@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
-import { ipv6Hex } from '../../core/util/ip-address.js';
-import { unmapIPv4 } from '../../core/util/networks.js';
+import { ipv6Hex, unmapIPv4 } from 'petrel';
 
 /** What a HELO/EHLO argument is, before any policy. */
 export type HeloName =

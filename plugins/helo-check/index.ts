@@ -1,18 +1,4 @@
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { cidr } from '../../core/config/units.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import { isNoRecord, type DnsResolver } from '../../core/dns/resolver.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import { defer, next, reject, type HookResult, type PermanentCode, type PermanentEnhancedCode } from '../../core/hooks/results.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import { checkAction, isMark, severest, type CheckAction } from '../../core/policy/check-action.js';
-import { addPolicyMark, writePolicyMarks } from '../../core/policy/policy-marks.js';
-import type { IncomingMessage, Session, Transaction } from '../../core/session.js';
-import { asciiDomain } from '../../core/util/mail-address.js';
-import { NetworkList } from '../../core/util/networks.js';
+import { addPolicyMark, asciiDomain, checkAction, type CheckAction, cidr, defer, type DnsResolver, type HookRegistrar, type HookResult, type IncomingMessage, inject, injectable, isMark, isNoRecord, type Logger, NetworkList, next, type PermanentCode, type PermanentEnhancedCode, type PetrelConfig, type PluginMeta, reject, type Session, severest, TOKENS, type Transaction, writePolicyMarks, z } from 'petrel';
 import { classifyHelo, sameAddress } from './helo-name.js';
 
 export const options = z.strictObject({

@@ -1,5 +1,5 @@
 import type { DNSResolver } from 'mailauth';
-import type { DnsResolver, RecordType } from '../../core/dns/resolver.js';
+import type { DnsResolver, RecordType } from 'petrel';
 
 /**
  * Petrel's resolver in the shape mailauth calls (`resolver(name, type)`),

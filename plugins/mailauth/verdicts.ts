@@ -1,6 +1,5 @@
 import type { AuthenticateResult } from 'mailauth';
-import { defer, reject, type DecisiveResult, type PermanentEnhancedCode, type TransientEnhancedCode } from '../../core/hooks/results.js';
-import type { CheckAction } from '../../core/policy/check-action.js';
+import { type CheckAction, type DecisiveResult, defer, type PermanentEnhancedCode, reject, type TransientEnhancedCode } from 'petrel';
 
 export type CheckName = 'spf' | 'dkim' | 'dmarc' | 'arc';
 

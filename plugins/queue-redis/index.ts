@@ -1,26 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { Clock } from '../../core/clock.js';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import {
-  type Lease,
-  type NewMessage,
-  type Queue,
-  type QueueFilter,
-  type QueuedMessage,
-  type QueueState,
-  type SettleRequest,
-} from '../../core/queue/contract.js';
-import { applyOutcomes, countByState } from '../../core/queue/apply-outcomes.js';
-import { matchesFilter } from '../../core/queue/queue-filter.js';
-import type { RedisClient } from '../../core/redis/redis-client.js';
-import { duplicateClient } from '../../core/redis/redis-topology.js';
+import { type Clock, duplicateClient, inject, injectable, type Lease, type Logger, type NewMessage, type PetrelConfig, type PluginMeta, type Queue, type QueuedMessage, type QueueFilter, type QueueState, type RedisClient, type SettleRequest, TOKENS, z } from 'petrel';
+import { applyOutcomes, countByState, matchesFilter } from 'petrel/queue';
 import { checkPersistence } from './persistence-check.js';
 import { ABANDON, CONFIRM, LEASE, SETTLE, STORE, UPDATE } from './scripts.js';
 

@@ -1,6 +1,4 @@
-import type { Logger } from '../../core/log/logger.js';
-import type { RedisClient } from '../../core/redis/redis-client.js';
-import { redisMasters } from '../../core/redis/redis-topology.js';
+import { type Logger, type RedisClient, redisMasters } from 'petrel';
 
 /**
  * Redis keeps acknowledged mail across its own crash only with the

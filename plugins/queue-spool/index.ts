@@ -1,30 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { Clock } from '../../core/clock.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import { PetrelError } from '../../core/errors.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { Paths } from '../../core/paths.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import {
-  type Lease,
-  type NewMessage,
-  type Queue,
-  type QueueFilter,
-  type QueuedMessage,
-  type QueueState,
-  type SettleRequest,
-} from '../../core/queue/contract.js';
-import { applyOutcomes, countByState } from '../../core/queue/apply-outcomes.js';
-import { matchesFilter } from '../../core/queue/queue-filter.js';
-import { MinHeap } from '../../core/util/min-heap.js';
-import { PidLock } from '../../core/util/pid-lock.js';
-import { WriteHealth } from '../../core/util/write-health.js';
+import { type Clock, inject, injectable, type Lease, type Logger, type NewMessage, type Paths, PetrelError, PidLock, type PluginMeta, type Queue, type QueuedMessage, type QueueFilter, type QueueState, type SettleRequest, type Spool, TOKENS, z } from 'petrel';
+import { applyOutcomes, countByState, matchesFilter, MinHeap, WriteHealth } from 'petrel/queue';
 import { SpoolFiles, type StoredMessage } from './spool-files.js';
-import type { Spool } from '../../core/spool/spool.js';
 
 export const options = z.strictObject({
   directory: z.string().min(1).default('queue').describe('where the queue lives, relative to server.dataDir'),

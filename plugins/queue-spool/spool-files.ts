@@ -1,10 +1,8 @@
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { OpenFile } from '../../core/util/open-file.js';
+import { DirectorySyncer, fsyncFile, type NewMessage, type QueuedMessage, writeAndRename } from 'petrel';
+import { messageStream, OpenFile } from 'petrel/queue';
 import { join } from 'node:path';
-import type { NewMessage, QueuedMessage } from '../../core/queue/contract.js';
-import { messageStream } from '../../core/spool/incoming-message.js';
-import { DirectorySyncer, fsyncFile, writeAndRename } from '../../core/util/durable-fs.js';
 import { RecentBodies } from './recent-bodies.js';
 
 /** Bodies of recently stored messages kept for their first delivery (see RecentBodies). */

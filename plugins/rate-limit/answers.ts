@@ -1,4 +1,4 @@
-import { defer, disconnect, reject, type DecisiveResult } from '../../core/hooks/results.js';
+import { type DecisiveResult, defer, disconnect, reject } from 'petrel';
 import type { KeyKind } from './rule-keys.js';
 import type { CountKind, Rule } from './rules.js';
 

@@ -1,19 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { Clock } from '../../core/clock.js';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { cidr, duration } from '../../core/config/units.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import type { LimitStore } from '../../core/rate/limit-store.js';
-import { MemoryStore } from '../../core/rate/memory-store.js';
-import { RedisStore } from '../../core/rate/redis-store.js';
-import type { RedisClient } from '../../core/redis/redis-client.js';
-import { NetworkList } from '../../core/util/networks.js';
+import { cidr, type Clock, duration, type HookRegistrar, inject, injectable, type LimitStore, type Logger, MemoryStore, type Metrics, NetworkList, type PetrelConfig, type PluginMeta, type RedisClient, RedisStore, TOKENS, z } from 'petrel';
 import { limitText } from './answers.js';
 import { LimitChecks } from './limit-checks.js';
 import { limitsCommand, type LimitReport, type RateLimitAdmin } from './limits-command.js';
@@ -22,7 +9,6 @@ import { keyValue } from './rule-keys.js';
 import { compileRule, rulesSchema, type Rule } from './rules.js';
 import { StoreHealth } from './store-health.js';
 import { rateLimitCounters } from './rate-limit-metrics.js';
-import type { Metrics } from '../../core/metrics/metrics.js';
 
 export const options = z.strictObject({
   store: z

@@ -1,9 +1,6 @@
 import type { Counter } from 'prom-client';
-import { next, type HookResult } from '../../core/hooks/results.js';
-import type { Logger } from '../../core/log/logger.js';
+import { type HookResult, type LimitStore, type Logger, next, type TakeMode } from 'petrel';
 import { answerFor, STORE_UNAVAILABLE, type Refusal } from './answers.js';
-import type { TakeMode } from '../../core/rate/gcra.js';
-import type { LimitStore } from '../../core/rate/limit-store.js';
 import type { Rule } from './rules.js';
 import type { StoreHealth } from './store-health.js';
 

@@ -1,4 +1,4 @@
-import type { Metrics } from '../../core/metrics/metrics.js';
+import type { Metrics } from 'petrel';
 
 /** The plugin's series in the server's registry (TOKENS.Metrics), shown at /metrics. */
 export function rateLimitCounters(metrics: Metrics) {

@@ -1,8 +1,4 @@
-import { isDecisive, next, type HookResult } from '../../core/hooks/results.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { Credentials, HeloInfo, IncomingMessage, Session, Transaction } from '../../core/session.js';
-import type { NetworkList } from '../../core/util/networks.js';
-import type { TakeMode } from '../../core/rate/gcra.js';
+import { type Credentials, type HeloInfo, type HookResult, type IncomingMessage, isDecisive, type Logger, type NetworkList, next, type Session, type TakeMode, type Transaction } from 'petrel';
 import { allPass, resultOf, type Charge, type LimitChecks, type Verdict } from './limit-checks.js';
 import { keyValue, type KeyKind } from './rule-keys.js';
 import { isRecipientKey, type Rule } from './rules.js';

@@ -1,7 +1,5 @@
 import { isIP } from 'node:net';
-import { networkOf } from '../../core/util/ip-address.js';
-import { asciiDomain, splitAddress } from '../../core/util/mail-address.js';
-import { unmapIPv4 } from '../../core/util/networks.js';
+import { asciiDomain, networkOf, splitAddress, unmapIPv4 } from 'petrel';
 
 /** What a rule counts per: the parts of a session or message a counter is keyed by. */
 export const KEY_KINDS = ['ip', 'network', 'helo', 'sender', 'sender-domain', 'user', 'recipient', 'recipient-domain', 'listener'] as const;

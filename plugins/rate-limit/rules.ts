@@ -1,6 +1,4 @@
-import { z } from 'zod';
-import { cidr, duration, parseSize } from '../../core/config/units.js';
-import type { Rate } from '../../core/rate/gcra.js';
+import { cidr, duration, parseSize, type Rate, z } from 'petrel';
 import { KEY_KINDS, RECIPIENT_KEY_KINDS, SESSION_KEY_KINDS, type KeyKind } from './rule-keys.js';
 
 /** What a rule counts. */

@@ -1,6 +1,5 @@
 import type { Counter } from 'prom-client';
-import type { Clock } from '../../core/clock.js';
-import type { Logger } from '../../core/log/logger.js';
+import type { Clock, Logger } from 'petrel';
 import type { Rule } from './rules.js';
 
 /** At most one "still unavailable" warning this often, however much mail arrives meanwhile. */

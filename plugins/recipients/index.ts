@@ -1,18 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { regularExpression } from '../../core/config/units.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import { next, reject, type HookResult } from '../../core/hooks/results.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { Paths } from '../../core/paths.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import type { Address, Session } from '../../core/session.js';
-import { asciiDomain, splitAddress } from '../../core/util/mail-address.js';
-import { checkFileAtStart } from '../../core/util/file-at-start.js';
-import { WatchedFile } from '../../core/util/watched-file.js';
+import { type Address, asciiDomain, checkFileAtStart, type HookRegistrar, type HookResult, inject, injectable, type Logger, next, type Paths, type PetrelConfig, type PluginMeta, regularExpression, reject, type Session, splitAddress, TOKENS, WatchedFile, z } from 'petrel';
 import { parseLoginFile, parseRecipientFile, RecipientTable } from './recipient-table.js';
 
 const pattern = regularExpression('iu');

@@ -1,5 +1,5 @@
 import addressparser from 'nodemailer/lib/addressparser';
-import type { MessageHeaders } from '../../core/spool/message-headers.js';
+import type { MessageHeaders } from 'petrel';
 
 /** An address a message names as its author (From:) or as the one who sent it for the author (Sender:). */
 export interface HeaderSender {

@@ -1,16 +1,4 @@
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { cidr } from '../../core/config/units.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import { accept, next, reject, type HookResult } from '../../core/hooks/results.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import type { Address, Session, Transaction } from '../../core/session.js';
-import { asciiDomain } from '../../core/util/mail-address.js';
-import { NetworkList } from '../../core/util/networks.js';
-import type { IncomingMessage } from '../../core/spool/incoming-message.js';
+import { accept, type Address, asciiDomain, cidr, type HookRegistrar, type HookResult, type IncomingMessage, inject, injectable, type Logger, NetworkList, next, type PetrelConfig, type PluginMeta, reject, type Session, TOKENS, type Transaction, z } from 'petrel';
 import { addressTrick, domainOf } from './address-tricks.js';
 import { headerSenders } from './header-senders.js';
 import { SenderOwnership } from './sender-ownership.js';

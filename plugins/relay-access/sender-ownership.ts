@@ -1,4 +1,4 @@
-import { asciiDomain, splitAddress } from '../../core/util/mail-address.js';
+import { asciiDomain, splitAddress } from 'petrel';
 
 /**
  * Which envelope senders an authenticated login may use (Postfix calls this

@@ -1,10 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import mxConnect, { type MxConnectError, type MxConnection, type MxConnectLogEntry } from 'mx-connect';
-import type { DeliveryReply } from '../../core/delivery/outbound.js';
-import { connectFailure, type SmtpClientError } from '../../core/delivery/smtp-client/client-errors.js';
-import { SmtpSession } from '../../core/delivery/smtp-client/smtp-session.js';
-import type { DnsResolver } from '../../core/dns/resolver.js';
-import type { Logger } from '../../core/log/logger.js';
+import type { DeliveryReply, DnsResolver, Logger } from 'petrel';
+import { connectFailure, type SmtpClientError, SmtpSession } from 'petrel/delivery';
 import type { Exchange } from './exchanges.js';
 import type { MxVerdict } from './mta-sts.js';
 import { ExchangeDns } from './mx-dns.js';

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import { DeliveryFailure } from '../../core/delivery/smtp-client/delivery-failure.js';
-import type { DnsResolver } from '../../core/dns/resolver.js';
+import type { DnsResolver } from 'petrel';
+import { DeliveryFailure } from 'petrel/delivery';
 
 /** A mail exchanger of a domain, in the order it is tried. */
 export interface Exchange {

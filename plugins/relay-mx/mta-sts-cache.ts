@@ -1,8 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { MTASTSPolicy } from 'mailauth';
-import type { Logger } from '../../core/log/logger.js';
-import { writeAndRename } from '../../core/util/durable-fs.js';
+import { type Logger, writeAndRename } from 'petrel';
 
 /**
  * MTA-STS policies by domain (RFC 8461 section 5), as mailauth's getPolicy

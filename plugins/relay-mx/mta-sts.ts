@@ -1,8 +1,6 @@
 import type { MTASTSPolicy } from 'mailauth';
 import { getPolicy, validateMx } from 'mailauth/lib/mta-sts.js';
-import type { DnsResolver, RecordType } from '../../core/dns/resolver.js';
-import type { Logger } from '../../core/log/logger.js';
-import { NetworkList } from '../../core/util/networks.js';
+import { type DnsResolver, type Logger, NetworkList, type RecordType } from 'petrel';
 import type { PolicyCache } from './mta-sts-cache.js';
 
 /** What the policy says about one MX: may we use it, and must TLS be verified there. */

@@ -1,6 +1,5 @@
 import type { TlsaRecord } from 'mx-connect';
-import type { DnsResolver, DnssecRecordType, RecordType } from '../../core/dns/resolver.js';
-import type { Logger } from '../../core/log/logger.js';
+import type { DnsResolver, DnssecRecordType, Logger, RecordType } from 'petrel';
 import type { Exchange } from './exchanges.js';
 
 /**

@@ -1,5 +1,4 @@
-import { DeliveryFailure } from '../../core/delivery/smtp-client/delivery-failure.js';
-import type { SmtpSession } from '../../core/delivery/smtp-client/smtp-session.js';
+import { DeliveryFailure, type SmtpSession } from 'petrel/delivery';
 import { ExchangeFailure, type ConnectRequest, type ExchangeConnector } from './exchange-connector.js';
 import type { Exchange } from './exchanges.js';
 

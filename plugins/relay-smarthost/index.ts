@@ -1,23 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { duration, port } from '../../core/config/units.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import type { Delivery, RecipientResult } from '../../core/delivery/outbound.js';
-import { connectFailure, type SmtpClientError } from '../../core/delivery/smtp-client/client-errors.js';
-import { ConnectionPool } from '../../core/delivery/smtp-client/connection-pool.js';
-import { DeliveryFailure } from '../../core/delivery/smtp-client/delivery-failure.js';
-import { poolOptions } from '../../core/delivery/smtp-client/pool-options.js';
-import { sendPooled } from '../../core/delivery/smtp-client/pooled-send.js';
-import { SmtpSession } from '../../core/delivery/smtp-client/smtp-session.js';
-import { isNoRecord, type DnsResolver } from '../../core/dns/resolver.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import type { Logger } from '../../core/log/logger.js';
-import type { Paths } from '../../core/paths.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
+import { type Delivery, type DnsResolver, duration, type HookRegistrar, inject, injectable, isNoRecord, type Logger, type Paths, type PetrelConfig, type PluginMeta, port, type RecipientResult, TOKENS, z } from 'petrel';
+import { connectFailure, ConnectionPool, DeliveryFailure, poolOptions, sendPooled, type SmtpClientError, SmtpSession } from 'petrel/delivery';
 
 export const options = z
   .strictObject({

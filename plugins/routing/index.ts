@@ -1,13 +1,4 @@
-import { inject, injectable } from 'tsyringe';
-import { z } from 'zod';
-import type { PetrelConfig } from '../../core/config/schema.js';
-import { TOKENS } from '../../core/di/tokens.js';
-import { domainOf } from '../../core/delivery/outbound-hooks.js';
-import type { Route } from '../../core/delivery/outbound.js';
-import type { HookRegistrar } from '../../core/hooks/registry.js';
-import type { PluginMeta } from '../../core/plugins/contract.js';
-import type { QueuedRecipient } from '../../core/queue/contract.js';
-import { asciiDomain } from '../../core/util/mail-address.js';
+import { asciiDomain, domainOf, type HookRegistrar, inject, injectable, type PetrelConfig, type PluginMeta, type QueuedRecipient, type Route, TOKENS, z } from 'petrel';
 
 const domainPattern = z
   .string()
