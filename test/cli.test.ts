@@ -45,7 +45,7 @@ describe('the petrel command line', () => {
       [['limits', 'frobnicate', '-c', configFile], /^petrel: unknown limits command "frobnicate"\nusage: petrel limits /],
       [['dkim', 'frobnicate'], /^petrel: unknown dkim command "frobnicate"\nusage: petrel dkim keygen /],
       [['dkim', 'keygen', '--selector', 's1'], /^petrel: dkim keygen: --domain is missing\nusage: petrel dkim keygen /],
-      [['dkim', 'keygen', '--domain', 'example.org', '--selector', 's1', '--algo', 'dsa'], /^petrel: dkim keygen: --algo must be ed25519 or rsa, not "dsa"\n/],
+      [['dkim', 'keygen', '--domain', 'example.org', '--selector', 's1', '--algo', 'dsa'], /^petrel: dkim keygen: --algo must be rsa, ed25519 or both, not "dsa"\n/],
       [['config', 'frobnicate'], /^petrel: unknown config command "frobnicate"\nusage: petrel config schema/],
     ];
     for (const [args, stderr] of cases) {

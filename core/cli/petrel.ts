@@ -99,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
   if (offered === undefined) {
     const known = [...RESERVED, ...commands.map((candidate) => candidate.command.name)];
     const notes = problems.map((problem) => `\nnote: ${problem}`).join('');
-    return usageError(`unknown command "${name}"${didYouMean(name, known)} (petrel --help lists every command)${notes}`, CORE_USAGE);
+    return usageError(`unknown command "${name}"${didYouMean(name, known)}`, `${CORE_USAGE}${notes}`);
   }
   const { command } = offered;
   const usage = `usage: petrel ${command.name} ${command.usage}`;
