@@ -73,7 +73,7 @@ describe('the installed package', () => {
   });
 
   it('ships the compiled code, the launcher, the docs and the shipped config, and nothing to build', () => {
-    for (const file of ['bin/petrel.cjs', 'bin/launch.cjs', 'dist/core/index.js', 'dist/core/index.d.ts', 'dist/core/cli/petrel.js', 'dist/core/delivery/index.js', 'dist/core/queue/index.js', 'dist/plugins/relay-access/index.js', 'dist/test/harness/index.js', 'mta.config.yaml', 'docs/mta.config.schema.json', 'docs/writing-a-plugin.md', 'plugins/dkim-sign/README.md', 'package.json']) {
+    for (const file of ['bin/petrel.cjs', 'bin/sendmail.cjs', 'bin/launch.cjs', 'docs/systemd/petrel.service', 'dist/core/index.js', 'dist/core/index.d.ts', 'dist/core/cli/petrel.js', 'dist/core/delivery/index.js', 'dist/core/queue/index.js', 'dist/plugins/relay-access/index.js', 'dist/test/harness/index.js', 'mta.config.yaml', 'docs/mta.config.schema.json', 'docs/writing-a-plugin.md', 'plugins/dkim-sign/README.md', 'package.json']) {
       assert.ok(packedFiles.includes(file), `${file} is in the package`);
     }
     const unwanted = packedFiles.filter((file) => /\.map$|\.test\.js$|^dist\/(bench|examples)\/|^(core|test|bench)\/|^plugins\/.*\.ts$/.test(file) || (file.endsWith('.ts') && !file.endsWith('.d.ts')));
@@ -90,6 +90,12 @@ describe('the installed package', () => {
     assert.match(version.stdout, new RegExp(`^petrel ${TARBALL_VERSION.replaceAll('.', '\\.')} \\(Node\\.js v(2[2-9]|[3-9]\\d)\\.`));
     const [major, minor] = machine.stdout.trim().slice(1).split('.').map(Number);
     if (major < 22 || (major === 22 && minor < 19)) assert.doesNotMatch(version.stdout, new RegExp(`\\(Node\\.js ${machine.stdout.trim()}\\)`), 'an old node hands over to the bundled one');
+  });
+
+  it('the sendmail command is installed beside petrel and runs the same way', async () => {
+    const help = await run(join(prefix, 'bin', 'sendmail'), ['--help'], { cwd: temp.path });
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /^usage: sendmail \[-t\] \[-i\]/);
   });
 
   it('on a Node.js older than it supports, and none brought along, it says so in one line', async () => {
