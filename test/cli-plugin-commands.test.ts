@@ -75,8 +75,8 @@ describe('commands that plugins add to petrel', () => {
     const elsewhere = await petrel('hello', 'world', '-c', join(temp.path, 'missing.yaml'));
     assert.equal(elsewhere.code, 64);
     assert.match(elsewhere.stderr, /^petrel: unknown command "hello"\nusage: petrel <command>/);
-    const typo = await petrel('helo', 'world', '-c', enabled);
-    assert.match(typo.stderr, /^petrel: unknown command "helo": did you mean hello\?\nusage: petrel <command>/);
+    const typo = await petrel('hllo', 'world', '-c', enabled);
+    assert.match(typo.stderr, /^petrel: unknown command "hllo": did you mean hello\?\nusage: petrel <command>/);
     const start = await petrel('start', '-c', join(temp.path, 'missing.yaml'));
     assert.equal(start.code, 78, 'the core start, failing on the missing config, not the plugin command (exit 99)');
     assert.match(start.stderr, /missing\.yaml: cannot read config: file not found/);
