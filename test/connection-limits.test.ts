@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fixturePlugin } from './fixtures/paths.js';
 import { testCertificate } from './harness/certificates.js';
 import { configProblems } from './harness/config-problems.js';
+import { eventually } from './harness/eventually.js';
 import { SmtpTestClient, sampleMessage } from './harness/smtp-client.js';
 import { tempDir } from './harness/temp-dir.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
@@ -15,9 +17,9 @@ import { startTestServer, type TestServer } from './harness/test-server.js';
  * are quick; no test asserts a duration other than a configured limit.
  */
 
-/** Opens a connection and reads the first reply (220, or 421 when refused). */
-async function connect(port: number, localAddress: string): Promise<{ client: SmtpTestClient; greeting: string }> {
-  const client = await SmtpTestClient.connect(port, { localAddress });
+/** Opens a connection (over TLS with `tls`) and reads the first reply (220, or 421 when refused). */
+async function connect(port: number, localAddress: string, tls?: object): Promise<{ client: SmtpTestClient; greeting: string }> {
+  const client = await SmtpTestClient.connect(port, { localAddress, tls });
   const greeting = (await client.reply()).raw;
   return { client, greeting };
 }
@@ -91,11 +93,11 @@ async function dataStarted(server: TestServer, from: string): Promise<SmtpTestCl
 }
 
 /** Connections close asynchronously on the server side; a new one from `address` is admitted soon after. */
-async function eventuallyAdmitted(port: number, address: string): Promise<void> {
+async function eventuallyAdmitted(port: number, address: string, tls?: object): Promise<void> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const { client, greeting } = await connect(port, address);
-    client.close();
-    if (greeting.startsWith('220 ')) return;
+    const outcome = await connect(port, address, tls).catch(() => undefined);
+    outcome?.client.close();
+    if (outcome?.greeting.startsWith('220 ')) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   assert.fail(`${address} was never admitted again after its connections closed`);
@@ -188,7 +190,57 @@ describe('total-time limits that a trickle of bytes does not restart', () => {
   });
 });
 
+/** A plain TCP connection from `localAddress` that sends nothing; `closed` turns true when the server closes it. */
+async function silentSocket(port: number, localAddress: string): Promise<{ socket: net.Socket; closed: () => boolean }> {
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const opened = net.connect({ host: '127.0.0.1', port, localAddress }, () => resolve(opened));
+    opened.once('error', reject);
+  });
+  let closed = false;
+  socket.on('error', () => undefined);
+  socket.once('close', () => (closed = true));
+  socket.resume();
+  return { socket, closed: () => closed };
+}
+
 describe('the implicit TLS handshake', () => {
+  it("counts against the client's share while it is in progress, so one address cannot hold every slot with handshakes", async () => {
+    const certificate = testCertificate('mx.petrel.test');
+    const server = await startTestServer({
+      tls: { cert: certificate.certFile, key: certificate.keyFile },
+      listeners: [{ name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit' }],
+      // Loopback is exempt by default; here it stands for clients on the Internet.
+      limits: { clients: 10, clientsPerAddress: 3, clientsPerNetwork: 5, clientLimitExceptions: [] },
+    });
+    const port = server.port('smtps');
+    // The attacker opens every slot of the listener and never starts its TLS handshakes.
+    const attacker = await Promise.all(Array.from({ length: 10 }, () => silentSocket(port, '127.0.0.2')));
+    try {
+      const other = await connect(port, '127.0.1.2', {});
+      assert.match(other.greeting, /^220 mx\.petrel\.test /, 'another client still gets its TLS session and greeting');
+      other.client.close();
+      // The share a handshake took is the connection's own: clientsPerAddress TLS sessions from one address all get in.
+      const three = await Promise.all(Array.from({ length: 3 }, () => connect(port, '127.0.1.3', {})));
+      assert.deepEqual(
+        three.map(({ greeting }) => greeting.slice(0, 4)),
+        ['220 ', '220 ', '220 '],
+      );
+      for (const { client } of three) client.close();
+
+      // The attempts past clientsPerAddress are closed at once (nothing can be written before TLS), and logged.
+      await eventually(() => attacker.filter(({ closed }) => closed()).length >= 7, 'the attempts past the share to be closed');
+      assert.equal(attacker.filter(({ closed }) => !closed()).length, 3, 'clientsPerAddress handshakes are waited for');
+      assert.equal(server.logs.find({ limit: 'clientsPerAddress' }).length, 7);
+
+      // Handshakes that never happened give their share back.
+      for (const { socket } of attacker) socket.destroy();
+      await eventuallyAdmitted(port, '127.0.0.2', {});
+    } finally {
+      for (const { socket } of attacker) socket.destroy();
+      await server.stop();
+    }
+  });
+
   it('must be over within commandTimeout, though bytes keep coming', async () => {
     const certificate = testCertificate('mx.petrel.test');
     const server = await startTestServer({

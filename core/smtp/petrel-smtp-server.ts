@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
-import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { PetrelError } from '../errors.js';
 import { describeDuration } from '../util/describe-duration.js';
 import type { NetworkList } from '../util/networks.js';
@@ -37,7 +37,8 @@ import { readProxyHeader } from './proxy-protocol.js';
  * command lines that are not UTF-8 (see mail-path.ts), and tells the
  * handlers when smtp-server resets the envelope (RSET, HELO/EHLO, STARTTLS).
  * It also applies the limits smtp-server lacks: a share of `clients` per
- * client address and network (client-shares.ts), total-time deadlines for a
+ * client address and network (client-shares.ts; on an implicit TLS listener
+ * taken before the handshake), total-time deadlines for a
  * command, a message and a session (connection-deadlines.ts), and the soft
  * and hard error limits (error-limit.ts).
  *
@@ -109,6 +110,23 @@ interface ConnectionInternals {
 
 type CommandCallback = (() => void) | undefined;
 
+type ProxyCallback = Parameters<SMTPServer['_handleProxy']>[1];
+type SocketOptions = NonNullable<Parameters<ProxyCallback>[1]>;
+
+/** A client's share of the listener, taken before its connection exists (see PetrelSmtpServer._handleProxy). */
+const SHARE_TAKEN = Symbol('petrel.shareTaken');
+
+/** A connection counted against its client's share, and the limits it was admitted under. */
+interface TakenShare {
+  readonly admitted: true;
+  readonly release: () => void;
+  readonly limits: ConnectionLimits;
+}
+
+type ShareOutcome = TakenShare | { readonly admitted: false; readonly over: 'address' | 'network' };
+
+type PetrelSocketOptions = SMTPConnectionOptions & { [SHARE_TAKEN]?: TakenShare };
+
 const REQUIRED_METHODS: [object, string[]][] = [
   [
     SMTPConnection.prototype,
@@ -151,9 +169,17 @@ class PetrelConnection extends SMTPConnection {
   #limits: ConnectionLimits | undefined;
   #deadlines: ConnectionDeadlines | undefined;
   #errors: ErrorLimit | undefined;
+  /** The share this connection holds, when it was taken before the connection existed. */
+  readonly #shareTaken: TakenShare | undefined;
   #releaseShare: (() => void) | undefined;
   /** Waiting errorDelay before handling a command: the server's turn. */
   #pausing = false;
+
+  constructor(server: PetrelSmtpServer, socket: net.Socket | tls.TLSSocket, options?: PetrelSocketOptions | null) {
+    super(server, socket, options);
+    this.#shareTaken = options?.[SHARE_TAKEN];
+    this.#releaseShare = this.#shareTaken?.release;
+  }
 
   override init(): void {
     const self = this as unknown as ConnectionInternals;
@@ -202,17 +228,14 @@ class PetrelConnection extends SMTPConnection {
     super._onClose();
   }
 
-  /** Takes the client's share of the listener, or refuses it with 421 4.7.0 (and closes). */
+  /** Takes the client's share of the listener (unless it was taken already), or refuses it with 421 4.7.0 (and closes). */
   #admit(self: ConnectionInternals): boolean {
-    const petrel = self._server.petrel;
-    const limits = petrel.limits();
-    const share = petrel.shares.admit(self.remoteAddress, limits);
+    const share: ShareOutcome = this.#shareTaken ?? self._server.takeShare(self.remoteAddress, self.id);
     if (!share.admitted) {
-      const limit = share.over === 'address' ? 'clientsPerAddress' : 'clientsPerNetwork';
-      petrel.onLimit({ limit, value: share.limit, sessionId: self.id, remoteAddress: self.remoteAddress });
       self.send(421, `4.7.0 ${self.name} Too many connections from your ${share.over}, try again later`);
       return false;
     }
+    const { limits } = share;
     this.#releaseShare = share.release;
     this.#limits = limits;
     this.#errors = new ErrorLimit(limits);
@@ -309,11 +332,24 @@ class PetrelConnection extends SMTPConnection {
 }
 
 export class PetrelSmtpServer extends SMTPServer {
+  /** Accepted sockets whose implicit TLS handshake is still ahead of them. */
+  readonly #handshakes = new WeakSet<net.Socket>();
+
   constructor(
     options: SMTPServerOptions,
     readonly petrel: PetrelServerExtensions,
   ) {
     super(options);
+  }
+
+  /** Counts a connection from `address` against its client's share of the listener, or logs the share it would pass. */
+  takeShare(address: string, sessionId: string): ShareOutcome {
+    const limits = this.petrel.limits();
+    const share = this.petrel.shares.admit(address, limits);
+    if (share.admitted) return { admitted: true, release: share.release, limits };
+    const limit = share.over === 'address' ? 'clientsPerAddress' : 'clientsPerNetwork';
+    this.petrel.onLimit({ limit, value: share.limit, sessionId, remoteAddress: address });
+    return share;
   }
 
   /**
@@ -325,6 +361,7 @@ export class PetrelSmtpServer extends SMTPServer {
   override _acceptSocket(socket: net.Socket, handshake: boolean): (() => void) | false {
     const release = super._acceptSocket(socket, handshake);
     if (!release || !handshake) return release;
+    this.#handshakes.add(socket);
     // The TLS socket is destroyed, not the raw one under it: tearing the TCP socket away from
     // under a handshake in progress crashes Node (smtp-server's _upgrade says the same).
     const deadline = setTimeout(() => {
@@ -337,18 +374,43 @@ export class PetrelSmtpServer extends SMTPServer {
     };
   }
 
-  override _handleProxy(socket: net.Socket, callback: Parameters<SMTPServer['_handleProxy']>[1]): void {
+  override _handleProxy(socket: net.Socket, callback: ProxyCallback): void {
+    const proceed = this.#handshakes.has(socket) ? this.#shareBeforeHandshake(socket, callback) : callback;
     if (!this.petrel.proxyFrom.contains(socket.remoteAddress ?? '')) {
-      super._handleProxy(socket, callback);
+      super._handleProxy(socket, proceed);
       return;
     }
     readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS).then(
-      (addresses) => callback(null, { id: connectionId(), ...addresses }),
+      (addresses) => proceed(null, { id: connectionId(), ...addresses }),
       (error: Error) => {
         socket.destroy();
         callback(error);
       },
     );
+  }
+
+  /**
+   * An implicit TLS handshake holds a socket (and a slot of smtp-server's pending sockets,
+   * as many as `clients`) before there is a connection to count: one address opening
+   * `clients` sockets and never finishing a handshake locked everyone else out of port 465.
+   * So the client's share is taken as soon as its address is known (after the PROXY header,
+   * if any) and handed on to the connection; the socket closing without one gives it back.
+   * A client over its share is dropped: nothing can be written to it before TLS.
+   */
+  #shareBeforeHandshake(socket: net.Socket, callback: ProxyCallback): ProxyCallback {
+    return (error, socketOptions) => {
+      // A socket destroyed already may have emitted its 'close': it gets no share (its handshake fails anyway).
+      if (error || socket.destroyed) return callback(error, socketOptions);
+      const id = socketOptions?.id ?? connectionId();
+      const share = this.takeShare(socketOptions?.remoteAddress ?? socket.remoteAddress ?? '', id);
+      if (!share.admitted) {
+        socket.destroy();
+        return callback(new Error(`too many connections from the client's ${share.over}`));
+      }
+      socket.once('close', share.release);
+      const taken: SocketOptions & PetrelSocketOptions = { ...socketOptions, id, [SHARE_TAKEN]: share };
+      callback(null, taken);
+    };
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
