@@ -195,6 +195,8 @@ describe('relay-access on a submission listener', () => {
       ['From: alice@localhost\r\nFrom: bob@localhost', '550 5.7.1 From: address <bob@localhost> is not owned by user alice@localhost'],
       ['From: =?utf-8?q?Alice?= <alice@localhost>\r\nSender: dave@localhost', '550 5.7.1 Sender: address <dave@localhost> is not owned by user alice@localhost'],
       ['From: Bob (alice@localhost) <bob@localhost>', '550 5.7.1 From: address <bob@localhost> is not owned by user alice@localhost'],
+      // White space before the colon (RFC 5322's obsolete syntax), first in the block, where mailsplit sees an mbox line.
+      ['From : Bob <bob@localhost>\r\nFrom: alice@localhost', '550 5.7.1 From: address <bob@localhost> is not owned by user alice@localhost'],
       ['From: undisclosed-senders:;', '550 5.7.1 Message has no From: address; it must name an address of user alice@localhost'],
       ['X-Not-From: alice@localhost', '550 5.7.1 Message has no From: address; it must name an address of user alice@localhost'],
     ];

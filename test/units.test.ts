@@ -87,6 +87,17 @@ describe('message headers', () => {
     const headers = new MessageHeaders(Buffer.from('Subject: grüße\r\n\r\n', 'utf8'));
     assert.equal(headers.getFirst('subject'), 'grüße');
   });
+
+  it('read a first field that mailsplit would take for an mbox or HTTP line, and write it once', () => {
+    // RFC 5322 4.5 (obsolete syntax): white space before the colon; readers take it as From.
+    const block = 'From : Bob\r\n <bob@example.org>\r\nFrom: alice@example.org\r\n\r\n';
+    const headers = new MessageHeaders(Buffer.from(block));
+    assert.deepEqual(headers.get('From'), ['Bob <bob@example.org>', 'alice@example.org']);
+    assert.deepEqual(new MessageHeaders(Buffer.from(block)).toBuffer().toString(), block, 'unchanged, byte for byte');
+    headers.prepend('Received', 'from client');
+    assert.equal(headers.toBuffer().toString(), `Received: from client\r\n${block}`);
+    assert.deepEqual(new MessageHeaders(Buffer.from('POST /x: y\r\n\r\n')).list(), [{ name: 'POST /x', value: 'y' }]);
+  });
 });
 
 describe('network lists', () => {

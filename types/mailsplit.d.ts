@@ -17,6 +17,9 @@ declare module 'mailsplit' {
     update(key: string, value: string, relativeIndex?: number): void;
     build(lineEnd?: string): Buffer;
     changed: boolean;
+    /** A first line taken for an mbox separator (`From ...`) or an HTTP request (`POST ...`): out of the list, written first. */
+    mbox: string | false;
+    http: string | false;
   }
   /** One MIME node as the Splitter emits it (a 'node' chunk): its header block, editable until a Joiner writes it. */
   export interface MimeNode {

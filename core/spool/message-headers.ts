@@ -21,6 +21,7 @@ export class MessageHeaders {
     // A message may start with the empty line (no header fields at all).
     const empty = block.length === 0 || (block.length === 2 && block[0] === 13 && block[1] === 10);
     this.#headers = new Headers(empty ? [] : block);
+    keepFirstField(this.#headers);
     this.#headers.changed = false;
   }
 
@@ -101,6 +102,23 @@ export class MessageHeaders {
     // Unchanged headers go out byte for byte (DKIM signatures depend on it).
     if (this.#headers.getList().length === 0) return Buffer.from('\r\n');
     return this.#headers.changed ? this.#headers.build('\r\n') : this.#headers.build();
+  }
+}
+
+/**
+ * mailsplit takes a first line that starts with `From ` for an mbox separator (and `POST `
+ * for an HTTP request line) and leaves it out of every lookup, though the block it writes
+ * keeps it. In a message received over SMTP that line is a header field: `From : Bob
+ * <bob@example.org>` is From: in RFC 5322's obsolete syntax, which readers accept, so a
+ * check of the header From (relay-access) must see it. It goes back into the list, once.
+ */
+function keepFirstField(headers: Headers): void {
+  const lines = headers.getList();
+  for (const kind of ['mbox', 'http'] as const) {
+    const line = headers[kind];
+    if (line === false) continue;
+    lines.unshift({ key: nameOf(line).toLowerCase(), line });
+    headers[kind] = false;
   }
 }
 
