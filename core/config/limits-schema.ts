@@ -28,7 +28,7 @@ const describe = {
   sessionTimeout: 'longest a connection may last; then it is closed at the next command (never in the middle of a message)',
   softErrorLimit: 'errors (4xx/5xx replies) in one session, without a message accepted, after which every reply waits errorDelay',
   hardErrorLimit: 'errors in one session, without a message accepted, after which the client gets 421 4.7.0 and is disconnected',
-  errorDelay: 'the pause before each reply once softErrorLimit is passed',
+  errorDelay: 'the pause before each reply once softErrorLimit is reached',
 } as const;
 
 /** Postfix's own default exceptions are $mynetworks; ours are this host (local applications, benchmarks). */

@@ -1,5 +1,5 @@
 export interface ErrorLimits {
-  /** Errors after which every reply waits `errorDelay`. */
+  /** Errors after which every reply waits `errorDelay` (from the next command on). */
   readonly softErrorLimit: number;
   /** Errors after which the client is disconnected. */
   readonly hardErrorLimit: number;
@@ -11,10 +11,12 @@ export interface ErrorLimits {
  * counts them (smtpd_soft_error_limit, smtpd_error_sleep_time,
  * smtpd_hard_error_limit). A client probing for valid addresses (RCPT after
  * RCPT to unknown users), guessing passwords or sending junk collects errors
- * fast: past the soft limit each of its commands waits `errorDelay` before it
- * is answered, at the hard limit it gets 421 4.7.0 and the connection is
- * closed. A message accepted starts the count again, so a mailing list with a
- * few stale addresses per message is never slowed down.
+ * fast: once it has made `softErrorLimit` errors each of its commands waits
+ * `errorDelay` before it is answered (Postfix's smtpd_chat_reply sleeps while
+ * the count is at least smtpd_soft_error_limit), at the hard limit it gets
+ * 421 4.7.0 and the connection is closed. A message accepted starts the count
+ * again, so a mailing list with a few stale addresses per message is never
+ * slowed down.
  *
  * Every 4xx and 5xx reply counts (a 421 ends the session anyway).
  */
@@ -36,6 +38,6 @@ export class ErrorLimit {
 
   /** How long to wait before handling the client's next command. */
   delay(): number {
-    return this.#errors > this.limits.softErrorLimit ? this.limits.errorDelay : 0;
+    return this.#errors >= this.limits.softErrorLimit ? this.limits.errorDelay : 0;
   }
 }
