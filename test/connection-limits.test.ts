@@ -270,6 +270,7 @@ describe('errors in a session: slow down, then disconnect', () => {
       listeners: [
         { name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' },
         { name: 'strict', host: '127.0.0.1', port: 0, tls: 'none', limits: { hardErrorLimit: 2, softErrorLimit: 1 } },
+        { name: 'few', host: '127.0.0.1', port: 0, tls: 'none', limits: { recipients: 2 } },
       ],
       limits: { softErrorLimit: 3, hardErrorLimit: 6, errorDelay: '200ms' },
     });
@@ -311,6 +312,24 @@ describe('errors in a session: slow down, then disconnect', () => {
     await client.command('MAIL FROM:<list@example.org>');
     for (let i = 0; i < 5; i++) await client.command(`RCPT TO:<stale${i}@elsewhere.example>`, /^554 /);
     await client.command('RSET');
+    await client.quit();
+  });
+
+  it('does not count 452 4.5.3 for recipients past limits.recipients: the client sends those in another transaction', async () => {
+    const client = await server.client('few');
+    // A big message, its recipients pipelined: more answered 452 than hardErrorLimit (6) allows errors.
+    const recipients = Array.from({ length: 10 }, (_, i) => `user${i}@localhost`);
+    client.write(['MAIL FROM:<list@example.org>', ...recipients.map((to) => `RCPT TO:<${to}>`)].map((line) => `${line}\r\n`).join(''));
+    const replies: string[] = [];
+    for (let i = 0; i <= recipients.length; i++) replies.push((await client.reply()).raw);
+    assert.deepEqual(
+      replies.map((reply) => reply.slice(0, 9)),
+      ['250 2.1.0', '250 2.1.5', '250 2.1.5', ...Array(8).fill('452 4.5.3')],
+    );
+    await client.command('DATA', /^354 /);
+    client.write(sampleMessage());
+    client.write('.\r\n');
+    assert.match((await client.reply()).raw, /^250 2\.0\.0 /, 'the message goes to the recipients that were accepted');
     await client.quit();
   });
 

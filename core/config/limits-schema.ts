@@ -26,7 +26,7 @@ const describe = {
   dataTimeout: 'time a client has to send a whole message (354 to the final dot), extended by one second for every minDataRate bytes received',
   minDataRate: 'bytes a second that extend dataTimeout, so large messages on slow links get their time and a trickle does not',
   sessionTimeout: 'longest a connection may last; then it is closed at the next command (never in the middle of a message)',
-  softErrorLimit: 'errors (4xx/5xx replies) in one session, without a message accepted, after which every reply waits errorDelay',
+  softErrorLimit: 'errors (4xx/5xx replies, but 452 4.5.3 for recipients past recipients) in one session, without a message accepted, after which every reply waits errorDelay',
   hardErrorLimit: 'errors in one session, without a message accepted, after which the client gets 421 4.7.0 and is disconnected',
   errorDelay: 'the pause before each reply once softErrorLimit is reached',
 } as const;

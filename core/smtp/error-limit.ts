@@ -18,20 +18,27 @@ export interface ErrorLimits {
  * again, so a mailing list with a few stale addresses per message is never
  * slowed down.
  *
- * Every 4xx and 5xx reply counts (a 421 ends the session anyway).
+ * Every 4xx and 5xx reply counts (a 421 ends the session anyway), but for
+ * `452 4.5.3` to a recipient past `limits.recipients`: RFC 5321 4.5.3.1.10
+ * has the client send those in another transaction, and a large message
+ * pipelining its recipients would otherwise be cut off before DATA on every
+ * try (Postfix does not count them either, up to smtpd_recipient_overshoot_limit,
+ * 1000 a transaction; here the session limits bound them).
  */
+const TOO_MANY_RECIPIENTS = '4.5.3';
+
 export class ErrorLimit {
   #errors = 0;
 
   constructor(private readonly limits: ErrorLimits) {}
 
-  /** Counts a reply; true when this one reached the hard limit and the client must go. */
-  replied(code: number, messageAccepted: boolean): boolean {
+  /** Counts a reply (`enhanced`: its enhanced status code); true when this one reached the hard limit and the client must go. */
+  replied(code: number, enhanced: string, messageAccepted: boolean): boolean {
     if (messageAccepted) {
       this.#errors = 0;
       return false;
     }
-    if (code < 400 || code === 421) return false;
+    if (code < 400 || code === 421 || (code === 452 && enhanced === TOO_MANY_RECIPIENTS)) return false;
     this.#errors++;
     return this.#errors >= this.limits.hardErrorLimit;
   }

@@ -94,6 +94,8 @@ interface ConnectionInternals {
   session: SMTPServerSession & { [CLOSE_AFTER_REPLY]?: boolean };
   _setListeners(callback: () => void): void;
   connectionReady(next?: () => void): void;
+  /** The enhanced status code smtp-server puts before a reply ('' for none). */
+  _getEnhancedStatusCode(code: number, context?: string | false): string;
   send(code: number, data?: string | string[] | null, context?: string | false): void;
   close(): void;
   name: string;
@@ -152,7 +154,7 @@ function connectionId(): string {
   return BigInt(`0x${randomBytes(10).toString('hex')}`).toString(32).padStart(16, '0');
 }
 
-const STARTS_WITH_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
+const STARTS_WITH_ENHANCED_CODE = /^([245]\.\d{1,3}\.\d{1,3}) /;
 
 const NON_ASCII = /[^\x00-\x7F]/;
 
@@ -200,13 +202,16 @@ class PetrelConnection extends SMTPConnection {
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
-    const hasOwnCode = typeof data === 'string' && STARTS_WITH_ENHANCED_CODE.test(data);
-    super.send(code, data, hasOwnCode ? false : context);
+    const ownCode = typeof data === 'string' ? STARTS_WITH_ENHANCED_CODE.exec(data)?.[1] : undefined;
+    super.send(code, data, ownCode ? false : context);
     const self = this as unknown as ConnectionInternals;
     if (code >= 400 && self.session[CLOSE_AFTER_REPLY] && code !== 421) this.close();
     this.#deadlines?.replied(code);
     if (self._closing || self._closed) return;
-    if (this.#errors?.replied(code, context === 'DATA_OK')) this.#closeFor(self, 'hardErrorLimit', '4.7.0', 'Too many errors in this session, closing connection');
+    const enhanced = ownCode ?? self._getEnhancedStatusCode(code, context);
+    if (this.#errors?.replied(code, enhanced, context === 'DATA_OK')) {
+      this.#closeFor(self, 'hardErrorLimit', '4.7.0', 'Too many errors in this session, closing connection');
+    }
   }
 
   /** Past the soft error limit every command waits errorDelay before it is handled. */
