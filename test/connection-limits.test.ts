@@ -373,6 +373,9 @@ plugins: [{ name: relay-access }, { name: queue-spool }]
     assert.match(session, /mta\.config\.yaml:8:\d+ limits\.sessionTimeout: sessionTimeout \(1 minute\) is shorter than commandTimeout \(5 minutes\): a session could not finish one message/);
     const zero = await problems(`${base}limits: { commandTimeout: 0 }\n`);
     assert.match(zero, /limits\.commandTimeout: expected a duration above 0/);
+    // Past 2^31 - 1 ms Node.js arms a timer for 1 ms instead: a deadline re-checked a thousand times a second.
+    const huge = await problems(`${base}limits: { dataTimeout: 30d }\n`);
+    assert.match(huge, /limits\.dataTimeout: expected at most 24d/);
     const unknown = await problems(base.replace('    tls: none\n', '    tls: none\n    limits: { clientsPerAdress: 3 }\n'));
     assert.match(unknown, /listeners\[0\]\.limits\.clientsPerAdress: unknown key "clientsPerAdress"/);
   });

@@ -34,6 +34,16 @@ const describe = {
 /** Postfix's own default exceptions are $mynetworks; ours are this host (local applications, benchmarks). */
 const DEFAULT_EXCEPTIONS = ['127.0.0.0/8', '::1/128'];
 
+/** Node.js arms a longer timer for 1 ms instead (a deadline would be checked a thousand times a second). */
+const LONGEST_TIMER_MS = 24 * 24 * 60 * 60_000;
+
+/** A time limit that becomes a timer on every connection. */
+function timerDuration() {
+  return duration()
+    .refine((ms) => ms > 0, 'expected a duration above 0')
+    .refine((ms) => ms <= LONGEST_TIMER_MS, 'expected at most 24d');
+}
+
 function fields() {
   return {
     messageSize: size(),
@@ -45,8 +55,8 @@ function fields() {
     clientLimitExceptions: z.array(cidr()),
     commandLength: z.number().int().min(512),
     socketTimeout: duration(),
-    commandTimeout: duration().refine((ms) => ms > 0, 'expected a duration above 0'),
-    dataTimeout: duration().refine((ms) => ms > 0, 'expected a duration above 0'),
+    commandTimeout: timerDuration(),
+    dataTimeout: timerDuration(),
     minDataRate: size().refine((bytes) => bytes > 0, 'expected at least 1 byte a second'),
     sessionTimeout: duration().refine((ms) => ms > 0, 'expected a duration above 0'),
     softErrorLimit: z.number().int().min(1),
