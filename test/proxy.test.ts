@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { parseProxyHeader } from '../core/smtp/proxy-protocol.js';
+import { testCertificate } from './harness/certificates.js';
 import { SmtpTestClient, sampleMessage } from './harness/smtp-client.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
 
@@ -175,5 +178,39 @@ describe('PROXY header parser', () => {
     assert.deepEqual(parseProxyHeader(local), { kind: 'header', consumed: 16 });
     assert.equal(parseProxyHeader(Buffer.from('GET / HTTP/1.1\r\n')).kind, 'invalid');
     assert.equal(parseProxyHeader(Buffer.from(`PROXY TCP4 ${'1'.repeat(200)}`)).kind, 'invalid');
+  });
+});
+
+describe('PROXY protocol in front of an implicit TLS listener', () => {
+  it("counts each handshake against the proxied client's share, not the load balancer's", async () => {
+    const certificate = testCertificate('mx.petrel.test');
+    const server = await startTestServer({
+      tls: { cert: certificate.certFile, key: certificate.keyFile },
+      listeners: [{ name: 'smtps', host: '127.0.0.1', port: 0, tls: 'implicit', proxyProtocol: ['127.0.0.0/8'] }],
+      limits: { clientsPerAddress: 1, clientLimitExceptions: [] },
+    });
+    /** A connection through the "load balancer" for `client`: the PROXY header, then TLS; its greeting, or undefined when dropped. */
+    const through = (client: string) =>
+      new Promise<{ socket: tls.TLSSocket; greeting: string } | undefined>((resolve) => {
+        const raw = net.connect({ host: '127.0.0.1', port: server.port('smtps') }, () => {
+          raw.write(`PROXY TCP4 ${client} 127.0.0.1 40000 465\r\n`);
+          const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' });
+          socket.once('data', (data) => resolve({ socket, greeting: data.toString() }));
+          socket.once('error', () => resolve(undefined));
+          socket.once('close', () => resolve(undefined));
+        });
+        raw.on('error', () => resolve(undefined));
+      });
+    try {
+      const first = await through('192.0.2.10');
+      assert.match(first?.greeting ?? '', /^220 /);
+      assert.equal(await through('192.0.2.10'), undefined, 'the same client again is over its share');
+      const other = await through('192.0.2.11');
+      assert.match(other?.greeting ?? '', /^220 /, 'another client behind the same balancer is not');
+      first?.socket.destroy();
+      other?.socket.destroy();
+    } finally {
+      await server.stop();
+    }
   });
 });
