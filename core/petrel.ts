@@ -18,6 +18,7 @@ import type { OutboundHooks } from './delivery/outbound-hooks.js';
 import { RetrySchedule } from './delivery/retry-schedule.js';
 import { DeliveryScheduler } from './delivery/scheduler.js';
 import { Generation } from './generation.js';
+import { HistoryStore } from './history/history-store.js';
 import { HookRegistry } from './hooks/registry.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
@@ -32,6 +33,7 @@ import { SmtpListener } from './smtp/smtp-listener.js';
 import { loadTlsMaterial, selfSignedDirectory, type TlsMaterial } from './smtp/tls-material.js';
 import { Spool } from './spool/spool.js';
 import { ExpiringStores } from './util/expiring-store.js';
+import { TraceHub } from './trace/trace-hub.js';
 import { restartOnlyChanges, sameCoreConfig } from './reload/restart-only-changes.js';
 import { MaildropPickup } from './sendmail/pickup.js';
 
@@ -73,6 +75,10 @@ export class Petrel {
   readonly listeners: SmtpListener[] = [];
   readonly paths: Paths;
   readonly metrics: Metrics;
+  /** Live SMTP traces, inbound and outbound (`petrel trace`, the console). */
+  readonly trace = new TraceHub();
+  /** Each message's history and the refusals (`petrel queue show`, `petrel why`); undefined with history.enabled false. */
+  readonly history: HistoryStore | undefined;
   #generation: Generation;
   #redis: RedisClient | undefined;
   #stopping: Promise<void> | undefined;
@@ -96,6 +102,10 @@ export class Petrel {
     this.#generation = generation;
     this.metrics = metrics;
     this.paths = base.resolve<Paths>(TOKENS.Paths);
+    const { history, delivery } = generation.config;
+    this.history = history.enabled
+      ? new HistoryStore(this.paths.dataDir, { ...history, expireAfter: delivery.expireAfter }, base.resolve<Clock>(TOKENS.Clock), logger.child({ component: 'history' }))
+      : undefined;
   }
 
   /** Builds the container and constructs and registers the plugins, without starting anything. */
@@ -221,6 +231,7 @@ export class Petrel {
       hooks: this.outboundHooks,
       clock: this.base.resolve<Clock>(TOKENS.Clock),
       leaseMs: this.config.delivery.leaseTime,
+      history: this.history,
     });
   }
 
@@ -360,6 +371,8 @@ export class Petrel {
         clock,
         tls,
         reverseLookup,
+        trace: this.trace,
+        history: this.history,
       });
       await listener.listen();
       this.listeners.push(listener);
@@ -375,6 +388,7 @@ export class Petrel {
       this.logger.warn('no plugin handles the rcpt hook: every recipient will be refused (enable relay-access)');
     }
     await this.plugins.start();
+    await this.history?.prune().catch((error: Error) => this.logger.warn({ err: error }, `history: ${error.message}`));
     await this.#openControlSocket();
     await this.#startPickup(spool, clock);
     for (const listener of this.listeners) listener.open();
@@ -403,6 +417,9 @@ export class Petrel {
       }),
       reload: async () => ({ plugins: await this.reload() }),
       log: this.logger.child({ component: 'admin' }),
+      trace: this.trace,
+      history: this.history,
+      console: settings.console,
     });
     await admin.listen(settings.port, settings.host);
     this.#admin = admin;
@@ -471,6 +488,8 @@ export class Petrel {
       log: this.logger.child({ component: 'delivery' }),
       metrics: this.metrics,
       redis: this.#redis,
+      trace: this.trace,
+      history: this.history,
     });
     this.#scheduler.start();
   }
@@ -503,6 +522,7 @@ export class Petrel {
     await this.#admin?.close();
     for (const old of this.#retiring) await old.plugins.close();
     await this.plugins.close();
+    await this.history?.close();
     if (this.#redis) this.#redis.disconnect();
     this.logger.info('stopped');
     this.logger.flush();

@@ -8,7 +8,8 @@ commands:
   check-config           validate the config (and plugin options); exit 78 on problems
   config schema          print the JSON Schema of mta.config.yaml (for editors and CI)
   queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--older-than 4h]
-  queue show ID          one message: envelope, recipients, attempts, last replies, headers
+  queue show ID          one message: envelope, recipients, headers, and its history as a timeline
+                         (sessions, plugin verdicts, each delivery attempt; also once it left the queue)
   queue retry ID|--all   make a message (or every message not held) due now
   queue hold ID          keep a message from being delivered until it is released
   queue release ID       release a held message (due now)
@@ -17,6 +18,12 @@ commands:
   queue stats            counts by state and by destination
                          (every queue command takes --json; with a server running on the
                           same data directory it goes through the server's control socket)
+  why QUERY              what happened to the messages a queue id, Message-ID, sender or recipient
+                         names, refused ones included [--since 2d] [--limit N] [--json]
+  trace server           every line of inbound SMTP sessions, live, with hook verdicts
+                         [--source CIDR ...] [--listener NAME] [--sender A] [--rcpt A] [--only-one] [--terse]
+  trace client           every line of outbound SMTP sessions, live [--domain D] [--mx HOST] [--queue-id ID] [--terse]
+                         (traces come from the admin listener: admin.token, or --admin URL)
   init DIR [--hostname H] [--domain D] [--force]
                          make a site directory: a commented mta.config.yaml for host H and
                          local domain D, data/, and a package.json for plugins installed there

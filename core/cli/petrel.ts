@@ -18,11 +18,13 @@ import { startCommand } from './commands/start.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { CORE_USAGE, helpText } from './help.js';
 import { discoverPluginCommands } from './plugin-commands.js';
+import { traceCommand } from './commands/trace.js';
+import { whyCommand } from './commands/why.js';
 
 export interface CliContext {
   readonly configFile: string;
   readonly args: string[];
-  readonly flags: Record<string, string | boolean | undefined>;
+  readonly flags: Record<string, string | boolean | string[] | undefined>;
   /** A line on stdout; quiet once nobody reads it (EPIPE). */
   readonly out: (line: string) => void;
   /** A line on stderr, prefixed `petrel: `. */
@@ -53,6 +55,8 @@ const CORE_COMMANDS: Readonly<Record<string, Command>> = {
   queue: queueCommand,
   init: initCommand,
   plugin: pluginCommand,
+  why: whyCommand,
+  trace: traceCommand,
 };
 const CORE_OPTIONS: Options = {
   ...GLOBAL_OPTIONS,
@@ -65,6 +69,16 @@ const CORE_OPTIONS: Options = {
   hostname: { type: 'string' },
   dir: { type: 'string' },
   force: { type: 'boolean' },
+  source: { type: 'string', multiple: true },
+  listener: { type: 'string' },
+  rcpt: { type: 'string' },
+  'only-one': { type: 'boolean' },
+  terse: { type: 'boolean' },
+  mx: { type: 'string' },
+  'queue-id': { type: 'string' },
+  admin: { type: 'string' },
+  since: { type: 'string' },
+  limit: { type: 'string' },
 };
 /** Names a plugin command cannot take: the core's commands, `sendmail` (parsed apart: it takes sendmail's flags) and `help`. */
 const RESERVED = new Set([...Object.keys(CORE_COMMANDS), 'sendmail', 'help']);

@@ -219,7 +219,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().min(1).default('127.0.0.1').describe('keep it on loopback or a management network'),
       port: port(),
-      token: z.string().optional().describe('bearer token for /api/*; take it from the environment: ${PETREL_ADMIN_TOKEN}'),
+      token: z.string().optional().describe('bearer token for /api/* and the sign-in of the web console; take it from the environment: ${PETREL_ADMIN_TOKEN}'),
+      console: z.boolean().default(true).describe('serve the web console at / (only when token is set)'),
       metricsAuth: z
         .enum(['none', 'token'])
         .default('none')
@@ -231,6 +232,19 @@ export const configSchema = z.strictObject({
     })
     .optional()
     .describe('the admin HTTP listener: /metrics, /health, /ready and the /api queue, plugin and config endpoints'),
+  history: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe("keep each message's history (petrel queue show, petrel why, the console) and a record of refusals"),
+      retention: duration()
+        .prefault('7d')
+        .describe('how long a message’s history is kept after it left the queue (and refusals after they happened)'),
+      maxSize: size().prefault('1GiB').describe('disk space for the history of accepted messages at most; the oldest days go first'),
+      refusalsMaxSize: size()
+        .prefault('128MiB')
+        .describe('disk space for the record of refused transactions at most, so a flood of refusals cannot push out the history of mail'),
+    })
+    .prefault({})
+    .describe('history under dataDir/history/ (docs/operations.md#message-history)'),
   logging: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -12,6 +12,7 @@ export type ControlRequest =
   | { readonly op: 'stats' }
   | { readonly op: 'show' | 'hold' | 'release' | 'delete' | 'bounce'; readonly id: string }
   | { readonly op: 'retry'; readonly id: string | 'all' }
+  | { readonly op: 'why'; readonly query: string; readonly since?: number; readonly limit?: number }
   | { readonly op: 'reload' };
 
 /** The requests that act on the queue (everything but reload). */
@@ -19,7 +20,7 @@ export type QueueRequest = Exclude<ControlRequest, { op: 'reload' }>;
 
 export type ControlResponse = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: string };
 
-export const CONTROL_OPS = ['list', 'stats', 'show', 'hold', 'release', 'delete', 'bounce', 'retry', 'reload'] as const;
+export const CONTROL_OPS = ['list', 'stats', 'show', 'hold', 'release', 'delete', 'bounce', 'retry', 'why', 'reload'] as const;
 
 /** Where a server with this data directory listens for control requests. */
 export function controlSocketPath(dataDir: string): string {

@@ -84,7 +84,7 @@ export class ControlServer {
       const result = await this.handle(request);
       if (request.op === 'reload') {
         this.log.info({ op: request.op }, 'reload requested by operator');
-      } else if (request.op !== 'list' && request.op !== 'stats' && request.op !== 'show') {
+      } else if (request.op !== 'list' && request.op !== 'stats' && request.op !== 'show' && request.op !== 'why') {
         this.log.info({ op: request.op, qid: request.id, result }, `queue ${request.op} by operator`);
       }
       return { ok: true, result: result ?? null };

@@ -1,8 +1,11 @@
+import type { Readable } from 'node:stream';
 import type { Clock } from '../clock.js';
 import type { Bouncer } from '../delivery/bouncer.js';
 import { bounceByOperator } from '../delivery/operator-bounce.js';
 import { domainOf, type OutboundHooks } from '../delivery/outbound-hooks.js';
 import { readHeaderBlock } from '../delivery/outgoing-content.js';
+import type { HistoryRecord, OperatorRecord } from '../history/history-record.js';
+import type { HistoryStore, MessageHistory } from '../history/history-store.js';
 import type { QueueRequest } from './control-protocol.js';
 import { stateOf, type Queue, type QueuedMessage, type QueueFilter, type QueueState } from '../queue/contract.js';
 
@@ -13,9 +16,22 @@ export interface QueueStats {
 }
 
 export interface ShownMessage {
-  readonly message: QueuedMessage;
-  /** The outgoing header block, as text. */
+  /** Undefined when the message has left the queue but its history is still kept. */
+  readonly message?: QueuedMessage;
+  /** The outgoing header block, as text ('' once the message has left the queue). */
   readonly headers: string;
+  /** What happened to it so far, oldest first (empty with history off). */
+  readonly history: readonly HistoryRecord[];
+}
+
+export interface QueueOperationsDeps {
+  readonly queue: Queue;
+  readonly bouncer: Bouncer;
+  readonly hooks: OutboundHooks;
+  readonly clock: Clock;
+  readonly leaseMs: number;
+  /** Where operators' actions are recorded, and histories read from. */
+  readonly history?: HistoryStore;
 }
 
 /**
@@ -24,9 +40,7 @@ export interface ShownMessage {
  * the running server to run them over its control socket (control-server.ts).
  */
 export class QueueOperations {
-  constructor(
-    private readonly deps: { queue: Queue; bouncer: Bouncer; hooks: OutboundHooks; clock: Clock; leaseMs: number },
-  ) {}
+  constructor(private readonly deps: QueueOperationsDeps) {}
 
   /** Runs one request as the CLI or the control socket phrased it. */
   execute(request: QueueRequest): Promise<unknown> {
@@ -47,6 +61,8 @@ export class QueueOperations {
         return this.delete(request.id);
       case 'bounce':
         return this.bounce(request.id);
+      case 'why':
+        return this.why(request.query, { since: request.since, limit: request.limit });
     }
   }
 
@@ -54,40 +70,61 @@ export class QueueOperations {
     return this.deps.queue.list(filter);
   }
 
+  /** A queued message with its headers and history, or the history alone of one that has left the queue. */
   async show(id: string): Promise<ShownMessage | undefined> {
     const message = await this.deps.queue.inspect(id);
-    if (!message) return undefined;
+    const history = (await this.deps.history?.recordsOf(id)) ?? [];
+    if (!message) return history.length > 0 ? { headers: '', history } : undefined;
     const headers = await readHeaderBlock(await this.deps.queue.read(id)).catch(() => Buffer.alloc(0));
-    return { message, headers: headers.toString('utf8') };
+    return { message, headers: headers.toString('utf8'), history };
+  }
+
+  /** The message as stored (header block, then body), or undefined when it is not in the queue. */
+  async raw(id: string): Promise<Readable | undefined> {
+    if (!(await this.deps.queue.inspect(id))) return undefined;
+    return this.deps.queue.read(id);
+  }
+
+  /** Messages and refusals a queue id, Message-ID, sender or recipient names, from the history. */
+  async why(query: string, options: { since?: number; limit?: number } = {}): Promise<MessageHistory[]> {
+    return (await this.deps.history?.find(query, options)) ?? [];
   }
 
   /** Makes one message (or every message not held) due now; returns how many were. */
   async retry(id: string | 'all'): Promise<number> {
     const { queue } = this.deps;
-    if (id !== 'all') return (await queue.retry(id)) ? 1 : 0;
+    if (id !== 'all') return this.#recorded(id, 'retry', (await queue.retry(id)) ? 1 : 0);
     let count = 0;
     for (const message of await queue.list()) {
-      if (!message.held && (await queue.retry(message.id))) count++;
+      if (!message.held && (await queue.retry(message.id))) count += this.#recorded(message.id, 'retry', 1);
     }
     return count;
   }
 
-  hold(id: string): Promise<boolean> {
-    return this.deps.queue.hold(id);
+  async hold(id: string): Promise<boolean> {
+    return this.#recorded(id, 'hold', await this.deps.queue.hold(id));
   }
 
-  release(id: string): Promise<boolean> {
-    return this.deps.queue.release(id);
+  async release(id: string): Promise<boolean> {
+    return this.#recorded(id, 'release', await this.deps.queue.release(id));
   }
 
   /** Removes a message without telling anyone (like postsuper -d). */
-  delete(id: string): Promise<boolean> {
-    return this.deps.queue.remove(id);
+  async delete(id: string): Promise<boolean> {
+    return this.#recorded(id, 'delete', await this.deps.queue.remove(id));
   }
 
   /** Fails every open recipient now and sends the sender a DSN. */
-  bounce(id: string): Promise<'bounced' | 'not-found' | 'busy'> {
-    return bounceByOperator(id, this.deps);
+  async bounce(id: string): Promise<'bounced' | 'not-found' | 'busy'> {
+    const result = await bounceByOperator(id, this.deps);
+    this.#recorded(id, 'bounce', result === 'bounced');
+    return result;
+  }
+
+  /** Records an operator's action in the message's history when it did something (`done` truthy); returns `done`. */
+  #recorded<T>(id: string, op: OperatorRecord['op'], done: T): T {
+    if (done) this.deps.history?.append({ id, t: 'operator', at: this.deps.clock.now(), op });
+    return done;
   }
 
   async stats(): Promise<QueueStats> {

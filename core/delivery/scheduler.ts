@@ -2,7 +2,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock } from '../clock.js';
 import type { DeliveryConfig } from '../config/schema.js';
 import type { RegisteredHandler } from '../hooks/registry.js';
+import type { RecipientFacts } from '../history/history-record.js';
+import type { HistoryStore } from '../history/history-store.js';
 import type { Logger } from '../log/logger.js';
+import { AttemptObserver, runInAttempt } from '../observe/attempt-observer.js';
+import { attachObserver } from '../observe/observers.js';
+import { applyOutcomes } from '../queue/apply-outcomes.js';
+import type { TraceHub } from '../trace/trace-hub.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Lease, Queue, QueuedRecipient, RecipientOutcome } from '../queue/contract.js';
 import type { RedisClient } from '../redis/redis-client.js';
@@ -26,6 +32,10 @@ export interface SchedulerDeps {
   readonly metrics?: Metrics;
   /** The server's Redis client, for `delivery.shaping.store: redis`. */
   readonly redis?: RedisClient;
+  /** Live traces of outbound connections go here (`petrel trace client`). */
+  readonly trace?: TraceHub;
+  /** Each attempt and its outcome are recorded here (`petrel queue show`). */
+  readonly history?: HistoryStore;
 }
 
 /** The outcome of one recipient in one attempt, with what decided it. */
@@ -321,7 +331,12 @@ export class DeliveryScheduler {
     return this.#send(lease, route, target, recipients, attempt, admission.ticket, log);
   }
 
-  /** Transform and deliver one admitted group; the ticket learns how the destination answered. */
+  /**
+   * Transform and deliver one admitted group; the ticket learns how the
+   * destination answered. The deliver call runs inside an AttemptObserver, so
+   * the connections it opens are traced and the attempt's history says which
+   * servers it talked to.
+   */
   async #send(
     lease: Lease,
     route: Route,
@@ -334,19 +349,38 @@ export class DeliveryScheduler {
     const abort = new AbortController();
     const onShutdown = () => abort.abort(new Error('shutdown'));
     this.#shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+    const observer = new AttemptObserver(this.#deps.trace, lease.message.id, route.destination);
     let results: readonly RecipientResult[] | undefined;
+    let settled: Settled[];
     try {
-      const delivery = await this.#delivery(lease, route, recipients, attempt, abort.signal, ticket, log);
-      results = await this.#hooks(lease).deliver(target, delivery, () => abort.abort(new Error('timeout')));
-      return this.#match(recipients, results, route, log);
+      const delivery = await this.#delivery(lease, route, recipients, attempt, abort.signal, ticket, log, observer);
+      results = await runInAttempt(observer, () => this.#hooks(lease).deliver(target, delivery, () => abort.abort(new Error('timeout'))));
+      settled = this.#match(recipients, results, route, log);
     } catch (error) {
-      if (this.#shutdown.signal.aborted) return deferAll(recipients, route, REPLIES.aborted);
-      log.error({ err: error, plugin: (error as OutboundHookError).plugin ?? target.plugin, code: 'PETREL_HOOK_FAILED' }, (error as Error).message);
-      return deferAll(recipients, route, REPLIES.targetFailed);
+      if (this.#shutdown.signal.aborted) {
+        settled = deferAll(recipients, route, REPLIES.aborted);
+      } else {
+        log.error({ err: error, plugin: (error as OutboundHookError).plugin ?? target.plugin, code: 'PETREL_HOOK_FAILED' }, (error as Error).message);
+        settled = deferAll(recipients, route, REPLIES.targetFailed);
+      }
     } finally {
       this.#shutdown.signal.removeEventListener('abort', onShutdown);
       ticket.finish(results);
     }
+    this.#deps.history?.append({
+      id: lease.message.id,
+      t: 'attempt',
+      at: observer.startedAt,
+      attempt,
+      target: target.plugin,
+      destination: route.destination,
+      rcpts: recipients.map((r) => r.address),
+      ms: Date.now() - observer.startedAt,
+      connections: observer.connections,
+      notes: observer.notes,
+      results: settled.map(factsOf),
+    });
+    return settled;
   }
 
   /** The Delivery a target gets; transforms run first, on a copy of the stored headers (OutgoingCopies). */
@@ -358,6 +392,7 @@ export class DeliveryScheduler {
     signal: AbortSignal,
     ticket: DeliveryTicket,
     log: Logger,
+    observer: AttemptObserver,
   ): Promise<Delivery> {
     const { queue } = this.#deps;
     const hooks = this.#hooks(lease);
@@ -373,6 +408,7 @@ export class DeliveryScheduler {
       limits: ticket.limits,
       open: (options) => copies.open(options),
     };
+    attachObserver(delivery, observer);
     await copies.prepare();
     return delivery;
   }
@@ -400,7 +436,7 @@ export class DeliveryScheduler {
   }
 
   async #finish(lease: Lease, settled: Settled[], now: number, log: Logger, postponedUntil: number | undefined): Promise<void> {
-    const { queue, bouncer } = this.#deps;
+    const { queue, bouncer, clock } = this.#deps;
     const hooks = this.#hooks(lease);
     const message = lease.message;
     const expired = this.#schedule.isExpired(message.receivedAt, now);
@@ -449,6 +485,16 @@ export class DeliveryScheduler {
       log.warn('lease was lost before the results were recorded (the lease ran out); the message will be tried again');
       return;
     }
+    this.#deps.history?.append({
+      id: message.id,
+      t: 'settled',
+      at: clock.now(),
+      attempt: message.attempts + 1,
+      results: final.map(factsOf),
+      ...(nextAttemptAt !== undefined ? { nextAttemptAt } : {}),
+      ...(expired ? { expired } : {}),
+      done: !applyOutcomes(message.recipients, final.map(toOutcome), now).open,
+    });
     if (delivered.length > 0) await hooks.delivered({ message, recipients: reports(delivered) });
   }
 
@@ -525,6 +571,12 @@ function dsnRecipient(settled: Settled, action: DsnRecipient['action'], now: num
     reply: settled.result.reply ?? { code: 250, text: 'delivered' },
     lastAttemptAt: now,
   };
+}
+
+/** A recipient's result as the history keeps it. */
+function factsOf(settled: Settled): RecipientFacts {
+  const { result } = settled;
+  return { address: result.address, status: result.status, ...(result.reply ? { reply: formatReply(result.reply) } : {}) };
 }
 
 function toOutcome(settled: Settled): RecipientOutcome {

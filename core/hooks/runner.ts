@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js';
+import { observerOf } from '../observe/observers.js';
 import type { InboundHookArgs, InboundHookName } from './catalogue.js';
 import type { HookRegistry, RegisteredHandler } from './registry.js';
 import { checkedResult, defer, isDecisive, next, type HookResult } from './results.js';
@@ -32,15 +33,20 @@ class HandlerTimeout extends Error {
  * timeout counts as a temporary failure (451 4.3.0) with a log line naming
  * the plugin; it never crashes the process or ends the session. Each call
  * gets its own AbortSignal, aborted at the timeout, so the handler can stop
- * what it was doing.
+ * what it was doing. Each handler's
+ * answer and time go to the session's observer (its live trace and history,
+ * core/observe/), when the session has one.
  */
 export class HookRunner {
   constructor(private readonly registry: HookRegistry) {}
 
   async run<H extends InboundHookName>(hook: H, log: Logger, ...args: InboundHookArgs<H>): Promise<HookRun> {
     const handlers = this.registry.handlers(hook);
+    // Every inbound hook's first argument is the session.
+    const observer = observerOf(args[0]);
     for (const entry of handlers) {
       let result: HookResult;
+      const started = observer ? performance.now() : 0;
       try {
         result = await this.registry.call(entry, () => this.#call(entry, args));
       } catch (error) {
@@ -48,8 +54,10 @@ export class HookRunner {
           { plugin: entry.plugin, hook, err: error, code: 'PETREL_HOOK_FAILED' },
           `plugin ${entry.plugin} failed in ${hook} hook: ${(error as Error)?.message ?? String(error)}`,
         );
+        observer?.verdict?.(hook, entry.plugin, undefined, performance.now() - started);
         return { result: HANDLER_FAILED, decidedBy: entry.plugin };
       }
+      observer?.verdict?.(hook, entry.plugin, result, performance.now() - started);
       if (isDecisive(result)) return { result, decidedBy: entry.plugin };
     }
     return UNDECIDED;

@@ -18,6 +18,7 @@ const RESTART_ONLY: readonly ((config: PetrelConfig) => [string, unknown])[] = [
   (c) => ['dns', c.dns],
   (c) => ['delivery', c.delivery],
   (c) => ['admin', c.admin],
+  (c) => ['history', c.history],
 ];
 
 /** The keys that differ between the two configs and need a restart. */

@@ -6,6 +6,8 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPSe
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { PetrelError } from '../errors.js';
 import { describeDuration } from '../util/describe-duration.js';
+import { ServerSessionTrace } from '../trace/server-session-trace.js';
+import type { TraceHub } from '../trace/trace-hub.js';
 import type { NetworkList } from '../util/networks.js';
 import { mailPath } from './mail-path.js';
 import type { ClientShares, ShareLimits } from './client-shares.js';
@@ -41,6 +43,8 @@ import { readProxyHeader } from './proxy-protocol.js';
  * taken before the handshake), total-time deadlines for a
  * command, a message and a session (connection-deadlines.ts), and the soft
  * and hard error limits (error-limit.ts).
+ * Live traces see each command line read and each reply written here
+ * (core/trace/; one boolean test per line while nobody watches).
  *
  * The methods relied on are checked at load time, and test/greeting.test.ts
  * fails if an upgrade brings the pause back.
@@ -56,6 +60,14 @@ export type PetrelAddress = SMTPServerAddress & { [NON_ASCII_PATH]?: boolean };
 
 /** How VRFY and EXPN are answered: 252 (cannot verify, RFC 5321 3.5.3) or 502 (disabled by policy). */
 export type VerifyCommands = 'cannot-verify' | 'disabled';
+
+/** The live trace of a session (core/trace/), on smtp-server's session object, for the session handlers. */
+export const SESSION_TRACE = Symbol('petrel.sessionTrace');
+
+/** The trace of an smtp-server session, when the server traces. */
+export function traceOf(session: SMTPServerSession): ServerSessionTrace | undefined {
+  return (session as SMTPServerSession & { [SESSION_TRACE]?: ServerSessionTrace })[SESSION_TRACE];
+}
 
 export interface HeloRequest {
   readonly command: 'HELO' | 'EHLO';
@@ -87,11 +99,16 @@ export interface PetrelServerExtensions {
   readonly onHelo: (request: HeloRequest, session: SMTPServerSession, done: (error?: Error | null) => void) => void;
   /** smtp-server cleared the envelope: whatever transaction was open is gone. */
   readonly onReset: (session: SMTPServerSession) => void;
+  /** Where the sessions' live traces go, and the listener name they carry. */
+  readonly trace?: { readonly hub: TraceHub; readonly listener: string };
 }
 
 interface ConnectionInternals {
   _server: PetrelSmtpServer;
-  session: SMTPServerSession & { [CLOSE_AFTER_REPLY]?: boolean };
+  session: SMTPServerSession & { [CLOSE_AFTER_REPLY]?: boolean; [SESSION_TRACE]?: ServerSessionTrace };
+  /** Set while an AUTH exchange waits for the client's next line. */
+  _nextHandler: unknown;
+  _getEnhancedStatusCode(code: number, context?: string | false): string;
   _setListeners(callback: () => void): void;
   connectionReady(next?: () => void): void;
   /** The enhanced status code smtp-server puts before a reply ('' for none). */
@@ -176,6 +193,7 @@ class PetrelConnection extends SMTPConnection {
   #releaseShare: (() => void) | undefined;
   /** Waiting errorDelay before handling a command: the server's turn. */
   #pausing = false;
+  #trace: ServerSessionTrace | undefined;
 
   constructor(server: PetrelSmtpServer, socket: net.Socket | tls.TLSSocket, options?: PetrelSocketOptions | null) {
     super(server, socket, options);
@@ -185,6 +203,12 @@ class PetrelConnection extends SMTPConnection {
 
   override init(): void {
     const self = this as unknown as ConnectionInternals;
+    const tracing = self._server.petrel.trace;
+    if (tracing) {
+      this.#trace = new ServerSessionTrace(tracing.hub, this as unknown as { id: string; remoteAddress: string; remotePort: number }, tracing.listener);
+      self.session[SESSION_TRACE] = this.#trace;
+      if (this.#trace.watched) this.#trace.opened();
+    }
     self._setListeners(() => {
       const server = self._server;
       if (server.options.maxClients && server.connections.size > server.options.maxClients) {
@@ -203,8 +227,10 @@ class PetrelConnection extends SMTPConnection {
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     const ownCode = typeof data === 'string' ? STARTS_WITH_ENHANCED_CODE.exec(data)?.[1] : undefined;
-    super.send(code, data, ownCode ? false : context);
+    const replyContext = ownCode ? false : context;
+    super.send(code, data, replyContext);
     const self = this as unknown as ConnectionInternals;
+    if (this.#trace?.watched) this.#trace.reply(replyLines(code, data, self._getEnhancedStatusCode(code, replyContext)));
     if (code >= 400 && self.session[CLOSE_AFTER_REPLY] && code !== 421) this.close();
     this.#deadlines?.replied(code);
     if (self._closing || self._closed) return;
@@ -216,6 +242,8 @@ class PetrelConnection extends SMTPConnection {
 
   /** Past the soft error limit every command waits errorDelay before it is handled. */
   override _onCommand(command: Buffer, callback: CommandCallback): void {
+    // Traced as read, before any error delay: an AUTH continuation is known by the handler waiting for it.
+    if (this.#trace?.watched) this.#trace.command(command, Boolean((this as unknown as ConnectionInternals)._nextHandler));
     const delay = this.#errors?.delay() ?? 0;
     if (delay === 0) return super._onCommand(command, callback);
     this.#pausing = true;
@@ -231,6 +259,7 @@ class PetrelConnection extends SMTPConnection {
     this.#deadlines?.stop();
     this.#releaseShare?.();
     super._onClose();
+    if (this.#trace?.watched) this.#trace.closed();
   }
 
   /** Takes the client's share of the listener (unless it was taken already), or refuses it with 421 4.7.0 (and closes). */
@@ -334,6 +363,13 @@ class PetrelConnection extends SMTPConnection {
       callback();
     });
   }
+}
+
+/** A reply as smtp-server writes it (see its send()): the code on every line, `-` on all but the last. */
+function replyLines(code: number, data: string | string[] | null | undefined, enhanced: string): string[] {
+  const prefix = (last: boolean) => `${code}${last ? ' ' : '-'}${enhanced ? `${enhanced} ` : ''}`;
+  if (Array.isArray(data)) return data.map((line, i) => `${prefix(i === data.length - 1)}${line}`);
+  return [[code, enhanced, data].filter((part) => part !== undefined && part !== null && part !== '').join(' ')];
 }
 
 export class PetrelSmtpServer extends SMTPServer {

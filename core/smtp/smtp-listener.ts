@@ -8,6 +8,7 @@ import type { ListenerInfo } from '../session.js';
 import { ConnectionGate } from '../util/connection-gate.js';
 import { describeDuration } from '../util/describe-duration.js';
 import { listenFailure } from '../util/listen-failure.js';
+import type { TraceHub } from '../trace/trace-hub.js';
 import { isLoopback, NetworkList } from '../util/networks.js';
 import { ClientShares } from './client-shares.js';
 import { PetrelSmtpServer, type LimitEvent } from './petrel-smtp-server.js';
@@ -21,6 +22,8 @@ export interface ListenerDeps
   extends Omit<SessionHandlerDeps, 'listener' | 'insecureAuthAllowed' | 'xclientAllowed' | 'disabledCommands' | 'offerRequireTls'> {
   readonly tls?: TlsMaterial;
   readonly reverseLookup?: ReverseLookup;
+  /** Live traces of this listener's sessions go here. */
+  readonly trace?: TraceHub;
 }
 
 /** One configured listener: an smtp-server instance with Petrel's handlers. */
@@ -68,6 +71,7 @@ export class SmtpListener {
       limits: () => this.#limits,
       shares: new ClientShares(),
       onLimit: (event) => this.#logLimit(event),
+      trace: deps.trace ? { hub: deps.trace, listener: config.name } : undefined,
     });
     // smtp-server reads a socket itself once its parser (or TLS) is set up: hand sockets over paused.
     this.#gate = new ConnectionGate(this.#server.server, { resume: false });

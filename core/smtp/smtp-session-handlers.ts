@@ -10,7 +10,10 @@ import type { Clock } from '../clock.js';
 import { limitsOf } from '../config/limits-schema.js';
 import type { InboundHookName } from '../hooks/catalogue.js';
 import { defer, reject, type DecisiveResult, type HookResult, type SmtpReply } from '../hooks/results.js';
+import type { HistoryStore } from '../history/history-store.js';
 import type { Logger } from '../log/logger.js';
+import { InboundObserver } from '../observe/inbound-observer.js';
+import { attachObserver } from '../observe/observers.js';
 import type { NewMessage, Queue } from '../queue/contract.js';
 import { newQueueId } from '../queue/queue-id.js';
 import type { Address, ListenerInfo } from '../session.js';
@@ -18,7 +21,7 @@ import type { IncomingMessage } from '../spool/incoming-message.js';
 import type { Spool } from '../spool/spool.js';
 import { isStorageFull } from '../spool/storage-full.js';
 import { mailRefusal, rcptRefusal, type OfferedExtensions } from './envelope-rules.js';
-import { CLOSE_AFTER_REPLY, NON_ASCII_PATH, type HeloRequest, type PetrelAddress } from './petrel-smtp-server.js';
+import { CLOSE_AFTER_REPLY, NON_ASCII_PATH, traceOf, type HeloRequest, type PetrelAddress } from './petrel-smtp-server.js';
 import { receivedHeader } from './received-header.js';
 import type { SessionPipeline } from './session-pipeline.js';
 import { replyClass, type Metrics } from '../metrics/metrics.js';
@@ -62,6 +65,8 @@ export interface SessionHandlerDeps {
   readonly disabledCommands: readonly string[];
   /** Whether REQUIRETLS (RFC 8689) is offered to clients over TLS. */
   readonly offerRequireTls: boolean;
+  /** Where each transaction's record goes (accepted or refused); none when history is off. */
+  readonly history?: HistoryStore;
 }
 
 /**
@@ -72,6 +77,8 @@ export interface SessionHandlerDeps {
  */
 export class SmtpSessionHandlers {
   readonly #sessions = new WeakMap<SMTPServerSession, SessionState>();
+  /** Each session's live trace and history (core/observe/). */
+  readonly #observers = new WeakMap<SessionState, InboundObserver>();
 
   constructor(private readonly deps: SessionHandlerDeps) {}
 
@@ -83,6 +90,9 @@ export class SmtpSessionHandlers {
     pipeline.enter();
     const state = new SessionState(session, this.deps.listener, pipeline, this.deps.logger.child({ sid: session.id }));
     this.#sessions.set(session, state);
+    const observer = new InboundObserver(state, traceOf(session), this.deps.history);
+    this.#observers.set(state, observer);
+    attachObserver(state, observer);
     this.deps.metrics?.connections.inc({ listener: this.deps.listener.name });
     this.deps.metrics?.connectionsOpen.inc({ listener: this.deps.listener.name });
     this.#restrictAuth(session, state);
@@ -96,6 +106,7 @@ export class SmtpSessionHandlers {
     if (state) {
       state.tls = tlsInfoOf(socket, session);
       this.#restrictAuth(session, state);
+      this.#observer(state).note(`TLS established: ${[state.tls.protocol, state.tls.cipher].filter(Boolean).join(' ')}`);
     }
     done();
   };
@@ -152,17 +163,24 @@ export class SmtpSessionHandlers {
     const state = this.#state(session);
     const listener = this.deps.listener;
     const from = toAddress(address);
-    const refusal = mailRefusal(from, isNonAscii(address), this.#offered(state));
-    if (refusal) return done(replyError(refusal.reply));
-    if (listener.requireTls && !state.tls.secure) return done(replyError(REPLIES.tlsRequired.reply));
-    if (listener.submission && state.user === undefined) return done(replyError(REPLIES.authRequired.reply));
     const id = newQueueId(this.deps.clock.now());
     const transaction = new TransactionState(id, from, state.log.child({ qid: id }));
+    const observer = this.#observer(state);
+    observer.mailFrom(transaction);
+    attachObserver(transaction, observer);
+    const coreRefusal =
+      mailRefusal(from, isNonAscii(address), this.#offered(state)) ??
+      (listener.requireTls && !state.tls.secure ? REPLIES.tlsRequired : listener.submission && state.user === undefined ? REPLIES.authRequired : undefined);
+    if (coreRefusal) {
+      observer.refused('mail', replyText(coreRefusal.reply), 'core');
+      return done(replyError(coreRefusal.reply));
+    }
     state.transaction = transaction;
+    const refused = (reply: SmtpReply, plugin: string | undefined) => observer.refused('mail', replyText(reply), plugin);
     this.#run('mail', session, transaction.log, state.pipeline.runner.run('mail', transaction.log, state, transaction, from), (error) => {
       state.transaction = undefined;
       done(error);
-    }, () => done());
+    }, () => done(), refused);
   };
 
   onRcptTo = (address: SMTPServerAddress, session: SMTPServerSession, done: Done): void => {
@@ -170,13 +188,21 @@ export class SmtpSessionHandlers {
     const transaction = state.transaction;
     if (!transaction) return done(replyError(reject(503, '5.5.1', 'Error: need MAIL command').reply));
     const recipient = toAddress(address);
+    const observer = this.#observer(state);
+    observer.rcpt(recipient.address);
     const refusal = rcptRefusal(recipient, isNonAscii(address), transaction.from);
-    if (refusal) return done(replyError(refusal.reply));
+    if (refusal) {
+      observer.rcptRefused(recipient.address, replyText(refusal.reply), 'core');
+      return done(replyError(refusal.reply));
+    }
     // A repeated RCPT is answered as before but not added again: smtp-server lets it through
     // (and counts only distinct addresses against the limit), and each copy would be delivered.
     const key = recipient.address.toLowerCase();
     if (transaction.to.some((to) => to.address.toLowerCase() === key)) return done();
-    if (transaction.to.length >= limitsOf(state.pipeline.config, state.listener.name).recipients) return done(replyError(REPLIES.tooManyRecipients.reply));
+    if (transaction.to.length >= limitsOf(state.pipeline.config, state.listener.name).recipients) {
+      observer.rcptRefused(recipient.address, replyText(REPLIES.tooManyRecipients.reply), 'core');
+      return done(replyError(REPLIES.tooManyRecipients.reply));
+    }
     state.pipeline.runner.run('rcpt', transaction.log, state, transaction, recipient).then(({ result, decidedBy }) => {
       if (result.kind === 'accept') {
         transaction.to.push(recipient);
@@ -186,6 +212,7 @@ export class SmtpSessionHandlers {
       const refusal = result.kind === 'next' ? REPLIES.recipientNotAccepted : result;
       this.#count('rcpt', refusal.reply.code, decidedBy);
       transaction.log.info({ rcpt: recipient.address, plugin: decidedBy, reply: replyText(refusal.reply) }, 'recipient refused');
+      observer.rcptRefused(recipient.address, replyText(refusal.reply), decidedBy);
       this.#markDisconnect(session, refusal);
       done(replyError(refusal.reply));
     }, (error: unknown) => done(error as Error));
@@ -225,6 +252,7 @@ export class SmtpSessionHandlers {
     const state = this.#sessions.get(session);
     if (!state) return;
     this.#sessions.delete(session);
+    this.#observers.get(state)?.closed();
     this.deps.metrics?.connectionsOpen.dec({ listener: this.deps.listener.name });
     state.pipeline.runner
       .run('disconnect', state.log, state)
@@ -238,7 +266,7 @@ export class SmtpSessionHandlers {
     const started = Date.now();
     const dataRun = await state.pipeline.runner.run('data', log, state, transaction);
     if (dataRun.result.kind !== 'next' && dataRun.result.kind !== 'accept') {
-      return this.#refuse(session, log, dataRun.result, dataRun.decidedBy, transaction, 0);
+      return this.#refuse(session, state, 'data', dataRun.result, dataRun.decidedBy, transaction, 0);
     }
     const limits = limitsOf(state.pipeline.config, state.listener.name);
     let failure: unknown;
@@ -249,12 +277,13 @@ export class SmtpSessionHandlers {
         failure = error;
         return undefined;
       });
-    if (outcome === undefined) return this.#refuse(session, log, isStorageFull(failure) ? REPLIES.storageFull : REPLIES.receiveFailed, 'core', transaction, 0);
+    if (outcome === undefined) return this.#refuse(session, state, 'data', isStorageFull(failure) ? REPLIES.storageFull : REPLIES.receiveFailed, 'core', transaction, 0);
     if (outcome.kind !== 'received') {
       const refusal = outcome.kind === 'bare-line-ending' ? REPLIES.bareLineEnding : outcome.kind === 'oversize' ? REPLIES.oversize : REPLIES.headerTooLarge;
-      return this.#refuse(session, log, refusal, 'core', transaction, outcome.bytes);
+      return this.#refuse(session, state, 'data', refusal, 'core', transaction, outcome.bytes);
     }
     const message = outcome.message;
+    this.#observer(state).note(`message received: ${message.size} bytes, Message-ID ${message.headers.getFirst('message-id') ?? '(none)'}`);
     try {
       message.headers.prepend(
         'Received',
@@ -274,14 +303,14 @@ export class SmtpSessionHandlers {
           return this.#accepted(state, transaction, message, run.decidedBy, started, run.result.text);
         }
         if (run.result.kind !== 'next' && run.result.kind !== 'accept') {
-          return this.#refuse(session, log, run.result, run.decidedBy, transaction, message.size);
+          return this.#refuse(session, state, hook, run.result, run.decidedBy, transaction, message.size, message.headers.getFirst('message-id'));
         }
       }
       try {
         await this.deps.queue().enqueue(newMessageOf(state, transaction, message, this.deps.clock.now()));
       } catch (error) {
         log.error({ err: error, code: 'PETREL_QUEUE_UNAVAILABLE' }, 'queue failed to store the message');
-        return this.#refuse(session, log, isStorageFull(error) ? REPLIES.storageFull : REPLIES.queueFailed, 'core', transaction, message.size);
+        return this.#refuse(session, state, 'queue', isStorageFull(error) ? REPLIES.storageFull : REPLIES.queueFailed, 'core', transaction, message.size, message.headers.getFirst('message-id'));
       }
       return this.#accepted(state, transaction, message, undefined, started);
     } finally {
@@ -308,11 +337,24 @@ export class SmtpSessionHandlers {
       },
       'message accepted',
     );
-    return text ? `2.0.0 ${text}` : `2.0.0 Ok: queued as ${transaction.id}`;
+    const reply = text ? `2.0.0 ${text}` : `2.0.0 Ok: queued as ${transaction.id}`;
+    this.#observer(state).accepted(message.size, message.headers.getFirst('message-id'), `250 ${reply}`);
+    return reply;
   }
 
-  #refuse(session: SMTPServerSession, log: Logger, refusal: DecisiveResult, plugin: string | undefined, transaction: TransactionState, size: number): never {
+  #refuse(
+    session: SMTPServerSession,
+    state: SessionState,
+    stage: 'data' | 'message' | 'queue',
+    refusal: DecisiveResult,
+    plugin: string | undefined,
+    transaction: TransactionState,
+    size: number,
+    msgid?: string,
+  ): never {
+    const log = transaction.log;
     const reply = refusal.kind === 'accept' ? REPLIES.queueFailed.reply : refusal.reply;
+    this.#observer(state).refused(stage, replyText(reply), plugin, msgid);
     this.#count('message', reply.code, plugin);
     this.deps.metrics?.messages.inc({ listener: this.deps.listener.name, result: reply.code >= 500 ? 'rejected' : 'deferred' });
     log.info(
@@ -323,12 +365,21 @@ export class SmtpSessionHandlers {
     throw replyError(reply);
   }
 
-  /** Calls `proceed` when the hook did not refuse, else answers with the refusal. */
-  #run(hook: InboundHookName, session: SMTPServerSession, log: Logger, run: Promise<{ result: HookResult; decidedBy?: string }>, done: Done, proceed: () => void): void {
+  /** Calls `proceed` when the hook did not refuse, else answers with the refusal (after telling `refused`). */
+  #run(
+    hook: InboundHookName,
+    session: SMTPServerSession,
+    log: Logger,
+    run: Promise<{ result: HookResult; decidedBy?: string }>,
+    done: Done,
+    proceed: () => void,
+    refused?: (reply: SmtpReply, plugin: string | undefined) => void,
+  ): void {
     run.then(({ result, decidedBy }) => {
       if (result.kind === 'next' || result.kind === 'accept') return proceed();
       this.#count(hook, result.reply.code, decidedBy);
       log.info({ plugin: decidedBy, reply: replyText(result.reply) }, 'refused');
+      refused?.(result.reply, decidedBy);
       this.#markDisconnect(session, result);
       done(replyError(result.reply));
     }, (error: unknown) => done(error as Error));
@@ -341,6 +392,12 @@ export class SmtpSessionHandlers {
 
   #markDisconnect(session: SMTPServerSession, result: DecisiveResult | HookResult): void {
     if (result.kind === 'disconnect') (session as SMTPServerSession & { [CLOSE_AFTER_REPLY]?: boolean })[CLOSE_AFTER_REPLY] = true;
+  }
+
+  #observer(state: SessionState): InboundObserver {
+    const observer = this.#observers.get(state);
+    if (!observer) throw new Error(`no observer for session ${state.id}`);
+    return observer;
   }
 
   #state(session: SMTPServerSession): SessionState {

@@ -10,6 +10,7 @@ import { makePaths } from '../../paths.js';
 import { Petrel } from '../../petrel.js';
 import { isQueueId } from '../../queue/queue-id.js';
 import { stateOf, type QueuedMessage, type QueueState } from '../../queue/contract.js';
+import { timelineLines } from '../../history/timeline.js';
 import type { CliContext } from '../petrel.js';
 
 const STATES: readonly QueueState[] = ['active', 'deferred', 'held'];
@@ -27,11 +28,15 @@ export async function queueCommand(context: CliContext): Promise<number> {
   const [action, id] = context.args;
   const request = toRequest(action, id, context);
   if (typeof request === 'string') return context.usage(request, QUEUE_USAGE);
-  const loaded = await loadConfigFile(context.configFile);
+  return print(request, await runQueueRequest(context.configFile, request), context);
+}
+
+/** Runs a request on the running server of this config (its control socket), or on the queue and history directly when none runs. */
+export async function runQueueRequest(configFile: string, request: QueueRequest): Promise<unknown> {
+  const loaded = await loadConfigFile(configFile);
   const dataDir = makePaths(loaded.baseDir, loaded.config.server.dataDir).dataDir;
-  let result = await sendControlRequest(controlSocketPath(dataDir), request);
-  if (result === undefined) result = await runWithoutServer(loaded, request);
-  return print(request, result, context);
+  const result = await sendControlRequest(controlSocketPath(dataDir), request);
+  return result === undefined ? runWithoutServer(loaded, request) : result;
 }
 
 function toRequest(action: string | undefined, id: string | undefined, context: CliContext): QueueRequest | string {
@@ -119,6 +124,9 @@ function print(request: QueueRequest, result: unknown, context: CliContext): num
       if (result !== true) return notFound(request.id, context);
       if (!json) out(`${request.id}: ${request.op === 'delete' ? 'deleted' : request.op === 'hold' ? 'on hold' : 'released'}`);
       return 0;
+    case 'why':
+      // `petrel why` prints its own answer (why.ts).
+      return 0;
   }
 }
 
@@ -153,7 +161,9 @@ function printStats(stats: QueueStats, out: (line: string) => void): void {
   for (const d of stats.destinations) out(`${d.destination.padEnd(width)} ${String(d.messages).padStart(8)} ${String(d.recipients).padStart(10)}`);
 }
 
-function describe({ message: m, headers }: ShownMessage): string {
+function describe({ message: m, headers, history }: ShownMessage): string {
+  const timeline = history.length > 0 ? ['history:', ...timelineLines(history).map((line) => `  ${line}`)] : [];
+  if (!m) return [`${history[0]?.id ?? ''}: no longer in the queue`, ...timeline].join('\n');
   const lines = [
     `id:          ${m.id}`,
     `state:       ${stateOf(m)}`,
@@ -167,6 +177,7 @@ function describe({ message: m, headers }: ShownMessage): string {
     ...m.recipients.map((r) => `  ${r.address.padEnd(36)} ${r.status.padEnd(9)} attempts ${r.attempts}${r.lastReply ? `  last: ${r.lastReply}` : ''}`),
     'headers:',
     ...headers.replace(/\r\n$/, '').split('\r\n').filter((line) => line !== '').map((line) => `  ${line}`),
+    ...timeline,
   ];
   return lines.join('\n');
 }

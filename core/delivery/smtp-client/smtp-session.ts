@@ -1,7 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection, { type SMTPConnectionAuth, type SMTPConnectionOptions, type SMTPConnectionSendInfo, type SMTPEnvelope } from 'nodemailer/lib/smtp-connection';
+import { currentAttempt, type AttemptObserver } from '../../observe/attempt-observer.js';
+import { observerOf } from '../../observe/observers.js';
 import type { QueuedRecipient } from '../../queue/contract.js';
+import { ClientSessionTrace } from '../../trace/client-session-trace.js';
 import { fitToNextHop } from '../downgrade/next-hop.js';
 import { parseReply, results, type Delivery, type DeliveryReply, type Handoff, type RecipientResult } from '../outbound.js';
 import { transactionFailure, type SmtpClientError } from './client-errors.js';
@@ -18,6 +21,10 @@ const QUIT_WAIT_MS = 5_000;
  * dot-stuffs the message and turns any bare CR or LF into CRLF on the way
  * out. The connection pool (connection-pool.ts) keeps sessions between
  * deliveries; `reset()` is how it checks one is still good.
+ *
+ * Opened inside a delivery attempt (the scheduler's deliver call), it is
+ * traced live for `petrel trace client` and tells the attempt's history
+ * which server it talked to, over which TLS.
  */
 export class SmtpSession {
   #alive = true;
@@ -29,12 +36,14 @@ export class SmtpSession {
     readonly remoteMta: string,
     /** LMTP is final delivery: REQUIRETLS (RFC 8689) governs relaying and is not passed on. */
     private readonly lmtp: boolean,
+    private readonly trace: ClientSessionTrace | undefined,
   ) {
     const dead = () => {
       this.#alive = false;
     };
     connection.on('end', dead);
     connection.on('error', dead);
+    if (trace) connection.once('end', () => trace.closed());
   }
 
   /**
@@ -42,7 +51,12 @@ export class SmtpSession {
    * (`code`, and `response` when the server said no): see connectFailure().
    */
   static async open(options: SMTPConnectionOptions, remoteMta: string, signal?: AbortSignal): Promise<SmtpSession> {
-    const connection = new SMTPConnection({ logger: false, ...options });
+    const trace = traceFor(options, remoteMta, currentAttempt());
+    const connection = new SMTPConnection({ logger: trace ? (trace.logger as unknown as SMTPConnectionOptions['logger']) : false, ...options });
+    if (trace) {
+      trace.followWatchers(connection.options);
+      trace.opened();
+    }
     // Errors after the handshake arrive as events too; without a listener they would crash the process.
     connection.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
@@ -63,7 +77,7 @@ export class SmtpSession {
         resolve();
       });
     });
-    return new SmtpSession(connection, remoteMta, options.lmtp === true);
+    return new SmtpSession(connection, remoteMta, options.lmtp === true, trace);
   }
 
   /** Logs in (smarthosts); rejects with an EAUTH error carrying the server's reply. */
@@ -102,6 +116,7 @@ export class SmtpSession {
    * (see transactionsFor). Never throws: a failure becomes the results it means.
    */
   async send(delivery: Delivery, recipients: readonly QueuedRecipient[] = delivery.recipients): Promise<RecipientResult[]> {
+    this.#observedBy(delivery);
     const answers: RecipientResult[] = [];
     for (const group of transactionsFor(recipients, this.supports('DSN'))) {
       if (this.#transactions > 0 && !(await this.reset())) {
@@ -131,6 +146,29 @@ export class SmtpSession {
       this.connection.close();
     }
     this.#alive = false;
+  }
+
+  /** Tells the delivery's attempt (its history) about this connection, and points the trace at the message. */
+  #observedBy(delivery: Delivery): void {
+    if (this.trace) {
+      this.trace.qid = delivery.message.id;
+      this.trace.domain = delivery.route.destination;
+    }
+    const attempt = observerOf(delivery) as AttemptObserver | undefined;
+    if (!attempt?.connected) return;
+    const tls = this.tlsSocket;
+    const cipher = tls?.getCipher();
+    const socket = this.connection._socket as { remoteAddress?: string; remotePort?: number } | false;
+    attempt.connected({
+      host: this.remoteMta,
+      ...(socket && socket.remoteAddress ? { ip: socket.remoteAddress, port: socket.remotePort } : {}),
+      tls: tls
+        ? `${tls.getProtocol() ?? 'TLS'} ${cipher?.name ?? ''}`.trim() + (tls.authorized ? ' (verified)' : ' (not verified)')
+        : this.supports('STARTTLS')
+          ? 'none'
+          : 'none (STARTTLS not offered)',
+      reused: this.#transactions > 0,
+    });
   }
 
   /**
@@ -187,6 +225,13 @@ export class SmtpSession {
       delivery.signal.removeEventListener('abort', abort);
     }
   }
+}
+
+/** The live trace of a connection opened within a delivery attempt (none outside one, e.g. in a unit test). */
+function traceFor(options: SMTPConnectionOptions, remoteMta: string, attempt: AttemptObserver | undefined): ClientSessionTrace | undefined {
+  if (!attempt?.hub) return undefined;
+  const remote = options.host ?? (options.connection as { remoteAddress?: string } | undefined)?.remoteAddress ?? remoteMta;
+  return new ClientSessionTrace(attempt.hub, remote, options.port === undefined ? undefined : Number(options.port), remoteMta, { qid: attempt.qid, domain: attempt.destination });
 }
 
 /** MAIL FROM and RCPT TO parameters for one transaction (its recipients share NOTIFY and ORCPT: transactionsFor). */

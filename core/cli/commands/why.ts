@@ -1,0 +1,47 @@
+import { parseDuration } from '../../config/units.js';
+import type { MessageHistory } from '../../history/history-store.js';
+import { messageHistoryText } from '../../history/timeline.js';
+import type { CliContext } from '../petrel.js';
+import { runQueueRequest } from './queue.js';
+
+export const WHY_USAGE = 'usage: petrel why QUERY [--since 2d] [--limit N] [--json]   (QUERY: a queue id, Message-ID, sender or recipient)';
+
+/**
+ * `petrel why QUERY`: what happened to the messages a queue id, Message-ID,
+ * sender or recipient names, over the retained history, refused
+ * transactions included, each as a timeline. Asks the running server (its
+ * history has what is not written yet), else reads dataDir/history itself.
+ */
+export async function whyCommand(context: CliContext): Promise<number> {
+  const query = context.args.join(' ').trim();
+  if (query === '') {
+    context.err(WHY_USAGE);
+    return 2;
+  }
+  const { flags } = context;
+  let since: number | undefined;
+  if (typeof flags.since === 'string') {
+    const ms = parseDuration(flags.since);
+    if (ms === undefined) {
+      context.err(`--since wants a duration like 2h or 3d, not "${flags.since}"`);
+      return 2;
+    }
+    since = Date.now() - ms;
+  }
+  const limit = typeof flags.limit === 'string' ? Number(flags.limit) : 20;
+  if (!Number.isInteger(limit) || limit < 1) {
+    context.err(`--limit wants a positive number, not "${String(flags.limit)}"`);
+    return 2;
+  }
+  const found = (await runQueueRequest(context.configFile, { op: 'why', query, since, limit })) as MessageHistory[];
+  if (flags.json === true) {
+    context.out(JSON.stringify(found, null, 2));
+    return found.length > 0 ? 0 : 1;
+  }
+  if (found.length === 0) {
+    context.err(`nothing in the history matches "${query}" (history.retention limits how far back it goes)`);
+    return 1;
+  }
+  context.out(found.map(messageHistoryText).join('\n\n'));
+  return 0;
+}
