@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { get, request, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -10,6 +10,7 @@ import { fixturePlugin } from './fixtures/paths.js';
 import { eventually, queueEmpty } from './harness/eventually.js';
 import { sparePort } from './harness/ports.js';
 import { SinkServer } from './harness/sink-server.js';
+import { SmtpTestClient, sampleMessage } from './harness/smtp-client.js';
 import { tempDir } from './harness/temp-dir.js';
 import { startTestServer, type TestServer } from './harness/test-server.js';
 
@@ -144,5 +145,60 @@ describe('petrel trace', () => {
     assert.ok(!output.includes(PASSWORD) && !output.includes(Buffer.from(`\0alice\0${PASSWORD}`).toString('base64')), 'no credentials');
     assert.ok(!output.includes('Secret body text'), 'no message body');
     await queueEmpty(server);
+  });
+
+  it('shows the outbound session of a message to a destination, from the client side', async () => {
+    const trace = new TraceProcess(['client', '--domain', 'far.test'], configFile);
+    let id: string;
+    try {
+      await eventually(async () => (await watchers(adminPort)).some((w) => w.side === 'client'), 'the client trace to start watching');
+      const sent = await swaks(server.port('submission'), 'outbound@sender.test', '127.0.0.2');
+      id = /queued as (\S+)/.exec(sent)?.[1] ?? '';
+      await queueEmpty(server);
+      await eventually(() => trace.lines.some((line) => line.includes('* closed')), 'the delivery to show in the trace');
+    } finally {
+      trace.stop();
+    }
+    const output = trace.lines.join('\n');
+    for (const pattern of [/\* connecting to 127\.0\.0\.1:\d+ at 127\.0\.0\.1 port \d+ for far\.test/, /S: 220 /, /C: EHLO /, /C: MAIL FROM:<outbound@sender\.test>/, /C: RCPT TO:<someone@far\.test>/, /C: DATA/]) {
+      assert.match(output, pattern);
+    }
+    assert.ok(trace.lines.filter((line) => /C: (MAIL|RCPT|DATA)/.test(line)).every((line) => line.includes(id)), 'transaction lines carry the queue id');
+    assert.ok(!output.includes('Secret body text'), 'no message body');
+  });
+
+  it('a watcher that stops reading loses events, counted, and never holds up mail', async () => {
+    // A raw SSE request with a small queue whose socket we stop reading.
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      get({ host: '127.0.0.1', port: adminPort, path: '/api/trace/server?buffer=20', headers: { authorization: `Bearer ${TOKEN}` } }, resolve).on('error', reject);
+    });
+    assert.equal(response.statusCode, 200);
+    response.pause();
+    const before = sink.messages.length;
+    const client = await SmtpTestClient.ready(server.port('submission'), { localAddress: '127.0.0.2' });
+    await client.command(`AUTH PLAIN ${Buffer.from(`\0alice\0${PASSWORD}`).toString('base64')}`, /^235 /);
+    // Fifty recipients a message: about 150 trace events each, so the socket buffers between us and the paused reader fill soon.
+    const recipients = Array.from({ length: 50 }, (_, i) => `r${i}@far.test`);
+    let sent = 0;
+    // Until the paused watcher has dropped something (its socket buffers fill first), at most 1000 messages.
+    while (sent < 1000) {
+      const reply = await client.sendMail('burst@sender.test', recipients, sampleMessage({ subject: `burst ${sent}` }));
+      assert.match(reply.raw, /^250 /, 'every message is accepted while the watcher is stuck');
+      sent++;
+      if (sent % 5 === 0 && (await watchers(adminPort)).some((w) => w.side === 'server' && w.lost > 0)) break;
+    }
+    await client.quit();
+    const stuck = (await watchers(adminPort)).find((w) => w.side === 'server');
+    assert.ok(stuck && stuck.lost > 0, `the stuck watcher lost events (after ${sent} messages): ${JSON.stringify(stuck)}`);
+    // Every message was delivered meanwhile.
+    await sink.waitUntil((messages) => messages.length >= before + sent, 30_000, `${sent} messages at the sink`);
+    // Reading again, the watcher is told how many it lost.
+    let text = '';
+    response.setEncoding('utf8');
+    response.on('data', (chunk: string) => (text += chunk));
+    response.resume();
+    await eventually(() => /"kind":"lost","at":\d+,"count":[1-9]/.test(text), 'the lost count in the stream');
+    response.destroy();
+    await eventually(async () => !(await watchers(adminPort)).some((w) => w.side === 'server'), 'the watcher to go when its client does');
   });
 });

@@ -80,7 +80,8 @@ function checkLines(checks: readonly CheckEntry[]): string[] {
 }
 
 function connectionText(connection: ConnectionFacts): string {
-  const address = connection.ip ? ` [${connection.ip}]${connection.port ? `:${connection.port}` : ''}` : '';
+  // A host given as an address (a smarthost, a test sink) is not repeated.
+  const address = connection.ip && !connection.host.includes(connection.ip) ? ` [${connection.ip}]${connection.port ? `:${connection.port}` : ''}` : '';
   return `${connection.reused ? 'reused connection to' : 'connected to'} ${connection.host}${address}, TLS ${connection.tls}`;
 }
 

@@ -19,7 +19,7 @@ export function traceText(event: TraceEvent, options: { terse?: boolean } = {}):
     case 'open':
       return event.side === 'server'
         ? `${head} * connection from ${event.remote}${event.port ? `:${event.port}` : ''} on ${event.listener}`
-        : `${head} * connecting to ${event.host} [${event.remote}]${event.port ? `:${event.port}` : ''}${event.domain ? ` for ${event.domain}` : ''}`;
+        : `${head} * connecting to ${event.host} at ${event.remote}${event.port ? ` port ${event.port}` : ''}${event.domain ? ` for ${event.domain}` : ''}`;
     case 'line': {
       // From the client's side, whoever speaks first in a pair is "C".
       const client = (event.side === 'server') === (event.dir === 'in');
