@@ -26,6 +26,7 @@ export { describeDuration } from './util/describe-duration.js';
 
 // --- Hooks and their answers ------------------------------------------------------------
 export { accept, defer, disconnect, isDecisive, next, reject } from './hooks/results.js';
+export { noteFinding } from './observe/observers.js';
 export type {
   AcceptResult,
   DecisiveResult,

@@ -56,6 +56,8 @@ describe('message history', () => {
       delivery: { retry: ['200ms'] },
       plugins: [
         { name: 'relay-access', options: { relayNetworks: ['127.0.0.2/32'] } },
+        // Verifies loopback clients too (no records in the test DNS: none everywhere), so its findings are in the history.
+        { name: 'mailauth', options: { skipNetworks: [] } },
         { name: 'queue-spool' },
         { path: fixturePlugin('sink-delivery'), options: { port: sink.port } },
       ],
@@ -82,7 +84,9 @@ describe('message history', () => {
       new RegExp(`^${id}: no longer in the queue`),
       /received +\d+ bytes from <history@origin\.test> to <someone@far\.test>/,
       /client 127\.0\.0\.2, helo client\.example\.test, listener mx, no TLS/,
+      /mailauth: spf=none/,
       /rcpt +relay-access +accept/,
+      /mailauth: dmarc=none/,
       new RegExp(`250 2\\.0\\.0 Ok: queued as ${id}`),
       /attempt 1 +sink-delivery → far\.test \(\d+ ms\)/,
       /connected to 127\.0\.0\.1:\d+, TLS none \(STARTTLS not offered\)/,

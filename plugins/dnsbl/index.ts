@@ -1,4 +1,4 @@
-import { addPolicyMark, checkAction, cidr, type Clock, defer, type DnsResolver, duration, type HookRegistrar, type HookResult, type IncomingMessage, inject, injectable, isMark, type Logger, NetworkList, next, type PluginMeta, reject, type Session, severest, TOKENS, type Transaction, unmapIPv4, writePolicyMarks, z } from 'petrel';
+import { addPolicyMark, checkAction, cidr, type Clock, defer, type DnsResolver, duration, type HookRegistrar, type HookResult, type IncomingMessage, inject, injectable, isMark, type Logger, NetworkList, next, noteFinding, type PluginMeta, reject, type Session, severest, TOKENS, type Transaction, unmapIPv4, writePolicyMarks, z } from 'petrel';
 import { CachedLookup } from './cached-lookup.js';
 import { dnsblQueryName } from './query-name.js';
 
@@ -88,6 +88,7 @@ export default class Dnsbl {
     const action = severest(listings.map((listing) => listing.zone.action));
     const ip = unmapIPv4(session.remote.address);
     transaction.log.info({ ip, listed: listings.map((l) => `${l.zone.zone}=${l.code}`), action }, 'client listed in DNSBL');
+    noteFinding(transaction, 'dnsbl', `${ip} listed: ${listings.map((l) => `${l.zone.zone} ${l.code}`).join(', ')} (action ${action})`);
     const decisive = listings.find((listing) => listing.zone.action === action) as Listing;
     const text = replyText(decisive, ip);
     if (action === 'reject') return reject(554, '5.7.1', text);

@@ -1,4 +1,4 @@
-import { type Address, asciiDomain, cidr, type Clock, defer, duration, type ExpiringStore, type ExpiringStores, type HookRegistrar, type HookResult, inject, injectable, type Logger, NetworkList, next, type PetrelConfig, type PluginMeta, type Session, splitAddress, TOKENS, type Transaction, z } from 'petrel';
+import { type Address, asciiDomain, cidr, type Clock, defer, duration, type ExpiringStore, type ExpiringStores, type HookRegistrar, type HookResult, inject, injectable, type Logger, NetworkList, next, noteFinding, type PetrelConfig, type PluginMeta, type Session, splitAddress, TOKENS, type Transaction, z } from 'petrel';
 import { tripletKey } from './triplet.js';
 
 export const options = z.strictObject({
@@ -80,6 +80,7 @@ export default class Greylist {
     if (Number.isFinite(age) && age >= delay && age <= delay + retryWindow) {
       await this.#store.set(key, 'pass', lifetime);
       transaction.log.info({ triplet: key, waited: age }, 'greylisting passed');
+      noteFinding(transaction, 'greylist', `passed: retried after ${Math.round(age / 1000)} s`);
       return next();
     }
     // New, or so old that it starts over; a retry that came too early keeps its first time.

@@ -1,4 +1,4 @@
-import { addPolicyMark, asciiDomain, checkAction, type CheckAction, cidr, defer, type DnsResolver, type HookRegistrar, type HookResult, type IncomingMessage, inject, injectable, isMark, isNoRecord, type Logger, NetworkList, next, type PermanentCode, type PermanentEnhancedCode, type PetrelConfig, type PluginMeta, reject, type Session, severest, TOKENS, type Transaction, writePolicyMarks, z } from 'petrel';
+import { addPolicyMark, asciiDomain, checkAction, type CheckAction, cidr, defer, type DnsResolver, type HookRegistrar, type HookResult, type IncomingMessage, inject, injectable, isMark, isNoRecord, type Logger, NetworkList, next, noteFinding, type PermanentCode, type PermanentEnhancedCode, type PetrelConfig, type PluginMeta, reject, type Session, severest, TOKENS, type Transaction, writePolicyMarks, z } from 'petrel';
 import { classifyHelo, sameAddress } from './helo-name.js';
 
 export const options = z.strictObject({
@@ -77,6 +77,7 @@ export default class HeloCheck {
     if (findings.length === 0) return next();
     const action = severest(findings.map((finding) => finding.action));
     transaction.log.info({ helo, findings: findings.map((f) => f.check), action }, 'HELO name failed checks');
+    noteFinding(transaction, 'helo-check', `HELO ${helo} failed: ${findings.map((f) => f.check).join(', ')} (action ${action})`);
     const decisive = findings.find((finding) => finding.action === action) as Finding;
     const reply = REPLIES[decisive.check];
     const text = `<${helo}>: Helo command rejected: ${reply.text}`;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { authenticate, spf, type ARCSealOptions, type AuthenticateResult, type DNSResolver, type SPFResult } from 'mailauth';
-import { addPolicyMark, type Address, checkAction, cidr, type DnsResolver, duration, type HookRegistrar, type HookResult, type IncomingMessage, inject, injectable, isMark, type Logger, NetworkList, next, type Paths, type PetrelConfig, type PluginMeta, type Session, severest, TOKENS, type Transaction, unmapIPv4, writePolicyMarks, z } from 'petrel';
+import { addPolicyMark, type Address, checkAction, cidr, type DnsResolver, duration, type HookRegistrar, type HookResult, type IncomingMessage, inject, injectable, isMark, type Logger, NetworkList, next, noteFinding, type Paths, type PetrelConfig, type PluginMeta, type Session, severest, TOKENS, type Transaction, unmapIPv4, writePolicyMarks, z } from 'petrel';
 import { untilAborted } from './abortable-resolver.js';
 import { memoResolver } from './memo-resolver.js';
 import { authservIdOf, receivedSpfClaims, splitHeaderFields } from './trace-headers.js';
@@ -125,6 +125,7 @@ export default class MailAuth {
     if (signal.aborted) return this.#abandoned(transaction, 'SPF check');
     const verdict = this.#spfVerdict(result);
     transaction.log.info({ spf: verdict.result, action: verdict.action }, 'SPF checked');
+    noteFinding(transaction, 'mailauth', `spf=${verdict.result}${verdict.detail ? ` (${verdict.detail})` : ''}${verdict.action === 'ignore' ? '' : `, action ${verdict.action}`}`);
     if (verdict.action === 'reject' || verdict.action === 'defer') return refusalFor(verdict);
     if (isMark(verdict.action)) addPolicyMark(transaction, verdict.action, `spf=${verdict.result} (${verdict.detail})`);
     return next();
@@ -160,6 +161,7 @@ export default class MailAuth {
 
     const verdicts = this.#messageVerdicts(result);
     transaction.log.info(Object.fromEntries(verdicts.map((v) => [v.check, v.result])), 'message authentication checked');
+    for (const v of verdicts) noteFinding(transaction, 'mailauth', `${v.check}=${v.result} (${v.detail})${v.action === 'ignore' ? '' : `, action ${v.action}`}`);
     const action = severest(verdicts.map((verdict) => verdict.action));
     if (action === 'reject' || action === 'defer') {
       return refusalFor(verdicts.find((verdict) => verdict.action === action) as Verdict);

@@ -1,5 +1,5 @@
 import type { Counter } from 'prom-client';
-import { type HookResult, type LimitStore, type Logger, next, type TakeMode } from 'petrel';
+import { type HookResult, type LimitStore, type Logger, next, noteFinding, type Session, type TakeMode } from 'petrel';
 import { answerFor, STORE_UNAVAILABLE, type Refusal } from './answers.js';
 import type { Rule } from './rules.js';
 import type { StoreHealth } from './store-health.js';
@@ -83,10 +83,17 @@ export class LimitChecks {
   }
 }
 
-/** The first verdict that is not a pass, as the hook's answer (rules keep config order); next() when all pass. */
-export function resultOf(verdicts: readonly Verdict[]): HookResult {
+/**
+ * The first verdict that is not a pass, as the hook's answer (rules keep
+ * config order); next() when all pass. A limit hit is noted in the
+ * session's history and trace, with the rule and key that were over.
+ */
+export function resultOf(verdicts: readonly Verdict[], session: Session): HookResult {
   for (const verdict of verdicts) {
-    if (verdict.kind === 'exceeded') return answerFor(verdict.refusal);
+    if (verdict.kind === 'exceeded') {
+      noteFinding(session, 'rate-limit', `limit hit: rule ${verdict.refusal.rule.name} for ${verdict.refusal.value}`);
+      return answerFor(verdict.refusal);
+    }
     if (verdict.kind === 'unavailable') return STORE_UNAVAILABLE;
   }
   return next();

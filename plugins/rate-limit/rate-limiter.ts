@@ -72,7 +72,7 @@ export class RateLimiter {
     await this.#settleAuth(session);
     const facts = { user: credentials.username };
     const verdicts = await Promise.all(this.#charges(this.#authRules, session, facts, 1).map((charge) => this.checks.take(charge, true)));
-    const result = resultOf(verdicts);
+    const result = resultOf(verdicts, session);
     if (isDecisive(result)) return result;
     session.notes.set(NOTES.pendingAuth, credentials.username);
     return next();
@@ -83,7 +83,7 @@ export class RateLimiter {
     const sessionResult = await this.#sessionStage(session, 'mail', {});
     if (isDecisive(sessionResult)) return sessionResult;
     const rules = this.#messageRules.filter((rule) => !isRecipientKey(rule.key));
-    return resultOf(await Promise.all(this.#charges(rules, session, { sender: from.address }, 1).map((charge) => this.checks.take(charge, true))));
+    return resultOf(await Promise.all(this.#charges(rules, session, { sender: from.address }, 1).map((charge) => this.checks.take(charge, true))), session);
   }
 
   /** Would this recipient still fit, counting the ones already accepted in this message? */
@@ -98,7 +98,7 @@ export class RateLimiter {
       if (rule.count === 'recipients') charges.push({ rule, value, cost: alreadyAccepted + 1, mode: modeOf(rule) });
       else if (isRecipientKey(rule.key) && alreadyAccepted === 0) charges.push({ rule, value, cost: 1, mode: modeOf(rule) });
     }
-    return resultOf(await Promise.all(charges.map((charge) => this.checks.take(charge, true))));
+    return resultOf(await Promise.all(charges.map((charge) => this.checks.take(charge, true))), session);
   }
 
   /**
@@ -110,8 +110,8 @@ export class RateLimiter {
   async onMessage(session: Session, transaction: Transaction, message: IncomingMessage): Promise<HookResult> {
     const charges = this.#messageCharges(session, transaction, message.size);
     const checked = await Promise.all(charges.map((charge) => this.checks.take(charge, true)));
-    if (!allPass(checked)) return resultOf(checked);
-    return resultOf(await Promise.all(charges.map((charge) => this.checks.take(charge, false))));
+    if (!allPass(checked)) return resultOf(checked, session);
+    return resultOf(await Promise.all(charges.map((charge) => this.checks.take(charge, false))), session);
   }
 
   async onDisconnect(session: Session): Promise<HookResult> {
@@ -159,7 +159,7 @@ export class RateLimiter {
     );
     // A refused rule is asked again at the next chance (the client may stay and retry).
     verdicts.forEach((verdict, index) => verdict.kind === 'pass' && counted.add(due[index].rule.name));
-    return resultOf(verdicts);
+    return resultOf(verdicts, session);
   }
 
   async #acquire(session: Session, rule: Rule, value: string): Promise<Verdict> {

@@ -46,6 +46,8 @@ export interface ConnectRequest {
   readonly log: Logger;
   /** The domain's MTA-STS verdict on an MX (mta-sts.ts). */
   judge(exchange: string): MxVerdict;
+  /** Tells the delivery's history and trace what was decided (the TLS policy, a fallback to plaintext). */
+  note(text: string): void;
 }
 
 /**
@@ -87,6 +89,7 @@ export class ExchangeConnector {
       }
       // Opportunistic TLS that fails is no reason to keep mail back: the same host again, in plaintext.
       request.log.warn({ mx: exchange.name, ip: tcp.host, err: failure.message.trim() }, 'TLS handshake failed; sending in plaintext (opportunistic TLS)');
+      request.note(`${exchange.name}: TLS handshake failed (${failure.message.trim()}); sending in plaintext (opportunistic TLS)`);
       const again = await this.#tcp(request, exchange, tcp.host);
       try {
         session = await this.#handshake(again, 'plaintext', request.signal);
@@ -109,6 +112,7 @@ export class ExchangeConnector {
       throw error;
     }
     const tls = session.tlsSocket;
+    request.note(`${exchange.name} [${tcp.host}]: TLS policy ${requirement.level}${'reason' in requirement ? ` (${requirement.reason})` : ''}`);
     request.log.info(
       {
         mx: exchange.name,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { asciiDomain, type Delivery, type DnsResolver, domainOf, duration, type HookRegistrar, inject, injectable, type Logger, type Paths, type PetrelConfig, type PluginMeta, port, type QueuedRecipient, type RecipientResult, TOKENS, z } from 'petrel';
+import { asciiDomain, type Delivery, type DnsResolver, domainOf, duration, type HookRegistrar, inject, injectable, type Logger, noteFinding, type Paths, type PetrelConfig, type PluginMeta, port, type QueuedRecipient, type RecipientResult, TOKENS, z } from 'petrel';
 import { ConnectionPool, poolOptions, sendPooled, type SmtpSession } from 'petrel/delivery';
 import { ExchangeConnector } from './exchange-connector.js';
 import { exchangesOf } from './exchanges.js';
@@ -155,6 +155,9 @@ export default class RelayMx {
     // An address literal has no domain to publish a policy for.
     const policy = this.opts.mtaSts.enabled && !domain.startsWith('[') ? await this.#mtaSts.policyOf(domain) : undefined;
     const judge = (exchange: string) => this.#mtaSts.judge(domain, exchange, policy);
-    return openFirstExchange({ domain, requireTls, signal: delivery.signal, log: delivery.log, judge }, exchanges, this.#connector);
+    const note = (text: string) => noteFinding(delivery, 'relay-mx', text);
+    if (policy && policy.mode !== 'none') note(`MTA-STS policy of ${domain}: mode ${policy.mode}, mx ${(policy.mx ?? []).join(' ')}`);
+    note(`MX of ${domain}: ${exchanges.map((e) => `${e.name} (${e.priority})`).join(', ') || 'none'}`);
+    return openFirstExchange({ domain, requireTls, signal: delivery.signal, log: delivery.log, judge, note }, exchanges, this.#connector);
   }
 }

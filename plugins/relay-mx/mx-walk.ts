@@ -19,6 +19,7 @@ export async function openFirstExchange(request: ConnectRequest, exchanges: read
       if (!(error instanceof ExchangeFailure)) throw error;
       failures.push(error);
       request.log.info({ mx: exchange.name, kind: error.kind, reply: error.reply.text }, `cannot use ${exchange.name}: ${error.reply.text}`);
+      request.note(`cannot use MX ${exchange.name} (${error.kind}): ${error.reply.text}`);
     }
   }
   throw verdict(request.domain, failures);
