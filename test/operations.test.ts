@@ -303,6 +303,8 @@ describe('docs/admin-api.yaml', () => {
       'GET /health', 'GET /ready', 'GET /metrics', 'GET /api/queue', 'GET /api/queue/stats', 'POST /api/queue/retry-all',
       'GET /api/queue/{id}', 'DELETE /api/queue/{id}', 'POST /api/queue/{id}/retry', 'POST /api/queue/{id}/hold',
       'POST /api/queue/{id}/release', 'POST /api/queue/{id}/bounce', 'GET /api/plugins', 'GET /api/config', 'POST /api/reload',
+      'GET /api/queue/{id}/raw', 'POST /api/queue/bulk', 'GET /api/why', 'GET /api/activity', 'GET /api/trace/server', 'GET /api/trace/client',
+      'GET /api/trace/watchers', 'GET /api/session', 'POST /api/session', 'DELETE /api/session', 'GET /',
     ]) {
       assert.ok(documented.includes(route), `${route} is not in docs/admin-api.yaml`);
     }
