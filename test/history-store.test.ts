@@ -3,7 +3,7 @@ import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { HistoryStore } from '../core/history/history-store.js';
-import type { HistoryRecord } from '../core/history/history-record.js';
+import type { ReceivedRecord } from '../core/history/history-record.js';
 import { newQueueId } from '../core/queue/queue-id.js';
 import { ManualClock } from './fixtures/manual-clock.js';
 import { LogCapture } from './harness/log-capture.js';
@@ -11,7 +11,7 @@ import { tempDir } from './harness/temp-dir.js';
 
 const DAY = 86_400_000;
 
-function received(id: string, at: number, from: string, to: string): HistoryRecord {
+function received(id: string, at: number, from: string, to: string): ReceivedRecord {
   return { id, t: 'received', at, from, to: [to], size: 10, checks: [], reply: `250 2.0.0 Ok: queued as ${id}` };
 }
 
@@ -24,6 +24,8 @@ describe('history store', () => {
       const one = newQueueId(clock.now());
       store.append({ ...received(one, clock.now(), 'Alice@Example.org', 'bob@example.net'), msgid: '<m1@example.org>' });
       store.append({ id: one, t: 'settled', at: clock.now() + 5, attempt: 1, results: [{ address: 'bob@example.net', status: 'delivered' }], done: true });
+      // Records go to the file of the day they are written.
+      await store.flush();
       clock.advance(DAY);
       const refusal = newQueueId(clock.now());
       store.append({ id: refusal, t: 'refused', at: clock.now(), stage: 'rcpt', from: 'spam@bad.example', to: [], reply: '554 5.7.1 no', session: { sid: 's', client: '192.0.2.1', listener: 'mx' }, checks: [] });

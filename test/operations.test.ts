@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { newQueueId } from '../core/queue/queue-id.js';
 import { execFile } from 'node:child_process';
 import { tracingChannel } from 'node:diagnostics_channel';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -101,7 +102,15 @@ describe('metrics and the admin API', () => {
     assert.deepEqual((await http(server, `/api/queue/${id}/release`, { method: 'POST', token: TOKEN })).body, { released: true });
     assert.deepEqual((await http(server, `/api/queue/${id}/retry`, { method: 'POST', token: TOKEN })).body, { retried: 1 });
     assert.deepEqual((await http(server, `/api/queue/${id}`, { method: 'DELETE', token: TOKEN })).body, { deleted: true });
-    assert.equal((await http(server, `/api/queue/${id}`, { token: TOKEN })).status, 404);
+    // Gone from the queue, its history stays: how it came in, and what the operator did.
+    const gone = await http(server, `/api/queue/${id}`, { token: TOKEN });
+    assert.equal(gone.status, 200);
+    assert.equal(gone.body.message, undefined);
+    assert.deepEqual(
+      gone.body.history.filter((r: { t: string }) => r.t === 'received' || r.t === 'operator').map((r: { t: string; op?: string }) => r.op ?? r.t),
+      ['received', 'hold', 'release', 'retry', 'delete'],
+    );
+    assert.equal((await http(server, `/api/queue/${newQueueId()}`, { token: TOKEN })).status, 404);
     assert.equal((await http(server, '/api/queue/not-an-id', { token: TOKEN })).status, 400);
   });
 

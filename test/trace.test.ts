@@ -182,7 +182,7 @@ describe('petrel trace', () => {
     let sent = 0;
     // Until the paused watcher has dropped something (its socket buffers fill first), at most 1000 messages.
     while (sent < 1000) {
-      const reply = await client.sendMail('burst@sender.test', recipients, sampleMessage({ subject: `burst ${sent}` }));
+      const reply = await client.sendMail('burst@sender.test', recipients, sampleMessage({ from: 'burst@sender.test', subject: `burst ${sent}` }));
       assert.match(reply.raw, /^250 /, 'every message is accepted while the watcher is stuck');
       sent++;
       if (sent % 5 === 0 && (await watchers(adminPort)).some((w) => w.side === 'server' && w.lost > 0)) break;
