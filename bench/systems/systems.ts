@@ -48,6 +48,8 @@ export function petrelShipped(
     start: async (workDir, sinkPort) => {
       const config = parse(readFileSync(join(root, 'mta.config.yaml'), 'utf8')) as Record<string, any>;
       config.server.dataDir = join(workDir, `${name}-data`);
+      // Benchmarks here run as root; Petrel refuses that unless told it is on purpose.
+      if (process.getuid?.() === 0) config.server.user ??= 'root';
       for (const listener of config.listeners) listener.port = 0;
       if (config.admin) config.admin.port = 0;
       // smtp-source numbers its recipients (1postmaster@localhost, 2postmaster@...): let the
