@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { PETREL_CLI } from './fixtures/petrel-process.js';
 import { fixturePlugin } from './fixtures/paths.js';
-import { queueEmpty } from './harness/eventually.js';
+import { eventually, queueEmpty } from './harness/eventually.js';
 import { SinkServer } from './harness/sink-server.js';
 import { sampleMessage } from './harness/smtp-client.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -48,7 +48,10 @@ describe('message history', () => {
 
   before(async () => {
     // The first try of every recipient gets 451, the next 250.
-    sink = await SinkServer.start({ rcpt: (_address, count) => (count === 1 ? { code: 451, text: '4.7.1 Greylisted, try again' } : undefined) });
+    sink = await SinkServer.start({
+      rcpt: (address, count) =>
+        address === 'nobody@far.test' ? { code: 550, text: '5.1.1 No such user' } : count === 1 ? { code: 451, text: '4.7.1 Greylisted, try again' } : undefined,
+    });
     const config = {
       server: { hostname: 'mx.petrel.test', dataDir: data.path, localDomains: ['localhost'], shutdownTimeout: '2s' },
       listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
@@ -100,6 +103,18 @@ describe('message history', () => {
     const why = await cli('why', '<twice@origin.test>');
     assert.equal(why.code, 0, why.stderr);
     inOrder(why.stdout, [new RegExp(`^${id} +accepted +<history@origin\\.test> +Message-ID <twice@origin\\.test>`), /attempt 1/, /attempt 2/, /done/]);
+  });
+
+  it('links a bounced message to the delivery status notification it sent', async () => {
+    const client = await server!.client('mx', { localAddress: '127.0.0.2' });
+    const reply = await client.sendMail('bounced@origin.test', ['nobody@far.test'], sampleMessage({ subject: 'to nobody' }));
+    await client.quit();
+    const id = /queued as (\S+)/.exec(reply.raw)![1];
+    const shown = await eventually(async () => {
+      const result = await cli('queue', 'show', id);
+      return /queued as/.test(result.stdout.split('settled')[1] ?? '') ? result : undefined;
+    }, 'the bounce to be recorded');
+    inOrder(shown.stdout, [/attempt 1/, /<nobody@far\.test> bounced: 550 5\.1\.1 No such user/, /settled +1 bounced; done/, /delivery status notification to the sender queued as [0-9a-z]{9}-[0-9a-f]{16}/]);
   });
 
   it('petrel why finds a refused message by its sender, with the reply and the plugin that refused it', async () => {

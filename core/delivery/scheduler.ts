@@ -472,8 +472,9 @@ export class DeliveryScheduler {
     }
 
     let final = outcomes;
+    let dsnId: string | undefined;
     try {
-      await bouncer.report(message, dsn);
+      dsnId = await bouncer.report(message, dsn);
     } catch (error) {
       // Without its DSN a failure would be silent: keep those recipients and try again later.
       log.error({ err: error }, `could not queue the delivery status notification: ${(error as Error).message}; bounced recipients stay queued`);
@@ -493,6 +494,7 @@ export class DeliveryScheduler {
       results: final.map(factsOf),
       ...(nextAttemptAt !== undefined ? { nextAttemptAt } : {}),
       ...(expired ? { expired } : {}),
+      ...(dsnId ? { dsn: dsnId } : {}),
       done: !applyOutcomes(message.recipients, final.map(toOutcome), now).open,
     });
     if (delivered.length > 0) await hooks.delivered({ message, recipients: reports(delivered) });

@@ -108,6 +108,8 @@ export interface SettledRecord {
   readonly results: readonly RecipientFacts[];
   readonly nextAttemptAt?: number;
   readonly expired?: boolean;
+  /** The queue id of the delivery status notification this attempt sent the sender. */
+  readonly dsn?: string;
   /** Every recipient delivered or bounced: the message left the queue. */
   readonly done: boolean;
 }

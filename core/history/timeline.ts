@@ -42,6 +42,7 @@ export function timelineLines(records: readonly HistoryRecord[]): string[] {
         break;
       case 'settled':
         lines.push(`${at}  ${settledText(record.results, record.done, record.nextAttemptAt, record.expired)}`);
+        if (record.dsn) lines.push(`${INDENT} delivery status notification to the sender queued as ${record.dsn}`);
         break;
       case 'operator':
         lines.push(`${at}  operator   ${record.op}`);

@@ -1,5 +1,6 @@
 import type { CheckEntry, HistoryRecord } from '../../../history/history-record.js';
 import { time } from '../api.js';
+import { Link } from './link.js';
 
 function Check(props: { check: CheckEntry }) {
   const { check } = props;
@@ -90,6 +91,11 @@ export function Timeline(props: { records: readonly HistoryRecord[] }) {
                 {record.done ? 'Done: the message left the queue' : record.nextAttemptAt ? `Next attempt ${time(record.nextAttemptAt)}` : 'Recorded'}
                 {record.expired ? ' (expired)' : ''}
               </h3>
+              {record.dsn && (
+                <p>
+                  Delivery status notification to the sender: <Link href={`/messages/${record.dsn}`}>{record.dsn}</Link>
+                </p>
+              )}
             </div>
           )}
           {record.t === 'operator' && (
