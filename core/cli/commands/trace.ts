@@ -15,10 +15,7 @@ export const TRACE_USAGE = `usage: petrel trace server [--source CIDR ...] [--li
  */
 export async function traceCommand(context: CliContext): Promise<number> {
   const [side] = context.args;
-  if (side !== 'server' && side !== 'client') {
-    context.err(TRACE_USAGE);
-    return 2;
-  }
+  if (side !== 'server' && side !== 'client') return context.usage(side === undefined ? 'trace what? server or client' : `no trace "${side}": server or client`, TRACE_USAGE);
   const { flags } = context;
   const query = new URLSearchParams();
   const add = (name: string, value: unknown) => {

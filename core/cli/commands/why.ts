@@ -14,25 +14,16 @@ export const WHY_USAGE = 'usage: petrel why QUERY [--since 2d] [--limit N] [--js
  */
 export async function whyCommand(context: CliContext): Promise<number> {
   const query = context.args.join(' ').trim();
-  if (query === '') {
-    context.err(WHY_USAGE);
-    return 2;
-  }
+  if (query === '') return context.usage('which message? give a queue id, Message-ID, sender or recipient', WHY_USAGE);
   const { flags } = context;
   let since: number | undefined;
   if (typeof flags.since === 'string') {
     const ms = parseDuration(flags.since);
-    if (ms === undefined) {
-      context.err(`--since wants a duration like 2h or 3d, not "${flags.since}"`);
-      return 2;
-    }
+    if (ms === undefined) return context.usage(`--since wants a duration like 2h or 3d, not "${flags.since}"`, WHY_USAGE);
     since = Date.now() - ms;
   }
   const limit = typeof flags.limit === 'string' ? Number(flags.limit) : 20;
-  if (!Number.isInteger(limit) || limit < 1) {
-    context.err(`--limit wants a positive number, not "${String(flags.limit)}"`);
-    return 2;
-  }
+  if (!Number.isInteger(limit) || limit < 1) return context.usage(`--limit wants a positive number, not "${String(flags.limit)}"`, WHY_USAGE);
   const found = (await runQueueRequest(context.configFile, { op: 'why', query, since, limit })) as MessageHistory[];
   if (flags.json === true) {
     context.out(JSON.stringify(found, null, 2));
