@@ -30,7 +30,7 @@ import type { Queue } from './queue/contract.js';
 import { connectRedis } from './redis/redis-connect.js';
 import type { RedisClient } from './redis/redis-client.js';
 import { SmtpListener } from './smtp/smtp-listener.js';
-import { loadTlsMaterial, selfSignedDirectory, type TlsMaterial } from './smtp/tls-material.js';
+import { loadTlsMaterial, type TlsMaterial } from './smtp/tls-material.js';
 import { Spool } from './spool/spool.js';
 import { ExpiringStores } from './util/expiring-store.js';
 import { TraceHub } from './trace/trace-hub.js';
@@ -354,7 +354,6 @@ export class Petrel {
     const identity = this.options.identity;
     await identity?.prepareDataDir(this.paths.dataDir);
     const tls = await this.#tlsMaterial(this.config);
-    await identity?.handOver(selfSignedDirectory(this.paths));
     const spool = this.base.resolve<Spool>(TOKENS.Spool);
     const dns = this.base.resolve<DnsResolver>(TOKENS.Dns);
     const clock = this.base.resolve<Clock>(TOKENS.Clock);

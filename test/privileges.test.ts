@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -90,7 +90,7 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     // `unshare -n` gives Petrel a loopback of its own, so port 25 is free whatever runs on this machine.
     const prefix = isolated ? ['unshare', '-n', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'] : [];
     const dataDir = join(temp.path, 'port25');
-    // A self-signed certificate is generated as root (before the switch) and must be handed to nobody.
+    // A self-signed certificate is generated before the switch, as the data directory's owner: it belongs to nobody.
     const listeners = [{ name: 'mx', host: '127.0.0.1', port, tls: 'starttls' }];
     const child = await ChildPetrel.start(temp.path, config('port25', { listeners, tls: { selfSigned: true } }), {}, prefix);
     children.push(child);
@@ -114,6 +114,44 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
       const stats = statSync(path);
       assert.equal(stats.uid, NOBODY.uid, `${path} belongs to nobody`);
     }
+  });
+
+  it('links nobody planted in its data directory lead root nowhere: nothing outside is chowned, read or written', async () => {
+    // What a compromised server could leave for root's next start: links in tls/, which root once read, wrote and chowned.
+    const outside = (name: string) => {
+      const file = join(temp.path, name);
+      writeFileSync(file, `${name}: root's own\n`, { mode: 0o600 });
+      return file;
+    };
+    const chowned = outside('chowned-victim');
+    const overwritten = outside('overwritten-victim');
+    const dataDir = join(temp.path, 'planted');
+    mkdirSync(join(dataDir, 'tls'), { recursive: true });
+    symlinkSync(chowned, join(dataDir, 'tls', 'planted'));
+    const listeners = [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'starttls' }];
+    const giveToNobody = () => {
+      for (const path of [dataDir, join(dataDir, 'tls'), ...readdirSync(join(dataDir, 'tls')).map((name) => join(dataDir, 'tls', name))]) {
+        lchownSync(path, NOBODY.uid, NOBODY.gid);
+      }
+    };
+    giveToNobody();
+    const child = await ChildPetrel.start(temp.path, config('planted', { listeners, tls: { selfSigned: true } }));
+    children.push(child);
+    await child.stop();
+    assert.equal(statSync(chowned).uid, 0, 'a file a link in tls/ points to still belongs to root');
+    assert.equal(statSync(join(dataDir, 'tls', 'self-signed.key')).uid, NOBODY.uid, 'the certificate made before the switch is nobody\'s');
+
+    // No certificate, and its key a link to a file of root's: root would have written a new key into that file.
+    for (const name of ['self-signed.crt', 'self-signed.key']) rmSync(join(dataDir, 'tls', name));
+    symlinkSync(overwritten, join(dataDir, 'tls', 'self-signed.key'));
+    giveToNobody();
+    const file = join(temp.path, 'planted.yaml');
+    writeFileSync(file, stringify(config('planted', { listeners, tls: { selfSigned: true } })));
+    const refused = await startFails(file);
+    assert.equal(refused.code, 77, refused.stderr);
+    assert.match(refused.stderr, /EACCES/);
+    assert.equal(readFileSync(overwritten, 'utf8'), "overwritten-victim: root's own\n", 'not written through the link');
+    assert.equal(statSync(overwritten).uid, 0);
   });
 
   it('started as root with no server.user, it refuses to run and says why; server.user: root runs it as root', async () => {

@@ -109,20 +109,6 @@ export class ServerIdentity {
     );
   }
 
-  /** Gives files made as root before the switch (a generated certificate) to the user. */
-  async handOver(path: string): Promise<void> {
-    if (!this.mustSwitch) return;
-    let stats;
-    try {
-      stats = await lstat(path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
-    await this.#own(path);
-    if (stats.isDirectory()) for (const entry of await readdir(path)) await this.handOver(join(path, entry));
-  }
-
   /**
    * Becomes `user` for good: supplementary groups as the system lists them
    * for the user (like login and systemd's User= do, so group access to a

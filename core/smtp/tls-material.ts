@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import type { TlsConfig } from '../config/schema.js';
 import { PetrelError } from '../errors.js';
 import type { Paths } from '../paths.js';
+import { asOwnerOf } from '../privileges/as-owner.js';
 
 /** What the SMTP listeners need to speak TLS. */
 export interface TlsMaterial {
@@ -19,7 +20,7 @@ export interface TlsMaterial {
 export async function loadTlsMaterial(config: TlsConfig, paths: Paths, hostname: string): Promise<TlsMaterial> {
   const main = config.cert !== undefined && config.key !== undefined
     ? await readPair(paths.resolve(config.cert), paths.resolve(config.key))
-    : await selfSignedPair(selfSignedDirectory(paths), hostname);
+    : await asOwnerOf(paths.dataDir, () => selfSignedPair(selfSignedDirectory(paths), hostname));
   const contexts = new Map<string, SecureContext>();
   for (const entry of config.sni) {
     const pair = await readPair(paths.resolve(entry.cert), paths.resolve(entry.key));
@@ -64,6 +65,9 @@ async function readPair(certFile: string, keyFile: string): Promise<{ key: Buffe
  * A certificate for development, made once and kept under dataDir/tls so that
  * restarts present the same one. Clients cannot verify it; MX-to-MX TLS is
  * opportunistic and accepts it, which is what makes it useful for trying Petrel.
+ * Started as root, Petrel reads and writes it as the data directory's owner
+ * (asOwnerOf): the directory is that user's, and a link it holds must not
+ * lead root's writeFile or readFile anywhere else.
  */
 async function selfSignedPair(directory: string, hostname: string): Promise<{ key: Buffer; cert: Buffer }> {
   const certFile = join(directory, 'self-signed.crt');
