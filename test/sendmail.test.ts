@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
@@ -230,6 +230,28 @@ describe('petrel sendmail from another local user', () => {
   after(async () => {
     await server.stop();
     temp.remove();
+  });
+
+  it('run by root, it writes into no directory but the maildrop: not through a link the data directory\'s owner put there', async () => {
+    // What a compromised server could leave for root's cron mail: maildrop/ swapped for a link to a directory of root's.
+    const elsewhere = join(temp.path, 'cron.d');
+    mkdirSync(elsewhere, { mode: 0o755 });
+    const planted = join(temp.path, 'planted');
+    mkdirSync(planted);
+    symlinkSync(elsewhere, join(planted, 'maildrop'));
+    lchownSync(planted, 65534, 65534);
+    lchownSync(join(planted, 'maildrop'), 65534, 65534);
+    const file = writeConfig(join(temp.path, 'planted.yaml'), serverConfig(planted));
+    const refused = await sendmail(file, ['alice@petrel.test'], 'Subject: from cron\n\nx\n');
+    assert.equal(refused.code, 77, refused.stderr);
+    assert.match(refused.stderr, /maildrop is not Petrel's maildrop \(a directory of mode 3733; this is mode 0755, owned by uid 0\)/);
+    assert.deepEqual(readdirSync(elsewhere), [], 'nothing was written through the link');
+
+    // With no maildrop yet, root makes it as the data directory's owner, corrupt/ with it.
+    rmSync(join(planted, 'maildrop'));
+    assert.equal((await sendmail(file, ['alice@petrel.test'], 'Subject: from cron\n\nx\n')).code, 0);
+    for (const path of [join(planted, 'maildrop'), join(planted, 'maildrop', 'corrupt')]) assert.equal(statSync(path).uid, 65534, `${path} is nobody's`);
+    assert.equal(statSync(join(planted, 'maildrop')).mode & 0o7777, 0o3733);
   });
 
   it('reaches a server running as another user through the maildrop; the Received field names the uid; without a way in it exits 77', async () => {

@@ -1,8 +1,10 @@
 import { constants } from 'node:fs';
-import { chmod, chown, mkdir, open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { EXIT } from '../cli/exit-codes.js';
 import { fsyncDirectory } from '../util/durable-fs.js';
+import { SendmailFailure } from './sendmail-failure.js';
 
 /**
  * The maildrop: where `petrel sendmail` leaves messages for the server to
@@ -57,35 +59,51 @@ export function isComplete(mode: number): boolean {
 }
 
 /**
- * Makes the maildrop directory when it is missing and gives it its mode;
- * `owner` (when running as root) hands it to the data directory's owner, the
- * user the server runs as. The mode is set explicitly: a umask would take
- * the bits others need away.
+ * Makes the maildrop directory and its corrupt/ when they are missing and
+ * gives the maildrop its mode (explicitly: a umask would take the bits
+ * others need away). Run by the data directory's owner (the server, or root
+ * through asOwnerOf): both are then that user's, and corrupt/ exists before
+ * anyone else can reach the maildrop to make one of their own.
  */
-export async function ensureMaildrop(dataDir: string, owner?: { uid: number; gid: number }): Promise<string> {
+export async function ensureMaildrop(dataDir: string): Promise<string> {
   const directory = maildropDirectory(dataDir);
   await mkdir(directory, { recursive: true });
-  if (owner) await chown(directory, owner.uid, owner.gid);
   const current = await stat(directory);
   if ((current.mode & 0o7777) !== MAILDROP_MODE) await chmod(directory, MAILDROP_MODE);
+  await mkdir(join(directory, CORRUPT), { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+  });
   return directory;
 }
 
-/** A maildrop file being written by `petrel sendmail`. */
+/** Where the server sets aside what is in the maildrop but is not a message (see pickup.ts). */
+export const CORRUPT = 'corrupt';
+
+/**
+ * A maildrop file being written by `petrel sendmail`.
+ *
+ * The command first enters the maildrop (its working directory becomes it)
+ * and checks, through ".", that it is one; the file is then made and synced
+ * relative to it. The name `maildrop` is in the data directory, which the
+ * server's user owns and could swap for a link between a check by name and a
+ * write by name (to /etc/cron.d, say, where root's sendmail would leave a file
+ * of root's); the directory a process stands in cannot be swapped.
+ */
 export class MaildropWriter {
   #written = 0;
 
   private constructor(
+    /** For messages: `<directory>/<id>`. */
     readonly path: string,
-    readonly directory: string,
+    private readonly name: string,
     private readonly handle: FileHandle,
   ) {}
 
   /** Creates `<directory>/<id>`, new (never an existing file or a link someone planted), readable by nobody yet. */
   static async create(directory: string, id: string): Promise<MaildropWriter> {
-    const path = join(directory, id);
-    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    return new MaildropWriter(path, directory, handle);
+    await enterMaildrop(directory);
+    const handle = await open(id, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    return new MaildropWriter(join(directory, id), id, handle);
   }
 
   async write(chunk: Buffer): Promise<void> {
@@ -107,13 +125,31 @@ export class MaildropWriter {
     await this.handle.chmod(COMPLETE_MODE);
     await this.handle.sync();
     await this.handle.close();
-    await syncDirectoryIfAllowed(this.directory);
+    await syncDirectoryIfAllowed('.');
   }
 
   /** Removes the unfinished file. */
   async abort(): Promise<void> {
     await this.handle.close().catch(() => undefined);
-    await unlink(this.path).catch(() => undefined);
+    await unlink(this.name).catch(() => undefined);
+  }
+}
+
+/**
+ * Makes `directory` the working directory, then checks that what was entered
+ * is a maildrop, a directory of mode 3733 (only Petrel makes those; a link
+ * to /etc/cron.d leads to one of mode 0755, owned by root).
+ */
+async function enterMaildrop(directory: string): Promise<void> {
+  process.chdir(directory);
+  const here = await stat('.');
+  const mode = here.mode & 0o7777;
+  if (!here.isDirectory() || mode !== MAILDROP_MODE) {
+    throw new SendmailFailure(
+      EXIT.noPermission,
+      `${directory} is not Petrel's maildrop (a directory of mode 3733; this is mode ${mode.toString(8).padStart(4, '0')}, owned by uid ${here.uid}): ` +
+        'a link in the data directory? not writing there; nothing was sent',
+    );
   }
 }
 

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { ConfigError } from '../config/config-error.js';
 import { loadServerSettings, type ServerSettings } from '../config/server-settings.js';
 import { makePaths } from '../paths.js';
+import { asOwnerOf } from '../privileges/as-owner.js';
 import { newQueueId } from '../queue/queue-id.js';
 import { EXIT, type ExitCode } from '../cli/exit-codes.js';
 import { SendmailFailure } from './sendmail-failure.js';
@@ -155,7 +156,8 @@ async function maildropFor(dataDir: string): Promise<string> {
   if (me !== 0 && me !== owner.uid) {
     throw new SendmailFailure(EXIT.tempFail, `${directory} does not exist yet: Petrel makes it when it starts; nothing was sent`);
   }
-  return ensureMaildrop(dataDir, me === 0 ? { uid: owner.uid, gid: owner.gid } : undefined).catch((error: unknown) => {
+  // Root makes it as the data directory's owner: a mkdir and chmod by name, as root, in a directory that user controls could be led anywhere.
+  return asOwnerOf(dataDir, () => ensureMaildrop(dataDir)).catch((error: unknown) => {
     throw writeFailure(error, directory, dataDir);
   });
 }
