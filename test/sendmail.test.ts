@@ -274,4 +274,17 @@ describe('petrel sendmail from another local user', () => {
     assert.equal(accepted?.user, 'daemon');
     assert.ok(!existsSync(join(dataDir, 'maildrop', 'corrupt', String(accepted?.qid))));
   });
+
+  it('a corrupt/ that another user made (a link into the data directory) takes nothing set aside anywhere', async () => {
+    chmodSync(dataDir, 0o751);
+    const maildrop = join(dataDir, 'maildrop');
+    rmSync(join(maildrop, 'corrupt'), { recursive: true }); // an operator cleaning up; the server makes it again when it needs it
+    // daemon gets there first: corrupt -> the data directory, then a file named like one the server keeps there.
+    const planted = await run([...asDaemon, 'sh', '-c', `ln -s ${dataDir} ${maildrop}/corrupt && umask 027 && echo 'daemon:planted' > ${maildrop}/users`], '');
+    assert.equal(planted.code, 0, planted.stderr);
+    await server.waitForLog((line) => String(line.msg).includes(`${maildrop}/users`) || line.file === `${maildrop}/users`);
+    assert.ok(!existsSync(join(dataDir, 'users')), 'nothing was moved into the data directory through the link');
+    assert.ok(existsSync(join(maildrop, 'users')), 'the file stays where it was put');
+    assert.match(server.logLines.map((line) => String(line.msg)).join('\n'), /maildrop\/corrupt is not the server's own directory \(a symbolic link\)/);
+  });
 });

@@ -12,7 +12,7 @@ import { localReceivedHeader } from '../smtp/received-header.js';
 import type { IncomingMessage } from '../spool/incoming-message.js';
 import type { Spool } from '../spool/spool.js';
 import { DirectorySyncer } from '../util/durable-fs.js';
-import { ensureMaildrop, isComplete, readEnvelope, type MaildropEnvelope } from './maildrop.js';
+import { CORRUPT, ensureMaildrop, isComplete, readEnvelope, type MaildropEnvelope } from './maildrop.js';
 
 /** A look at the maildrop this often whatever happens (a missed event, a message that failed to queue). */
 const RESCAN_MS = 30_000;
@@ -64,7 +64,6 @@ export class MaildropPickup {
   /** Makes the directory, picks up what is there, then watches it. */
   async start(): Promise<void> {
     this.#directory = await ensureMaildrop(this.deps.dataDir);
-    await mkdir(join(this.#directory, 'corrupt'), { recursive: true, mode: 0o700 });
     this.#syncer = new DirectorySyncer(this.#directory);
     await this.#trigger();
     this.#watcher = watch(this.#directory, () => void this.#trigger());
@@ -99,7 +98,7 @@ export class MaildropPickup {
       this.#again = false;
       for (const name of (await readdir(this.#directory)).sort()) {
         if (this.#closed) return;
-        if (name === 'corrupt') continue;
+        if (name === CORRUPT) continue;
         await this.#pickUp(name).catch((error: unknown) =>
           this.deps.log.error({ err: error, qid: name, code: 'PETREL_QUEUE_UNAVAILABLE' }, `cannot queue ${join(this.#directory, name)} yet: ${(error as Error).message}; it stays in the maildrop and is tried again`),
         );
@@ -177,8 +176,32 @@ export class MaildropPickup {
 
   async #setAside(path: string, reason: string): Promise<void> {
     const name = path.slice(this.#directory.length + 1);
-    await rename(path, join(this.#directory, 'corrupt', name));
+    await rename(path, join(await this.#corruptDirectory(), name));
     this.deps.log.error({ file: path, reason }, `maildrop file ${name} is not a message Petrel can queue (${reason}); moved to maildrop/corrupt/`);
+  }
+
+  /**
+   * maildrop/corrupt/, made again when it is missing (an operator cleaned
+   * up), and only if it is the server's own directory. Anyone may add to the
+   * maildrop: a `corrupt` someone else made there first, or a link named so,
+   * would take the files set aside wherever they like, into the data
+   * directory itself (a file named `users` over auth-file's). Once the
+   * server's, the sticky maildrop keeps others from replacing it.
+   */
+  async #corruptDirectory(): Promise<string> {
+    const path = join(this.#directory, CORRUPT);
+    await mkdir(path, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+    const stats = await lstat(path);
+    const uid = process.geteuid?.();
+    if (!stats.isDirectory() || (uid !== undefined && stats.uid !== uid)) {
+      throw new Error(
+        `${path} is not the server's own directory (${stats.isSymbolicLink() ? 'a symbolic link' : `owned by uid ${stats.uid}`}), ` +
+          'so nothing is set aside into it: remove it (the server makes it again)',
+      );
+    }
+    return path;
   }
 
   async #removeIfStale(path: string, modifiedAt: number): Promise<void> {
