@@ -186,6 +186,17 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     assert.match(again.stderr, new RegExp(`${join(dataDir, 'users')} \\(owned by root, uid 0\\)`));
   });
 
+  it('a data directory reached through a link (/var/lib/petrel -> /srv/petrel) is checked where it leads', async () => {
+    const target = join(temp.path, 'srv-petrel');
+    mkdirSync(target);
+    chownSync(target, NOBODY.uid, NOBODY.gid);
+    symlinkSync(target, join(temp.path, 'linked'));
+    const child = await ChildPetrel.start(temp.path, config('linked'));
+    children.push(child);
+    await child.stop();
+    assert.equal(statSync(join(target, 'queue')).uid, NOBODY.uid);
+  });
+
   it('started as another user, server.user naming someone else is refused (only root can switch); naming itself checks the data directory', async () => {
     const file = join(temp.path, 'wrong-user.yaml');
     writeFileSync(file, stringify(config('wrong-user', { server: { user: 'daemon', group: undefined } })));

@@ -1,4 +1,4 @@
-import { chown, lstat, mkdir, readdir } from 'node:fs/promises';
+import { chown, lstat, mkdir, readdir, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PetrelError } from '../errors.js';
@@ -93,7 +93,8 @@ export class ServerIdentity {
       }
     }
     const foreign: string[] = [];
-    const root = await lstat(dataDir);
+    // The directory itself through a link (/var/lib/petrel -> /srv/petrel): it is where Petrel keeps its files.
+    const root = await stat(dataDir);
     if (root.uid !== this.user.uid) foreign.push(`${dataDir} (owned by ${ownerName(root.uid)})`);
     for (const entry of await readdir(dataDir)) {
       if (entry === 'lost+found') continue;
