@@ -163,6 +163,15 @@ describe('petrel sendmail, with the server running', () => {
     assert.deepEqual(maildropFiles(dataDir), []);
   });
 
+  it('petrel -c FILE sendmail ... takes its config from -c, as -C would', async () => {
+    const result = await run([NODE, CLI, '-c', file, 'sendmail', 'leo@petrel.test'], 'Subject: -c first\n\nx\n');
+    assert.deepEqual(result, { code: 0, stdout: '', stderr: '' });
+    await waitForMail(mailbox('leo'));
+    const misplaced = await run([NODE, CLI, '-t', 'sendmail', 'leo@petrel.test'], 'x\n');
+    assert.equal(misplaced.code, 64);
+    assert.match(misplaced.stderr, /only -c FILE may come before sendmail; its own flags go after it/);
+  });
+
   it('the sendmail command is petrel sendmail', async () => {
     const result = await run([NODE, SENDMAIL_BIN, '-C', file, '-t'], 'To: kate@petrel.test\nSubject: through the sendmail bin\n\nx\n');
     assert.equal(result.code, 0, result.stderr);

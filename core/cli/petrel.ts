@@ -87,9 +87,9 @@ const out = lineWriter(process.stdout);
 const err = lineWriter(process.stderr, 'petrel: ');
 
 async function main(argv: string[]): Promise<number> {
-  // sendmail takes sendmail's flags (-t -i -oi -f ...), not petrel's.
-  if (argv[0] === 'sendmail') return sendmailCommand(argv.slice(1));
   const name = commandName(argv);
+  // sendmail takes sendmail's flags (-t -i -oi -f ...), not petrel's.
+  if (name === 'sendmail') return sendmail(argv);
   const core = name !== undefined && Object.hasOwn(CORE_COMMANDS, name) ? CORE_COMMANDS[name] : undefined;
   if (name === undefined || name === 'help' || core !== undefined) {
     const parsed = parse(argv, CORE_OPTIONS);
@@ -128,13 +128,35 @@ async function main(argv: string[]): Promise<number> {
 
 /** The first word that is not an option or the value of -c: the command. */
 function commandName(argv: readonly string[]): string | undefined {
+  const at = commandIndex(argv);
+  return at === undefined ? undefined : argv[at];
+}
+
+function commandIndex(argv: readonly string[]): number | undefined {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--') return argv[i + 1];
+    if (arg === '--') return i + 1 < argv.length ? i + 1 : undefined;
     if (arg === '-c' || arg === '--config') i++;
-    else if (!arg.startsWith('-')) return arg;
+    else if (!arg.startsWith('-')) return i;
   }
   return undefined;
+}
+
+/**
+ * `petrel sendmail ...`, its own flags after it; petrel's `-c FILE` before it
+ * names the config as sendmail's `-C FILE` does (`petrel -c site.yaml sendmail root`).
+ */
+async function sendmail(argv: readonly string[]): Promise<number> {
+  const at = commandIndex(argv) as number;
+  const before = argv.slice(0, at).filter((arg) => arg !== '--');
+  let parsed;
+  try {
+    parsed = parseArgs({ args: before, strict: true, options: { config: GLOBAL_OPTIONS.config } });
+  } catch {
+    return usageError('only -c FILE may come before sendmail; its own flags go after it (petrel sendmail --help)', CORE_USAGE);
+  }
+  const config = parsed.values.config;
+  return sendmailCommand([...(typeof config === 'string' ? ['-C', config] : []), ...argv.slice(at + 1)]);
 }
 
 /** The command line parsed strictly with `options`; an unknown or malformed option is a usage error (64). */
