@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { ChildPetrel, runnableAsRoot } from './harness/child-petrel.js';
+import { eventually } from './harness/eventually.js';
 import { waitForMail } from './harness/maildir.js';
+import { startTestServer } from './harness/test-server.js';
 import { tempDir } from './harness/temp-dir.js';
 
 const NODE = join(process.cwd(), 'node_modules', '.bin', 'node');
@@ -220,6 +222,30 @@ describe('petrel sendmail, with the server stopped', () => {
       assert.deepEqual(maildropFiles(dataDir), []);
     } finally {
       await second.stop();
+    }
+  });
+});
+
+describe('mail left in the maildrop while the server was stopped', () => {
+  const temp = tempDir();
+  after(() => temp.remove());
+
+  it('does not keep the listeners closed: the server serves while it queues the backlog', async () => {
+    const dataDir = join(temp.path, 'data');
+    mkdirSync(dataDir);
+    const file = writeConfig(join(temp.path, 'mta.yaml'), serverConfig(dataDir));
+    for (const local of ['mia', 'noah']) assert.equal((await sendmail(file, [`${local}@petrel.test`], `Subject: for ${local}\n\nx\n`)).code, 0);
+
+    const server = await startTestServer({ server: { hostname: 'mx.petrel.test', dataDir, localDomains: ['petrel.test'] } });
+    try {
+      // Start resolves once connections are served; nothing of the backlog had to be queued first.
+      assert.equal(maildropFiles(dataDir).length, 2, 'the backlog is still in the maildrop when the listeners open');
+      const client = await server.client();
+      await client.quit();
+      await eventually(() => maildropFiles(dataDir).length === 0, 'the backlog to be queued');
+      assert.equal((await server.petrel.queue.list()).length, 2);
+    } finally {
+      await server.stop();
     }
   });
 });

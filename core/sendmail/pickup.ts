@@ -61,15 +61,20 @@ export class MaildropPickup {
     return this.#directory;
   }
 
-  /** Makes the directory, picks up what is there, then watches it. */
+  /**
+   * Makes the directory and watches it; what is there already (mail sent
+   * while the server was stopped) is picked up in the background. Petrel
+   * serves no connection until this returns, and a backlog, or a queue slow
+   * to take it, must not keep the listeners closed meanwhile.
+   */
   async start(): Promise<void> {
     this.#directory = await ensureMaildrop(this.deps.dataDir);
     this.#syncer = new DirectorySyncer(this.#directory);
-    await this.#trigger();
     this.#watcher = watch(this.#directory, () => void this.#trigger());
     this.#watcher.on('error', (error) => this.deps.log.warn({ err: error }, `cannot watch ${this.#directory}; looking every ${RESCAN_MS / 1000} s`));
     this.#timer = setInterval(() => void this.#trigger(), RESCAN_MS);
     this.#timer.unref();
+    void this.#trigger();
   }
 
   async close(): Promise<void> {
@@ -87,9 +92,11 @@ export class MaildropPickup {
       this.#again = true;
       return this.#scanning;
     }
-    this.#scanning = this.#scan().finally(() => {
-      this.#scanning = undefined;
-    });
+    this.#scanning = this.#scan()
+      .catch((error: unknown) => this.deps.log.error({ err: error }, `cannot look into ${this.#directory}: ${(error as Error).message}; looking again in ${RESCAN_MS / 1000} s`))
+      .finally(() => {
+        this.#scanning = undefined;
+      });
     return this.#scanning;
   }
 
