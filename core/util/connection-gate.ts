@@ -3,6 +3,14 @@ import type { Server, Socket } from 'node:net';
 type ConnectionHandler = (socket: Socket) => void;
 
 /**
+ * Connections held at most, per server (limits.clients' default). A flood
+ * while Petrel starts (plugins may take up to their startTimeout) must not
+ * take the descriptors the start itself needs (queue files, Redis); beyond
+ * this a connection is closed at once, as a full server would turn it away.
+ */
+export const MAX_HELD = 1000;
+
+/**
  * Holds the connections a listening server accepts until `open()`.
  *
  * Petrel binds its ports first (as root, when it must switch users) and
@@ -12,29 +20,35 @@ type ConnectionHandler = (socket: Socket) => void;
  * arrives is accepted by the kernel but not read (`pauseOnConnect`), so no
  * byte a client sends is looked at, no TLS handshake runs, until `open()`
  * hands it to the real handler (smtp-server's, or http's). The client sees
- * a slow greeting, not a refusal.
+ * a slow greeting, not a refusal; past MAX_HELD waiting, a closed connection.
  */
 export class ConnectionGate {
   readonly #server: Server & { pauseOnConnect: boolean };
   readonly #handlers: ConnectionHandler[];
   readonly #held = new Set<Socket>();
   readonly #hold = (socket: Socket) => {
+    if (this.#held.size >= this.#maxHeld) {
+      socket.destroy();
+      return;
+    }
     this.#held.add(socket);
     socket.once('close', () => this.#held.delete(socket));
     // Errors on a held socket (a reset) must not become an uncaught 'error'.
     socket.on('error', () => undefined);
   };
   readonly #resume: boolean;
+  readonly #maxHeld: number;
   #open = false;
 
   /**
    * Call before `server.listen()`; the server's own connection handlers wait
    * behind the gate. `resume`: hand sockets over reading (what Node's http
    * server expects); smtp-server starts reading a socket itself, once it has
-   * set up its parser or TLS, and must get it paused.
+   * set up its parser or TLS, and must get it paused. `maxHeld`: see MAX_HELD.
    */
-  constructor(server: Server, options: { resume: boolean }) {
+  constructor(server: Server, options: { resume: boolean; maxHeld?: number }) {
     this.#resume = options.resume;
+    this.#maxHeld = options.maxHeld ?? MAX_HELD;
     this.#server = server as Server & { pauseOnConnect: boolean };
     this.#handlers = server.listeners('connection') as ConnectionHandler[];
     server.removeAllListeners('connection');
