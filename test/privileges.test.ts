@@ -46,7 +46,7 @@ function canUnshareNetwork(): boolean {
 /** Runs `petrel start` directly (not through ChildPetrel, which says server.user: root for other tests). */
 async function startFails(configFile: string, wrap: string[] = []): Promise<{ code: number; stderr: string }> {
   const [command, ...args] = [...wrap, NODE, CLI, 'start', '-c', configFile];
-  const result = await run(command, args, { timeout: 20_000 }).then(
+  const result = await run(command, args, { timeout: 60_000 }).then(
     () => ({ code: 0, stderr: '' }),
     (error: { code: number; stderr: string }) => error,
   );
