@@ -93,6 +93,14 @@ export { CHECK_ACTIONS, checkAction, isMark, severest } from './policy/check-act
 export type { CheckAction } from './policy/check-action.js';
 export { addPolicyMark, isQuarantined, QUARANTINE_HEADER, WARNING_HEADER, writePolicyMarks } from './policy/policy-marks.js';
 
+// --- Content scanners: shared options, the failure rule, verdicts ----------------------------
+export { scanMessage, ScanFailure, UNSCANNED_REPLY } from './filter/content-scan.js';
+export type { ScanOutcome, ScanRequest } from './filter/content-scan.js';
+export { scanOptions } from './filter/scan-options.js';
+export type { ScanOptionDefaults, ScanOptions } from './filter/scan-options.js';
+export { describeVerdict, FILTER_HEADER, scanSummary } from './filter/scan-verdict.js';
+export type { ScanVerdict } from './filter/scan-verdict.js';
+
 // --- Addresses and networks ---------------------------------------------------------------
 export { asciiDomain, splitAddress } from './util/mail-address.js';
 export { isLoopback, NetworkList, parseCidr, unmapIPv4 } from './util/networks.js';

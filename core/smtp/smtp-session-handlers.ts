@@ -8,6 +8,7 @@ import type {
 } from 'smtp-server';
 import type { Clock } from '../clock.js';
 import { limitsOf } from '../config/limits-schema.js';
+import { scanSummary } from '../filter/scan-verdict.js';
 import type { InboundHookName } from '../hooks/catalogue.js';
 import { defer, reject, type DecisiveResult, type HookResult, type SmtpReply } from '../hooks/results.js';
 import type { HistoryStore } from '../history/history-store.js';
@@ -333,6 +334,7 @@ export class SmtpSessionHandlers {
         size: message.size,
         msgid: message.headers.getFirst('message-id'),
         plugin,
+        ...scansOf(transaction),
         ms: Date.now() - started,
       },
       'message accepted',
@@ -358,7 +360,7 @@ export class SmtpSessionHandlers {
     this.#count('message', reply.code, plugin);
     this.deps.metrics?.messages.inc({ listener: this.deps.listener.name, result: reply.code >= 500 ? 'rejected' : 'deferred' });
     log.info(
-      { result: refusal.kind, from: transaction.from.address, to: transaction.to.map((to) => to.address), size, plugin, reply: replyText(reply) },
+      { result: refusal.kind, from: transaction.from.address, to: transaction.to.map((to) => to.address), size, plugin, reply: replyText(reply), ...scansOf(transaction) },
       'message refused',
     );
     this.#markDisconnect(session, refusal);
@@ -449,6 +451,12 @@ function toAddress(address: SMTPServerAddress): Address {
     args: address.args || {},
     ...(address.dsn ? { dsn: { notify: address.dsn.notify, orcpt: address.dsn.orcpt } } : {}),
   };
+}
+
+/** The content scanners' verdicts for the message's log line; nothing when no scanner ran. */
+function scansOf(transaction: TransactionState): { scans?: string[] } {
+  const scans = scanSummary(transaction);
+  return scans.length > 0 ? { scans } : {};
 }
 
 function replyText(reply: SmtpReply): string {
