@@ -220,6 +220,17 @@ describe('hook results over SMTP', () => {
     });
   });
 
+  it('accept text is cleaned as refusal texts are: one reply line, CR and LF cannot inject a second reply', async () => {
+    await withServer([scripted({ queue: { result: 'accept', text: 'Archived\r\n250 2.0.0 injected' } })], async (server) => {
+      const client = await server.client();
+      const reply = await client.sendMail('a@example.org', ['postmaster@localhost'], sampleMessage());
+      assert.equal(reply.raw, '250 2.0.0 Archived 250 2.0.0 injected');
+      // Had the text been split, the second line would answer this NOOP.
+      assert.equal((await client.command('NOOP', /^250 /)).raw, '250 2.0.0 OK');
+      await client.quit();
+    });
+  });
+
   it('with no plugin accepting, a recipient is refused (secure default)', async () => {
     const server = await startTestServer({ plugins: [{ name: 'queue-spool' }] });
     try {

@@ -47,7 +47,7 @@ export function next(): NextResult {
 
 /** Decide in favour now; later handlers of this hook do not run. */
 export function accept(text?: string): AcceptResult {
-  return text === undefined ? { kind: 'accept' } : { kind: 'accept', text };
+  return text === undefined ? { kind: 'accept' } : { kind: 'accept', text: oneLine(text) };
 }
 
 /** Refuse permanently (5xx). The client must not retry. */
@@ -84,10 +84,15 @@ function makeReply(code: number, enhanced: string, text: string, replyClass?: 4 
     throw new TypeError(`enhanced status code "${enhanced}" does not match reply code ${code}`);
   }
   if (typeof text !== 'string') throw new TypeError(`reply text must be a string, got ${describe(text)}`);
-  // A reply is one line per text line; CR and LF inside would split it and let
-  // client-controlled text inject replies.
-  const clean = text.replace(/[\r\n\0]+/g, ' ').trim();
-  return { code, enhanced: enhanced as EnhancedCode, text: clean };
+  return { code, enhanced: enhanced as EnhancedCode, text: oneLine(text) };
+}
+
+/**
+ * A reply is one line per text line; CR and LF inside would split it and let
+ * client-controlled text (an address, a scanner's message) inject replies.
+ */
+function oneLine(text: string): string {
+  return text.replace(/[\r\n\0]+/g, ' ').trim();
 }
 
 export function isDecisive(result: HookResult): result is DecisiveResult {
