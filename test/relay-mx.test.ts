@@ -63,6 +63,16 @@ async function send(server: TestServer, to: string[], options: { subject?: strin
   return /queued as (\S+)/.exec(reply.raw)![1];
 }
 
+/** A data dir holding an MTA-STS policy cached by an earlier run (the HTTPS fetch cannot be reached in tests). */
+function cachedPolicy(domain: string, policy: { mode: string; mx: string[] }): string {
+  const dir = tempDir();
+  cleanups.push(async () => dir.remove());
+  mkdirSync(join(dir.path, 'relay-mx'), { recursive: true });
+  const expires = new Date(Date.now() + 86_400_000).toISOString();
+  writeFileSync(join(dir.path, 'relay-mx', 'mta-sts.json'), JSON.stringify({ [domain]: { id: '20260101', maxAge: 86_400, version: 'STSv1', ...policy, expires } }));
+  return dir.path;
+}
+
 function dsnStatus(report: SinkMessage): Promise<string> {
   return parseMime(report.data).then((dsn) => dsn.parts.find((p) => p.contentType === 'message/delivery-status')?.body ?? '');
 }
@@ -185,16 +195,6 @@ describe('relay-mx', () => {
   });
 
   describe('MTA-STS', () => {
-    /** A data dir holding an MTA-STS policy cached by an earlier run (the HTTPS fetch cannot be reached in tests). */
-    function cachedPolicy(domain: string, policy: { mode: string; mx: string[] }): string {
-      const dir = tempDir();
-      cleanups.push(async () => dir.remove());
-      mkdirSync(join(dir.path, 'relay-mx'), { recursive: true });
-      const expires = new Date(Date.now() + 86_400_000).toISOString();
-      writeFileSync(join(dir.path, 'relay-mx', 'mta-sts.json'), JSON.stringify({ [domain]: { id: '20260101', maxAge: 86_400, version: 'STSv1', ...policy, expires } }));
-      return dir.path;
-    }
-
     it('enforce: an MX the policy does not list is never contacted; the mail is deferred', async () => {
       const { world: made } = await world();
       const host = await made.host('mx.sts.test');
@@ -321,6 +321,9 @@ describe('relay-mx', () => {
       const lacking = await made.host('mx.lacking.test', { tls: testCertificate('mx.lacking.test'), hideRequireTls: true });
       made.domain('secure.test', [['mx.secure.test', 10]]);
       made.domain('lacking.test', [['mx.lacking.test', 10]]);
+      // RFC 8689 4.2.1: only an MX from validated records (or listed by MTA-STS) may carry REQUIRETLS mail.
+      made.dns.sign('secure.test');
+      made.dns.sign('lacking.test');
       const server = await petrel(made, { tls: { ca: [certificate.certFile, testCertificate('mx.lacking.test').certFile] } }, startTlsListener());
       await sendRequireTls(server, SENDER, 'lena@secure.test');
       await secure.waitUntil((messages) => messages.length === 1);
@@ -329,6 +332,28 @@ describe('relay-mx', () => {
       await origin.waitUntil((messages) => messages.some((m) => m.from === ''));
       assert.match(await dsnStatus(origin.messages.find((m) => m.from === '')!), /Status: 5\.7\.30/);
       assert.equal(lacking.messages.length, 0);
+    });
+
+    it('goes only to an MX from DNSSEC-validated records or listed by an MTA-STS policy (RFC 8689 4.2.1)', async () => {
+      const { world: made, origin } = await world();
+      const certificates = ['mx.unsigned.test', 'mx.listed.test'].map((name) => testCertificate(name));
+      const unsigned = await made.host('mx.unsigned.test', { tls: certificates[0] });
+      const listed = await made.host('mx.listed.test', { tls: certificates[1] });
+      // Neither domain is signed: a spoofed MX answer could have named either host.
+      made.domain('unsigned.test', [['mx.unsigned.test', 10]]);
+      made.domain('listed.test', [['mx.listed.test', 10]]);
+      made.dns.set('_mta-sts.listed.test', { TXT: [['v=STSv1; id=20260101']] });
+      const dataDir = cachedPolicy('listed.test', { mode: 'testing', mx: ['mx.listed.test'] });
+      const server = await petrel(made, { tls: { ca: certificates.map((c) => c.certFile) } }, { ...startTlsListener(), server: { dataDir } });
+      await sendRequireTls(server, SENDER, 'olga@listed.test');
+      await listed.waitUntil((messages) => messages.length === 1);
+      assert.equal(listed.messages[0].requireTls, true, 'the MTA-STS policy vouches for the MX name');
+      await sendRequireTls(server, SENDER, 'paul@unsigned.test');
+      await origin.waitUntil((messages) => messages.some((m) => m.from === ''));
+      const report = await dsnStatus(origin.messages.find((m) => m.from === '')!);
+      assert.match(report, /Status: 5\.7\.30/);
+      assert.match(report, /neither DNSSEC-validated nor listed by an MTA-STS policy/);
+      assert.equal(unsigned.connections, 0, 'the unvouched MX is never contacted');
     });
   });
 });

@@ -77,6 +77,16 @@ export class ExchangeConnector {
         text: `MX ${exchange.name} is not allowed by the MTA-STS policy of ${request.domain} (mode enforce); not sending`,
       });
     }
+    if (request.requireTls && !exchange.implicit && !exchange.dnssec && !verdict.listed) {
+      // RFC 8689 4.2.1: a REQUIRETLS message goes only to an MX whose name an attacker on the
+      // path could not have put there: MX records that are DNSSEC-validated, or an MX listed by
+      // the domain's MTA-STS policy. Anything else could be a spoofed MX with a valid certificate.
+      throw new ExchangeFailure(exchange.name, 'requiretls', {
+        code: 550,
+        enhanced: '5.7.30',
+        text: `REQUIRETLS: MX ${exchange.name} of ${request.domain} is neither DNSSEC-validated nor listed by an MTA-STS policy`,
+      });
+    }
     const tcp = await this.#tcp(request, exchange);
     const requirement = tlsRequirement(tcp, { mtaStsEnforced: verdict.enforced, requireTls: request.requireTls }, this.settings.tls);
     let session: SmtpSession;

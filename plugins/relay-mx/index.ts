@@ -151,7 +151,8 @@ export default class RelayMx {
 
   /** A new session for `domain`: its MX hosts, its MTA-STS policy, the first MX that takes us. */
   async #open(domain: string, requireTls: boolean, delivery: Delivery): Promise<SmtpSession> {
-    const exchanges = await exchangesOf(domain, this.dns, { dnssec: this.opts.dane.enabled });
+    // REQUIRETLS mail needs to know whether the MX records were validated, DANE or not (RFC 8689 4.2.1).
+    const exchanges = await exchangesOf(domain, this.dns, { dnssec: this.opts.dane.enabled || requireTls });
     // An address literal has no domain to publish a policy for.
     const policy = this.opts.mtaSts.enabled && !domain.startsWith('[') ? await this.#mtaSts.policyOf(domain) : undefined;
     const judge = (exchange: string) => this.#mtaSts.judge(domain, exchange, policy);

@@ -9,6 +9,8 @@ export interface MxVerdict {
   readonly allowed: boolean;
   /** The policy is `enforce` and lists the MX: TLS with a certificate valid for its name is required. */
   readonly enforced: boolean;
+  /** A policy (enforce or testing) lists the MX: its name is vouched for over HTTPS, as REQUIRETLS asks. */
+  readonly listed: boolean;
 }
 
 /** Loopback, private, link-local, shared and unspecified networks: where a policy host on the Internet cannot be. */
@@ -61,14 +63,14 @@ export class MtaSts {
 
   /** Judges one MX; a mismatch under `testing` is logged and allowed. */
   judge(domain: string, exchange: string, policy: MTASTSPolicy | undefined): MxVerdict {
-    if (!policy || policy.mode === 'none') return { allowed: true, enforced: false };
+    if (!policy || policy.mode === 'none') return { allowed: true, enforced: false, listed: false };
     const match = validateMx(exchange, policy);
-    if (match.valid) return { allowed: true, enforced: policy.mode === 'enforce' };
+    if (match.valid) return { allowed: true, enforced: policy.mode === 'enforce', listed: true };
     if (policy.mode === 'testing') {
       this.log.warn({ domain, mx: exchange, mode: policy.mode, allowed: policy.mx }, 'MTA-STS policy check failed (testing mode: delivering anyway)');
-      return { allowed: true, enforced: false };
+      return { allowed: true, enforced: false, listed: false };
     }
     this.log.warn({ domain, mx: exchange, mode: policy.mode, allowed: policy.mx }, 'MTA-STS policy check failed: MX not in the enforced policy; not contacting it');
-    return { allowed: false, enforced: true };
+    return { allowed: false, enforced: true, listed: false };
   }
 }
