@@ -346,10 +346,11 @@ describe('relay-mx', () => {
       const dataDir = cachedPolicy('listed.test', { mode: 'testing', mx: ['mx.listed.test'] });
       const server = await petrel(made, { tls: { ca: certificates.map((c) => c.certFile) } }, { ...startTlsListener(), server: { dataDir } });
       await sendRequireTls(server, SENDER, 'olga@listed.test');
-      await listed.waitUntil((messages) => messages.length === 1);
+      // Generous waits: two TLS deliveries and a DSN, on a machine that may be busy.
+      await listed.waitUntil((messages) => messages.length === 1, 30_000);
       assert.equal(listed.messages[0].requireTls, true, 'the MTA-STS policy vouches for the MX name');
       await sendRequireTls(server, SENDER, 'paul@unsigned.test');
-      await origin.waitUntil((messages) => messages.some((m) => m.from === ''));
+      await origin.waitUntil((messages) => messages.some((m) => m.from === ''), 30_000);
       const report = await dsnStatus(origin.messages.find((m) => m.from === '')!);
       assert.match(report, /Status: 5\.7\.30/);
       assert.match(report, /neither DNSSEC-validated nor listed by an MTA-STS policy/);
