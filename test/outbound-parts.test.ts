@@ -201,16 +201,17 @@ describe('MTA-STS', () => {
     const policy = await mtaSts.policyOf('d.test');
     assert.equal(policy.mode, 'none');
     assert.equal(log.find({ msg: 'MTA-STS policy host resolves to a local address; ignored', ip: '10.1.2.3' }).length, 1);
-    assert.deepEqual(mtaSts.judge('d.test', 'mx.anywhere.test', policy), { allowed: true, enforced: false });
+    assert.deepEqual(mtaSts.judge('d.test', 'mx.anywhere.test', policy), { allowed: true, enforced: false, listed: false });
   });
 
   it('judges MX names with wildcards the RFC way; testing mode allows and logs', () => {
     const log = new LogCapture();
     const mtaSts = new MtaSts(new PolicyCache('/nonexistent/p.json', log.logger), new FakeDns(), true, log.logger);
     const enforce = { id: '1', mode: 'enforce' as const, mx: ['*.d.test'] };
-    assert.deepEqual(mtaSts.judge('d.test', 'mx1.d.test', enforce), { allowed: true, enforced: true });
-    assert.deepEqual(mtaSts.judge('d.test', 'a.b.d.test', enforce), { allowed: false, enforced: true }, 'a wildcard covers one label');
-    assert.deepEqual(mtaSts.judge('d.test', 'evil.test', { ...enforce, mode: 'testing' }), { allowed: true, enforced: false });
+    assert.deepEqual(mtaSts.judge('d.test', 'mx1.d.test', enforce), { allowed: true, enforced: true, listed: true });
+    assert.deepEqual(mtaSts.judge('d.test', 'a.b.d.test', enforce), { allowed: false, enforced: true, listed: false }, 'a wildcard covers one label');
+    assert.deepEqual(mtaSts.judge('d.test', 'evil.test', { ...enforce, mode: 'testing' }), { allowed: true, enforced: false, listed: false });
+    assert.deepEqual(mtaSts.judge('d.test', 'mx2.d.test', { ...enforce, mode: 'testing' }), { allowed: true, enforced: false, listed: true }, 'testing mode vouches for a listed MX (REQUIRETLS)');
     assert.equal(log.find({ mx: 'evil.test' }).length, 1);
   });
 });
