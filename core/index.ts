@@ -50,6 +50,7 @@ export type { HandlerOptions, HookRegistrar } from './hooks/registry.js';
 export type { Address, Credentials, HeloInfo, ListenerInfo, Notes, Session, TlsInfo, TlsMode, Transaction } from './session.js';
 export { IncomingMessage } from './spool/incoming-message.js';
 export type { HeaderField, MessageHeaders } from './spool/message-headers.js';
+export { addRecipient, changeSender, removeRecipient } from './smtp/envelope-edits.js';
 
 // --- What outbound hooks see and answer -------------------------------------------------
 export type {

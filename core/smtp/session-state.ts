@@ -54,12 +54,16 @@ export class SessionState implements Session {
 
 export class TransactionState implements Transaction {
   readonly to: Address[] = [];
+  /** Mutable for envelope edits (core/smtp/envelope-edits.ts); plugins see it read-only. */
+  from: Address;
   readonly notes: Notes = new Map();
   readonly startedAt = Date.now();
 
   constructor(
     readonly id: string,
-    readonly from: Address,
+    from: Address,
     readonly log: Logger,
-  ) {}
+  ) {
+    this.from = from;
+  }
 }

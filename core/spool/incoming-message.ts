@@ -19,6 +19,9 @@ export interface SpooledFile {
   readonly content?: Buffer;
 }
 
+/** Core-only: swaps the file behind a message (Spool.replaceBody); not exported from the public API. */
+export const REPLACE_FILE = Symbol('petrel.replaceFile');
+
 /** Messages up to this size keep an in-memory copy of their spooled bytes (SpooledFile.content). */
 export const IN_MEMORY_COPY_LIMIT = 64 * 1024;
 
@@ -28,12 +31,20 @@ export const IN_MEMORY_COPY_LIMIT = 64 * 1024;
  */
 export class IncomingMessage {
   readonly headers: MessageHeaders;
+  #file: SpooledFile;
 
-  constructor(
-    readonly file: SpooledFile,
-    headerBlock: Buffer,
-  ) {
+  constructor(file: SpooledFile, headerBlock: Buffer) {
+    this.#file = file;
     this.headers = new MessageHeaders(headerBlock);
+  }
+
+  /** Where the message is on disk; a filter that replaces the body moves it to a new file. */
+  get file(): SpooledFile {
+    return this.#file;
+  }
+
+  [REPLACE_FILE](file: SpooledFile): void {
+    this.#file = file;
   }
 
   /** Size as received, in bytes. */

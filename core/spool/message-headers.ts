@@ -44,6 +44,18 @@ export class MessageHeaders {
   }
 
   /**
+   * Every field in message order with its value as the bytes after the colon,
+   * folding and leading space kept: what a filter that hashes headers (DKIM
+   * with simple canonicalization) must see.
+   */
+  rawList(): { name: string; value: Buffer }[] {
+    return this.#headers.getList().map((entry) => {
+      const colon = entry.line.indexOf(':');
+      return { name: nameOf(entry.line), value: Buffer.from(colon < 0 ? '' : entry.line.slice(colon + 1), 'binary') };
+    });
+  }
+
+  /**
    * Adds a field at the top of the header block, where trace fields
    * (Received, Authentication-Results) belong (RFC 5321 4.4).
    */
@@ -54,6 +66,31 @@ export class MessageHeaders {
   /** Adds a field at the bottom of the header block. */
   append(name: string, value: string): void {
     this.#add(name, value, Number.MAX_SAFE_INTEGER);
+  }
+
+  /**
+   * Adds a field before the field at `index` of the block (0 is the top; an
+   * index past the end adds at the bottom). Filters that sign or trace (a
+   * milter's insheader) choose their place this way.
+   */
+  insert(index: number, name: string, value: string): void {
+    this.#add(name, value, Math.max(0, Math.floor(index)));
+  }
+
+  /**
+   * Replaces the `occurrence`-th field (1 = first) called `name` in its place,
+   * or removes it when `value` is undefined. False when there is no such field.
+   */
+  replace(name: string, occurrence: number, value: string | undefined): boolean {
+    const key = name.toLowerCase();
+    const lines = this.#headers.getList();
+    let seen = 0;
+    const at = lines.findIndex((line) => line.key === key && ++seen === occurrence);
+    if (at < 0) return false;
+    lines.splice(at, 1);
+    this.#headers.changed = true;
+    if (value !== undefined) this.#add(name, value, at);
+    return true;
   }
 
   /**

@@ -3,7 +3,8 @@ import { OpenFile } from '../util/open-file.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LineEndingInspector } from './line-ending-inspector.js';
-import { IN_MEMORY_COPY_LIMIT, IncomingMessage } from './incoming-message.js';
+import { IN_MEMORY_COPY_LIMIT, IncomingMessage, REPLACE_FILE } from './incoming-message.js';
+import { readFile } from 'node:fs/promises';
 import { CopyBudget } from './copy-budget.js';
 import { WriteHealth } from '../util/write-health.js';
 
@@ -36,6 +37,8 @@ export class Spool {
   readonly #copies: CopyBudget;
   /** Whether received messages can be written (a full disk makes every DATA fail). */
   readonly #writes: WriteHealth;
+  /** Numbers the files of replaced bodies, which sit beside the message's first file. */
+  #rewrites = 0;
 
   constructor(dataDir: string, copyBudgetBytes = IN_MEMORY_COPY_BUDGET) {
     this.directory = join(dataDir, 'spool', 'incoming');
@@ -107,6 +110,34 @@ export class Spool {
     const content = copy ? Buffer.concat(copy) : undefined;
     const message = new IncomingMessage({ path, size: bytes, bodyOffset: header.length, content }, header);
     return { kind: 'received', message };
+  }
+
+  /**
+   * Gives a received message a new body (a content filter rewrote it): the
+   * header block as received, then `body`, go to a new file beside the old
+   * one, which is discarded. The parsed headers and their edits stay as they
+   * are. The body must already use CRLF line ends; it is written as given.
+   */
+  async replaceBody(message: IncomingMessage, body: readonly Buffer[]): Promise<void> {
+    const old = message.file;
+    const header = old.content ? old.content.subarray(0, old.bodyOffset) : (await readFile(old.path)).subarray(0, old.bodyOffset);
+    const path = `${old.path}.${++this.#rewrites}`;
+    const file = await OpenFile.open(path, 'wx').catch((error: unknown) => {
+      throw this.#writes.failed(error);
+    });
+    this.#open.set(path, file);
+    try {
+      let position = 0;
+      for (const chunk of [header, ...body]) {
+        await file.write(chunk, position);
+        position += chunk.length;
+      }
+      message[REPLACE_FILE]({ path, size: position, bodyOffset: header.length });
+    } catch (error) {
+      await this.discard(path);
+      throw this.#writes.failed(error);
+    }
+    await this.discard(old.path);
   }
 
   /**
