@@ -99,7 +99,7 @@ export { scanMessage, ScanFailure, UNSCANNED_REPLY } from './filter/content-scan
 export type { ScanOutcome, ScanRequest } from './filter/content-scan.js';
 export { scanOptions } from './filter/scan-options.js';
 export type { ScanOptionDefaults, ScanOptions } from './filter/scan-options.js';
-export { describeVerdict, FILTER_HEADER, scanSummary } from './filter/scan-verdict.js';
+export { describeVerdict, FILTER_HEADER, recordVerdict, scanSummary } from './filter/scan-verdict.js';
 export type { ScanVerdict } from './filter/scan-verdict.js';
 
 // --- Addresses and networks ---------------------------------------------------------------

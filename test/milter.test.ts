@@ -251,8 +251,9 @@ describe('milter: changes at the end of the message', () => {
     assert.deepEqual(records[0].recipients.map((r) => [r.address, r.notify]), [['carol@petrel.test', undefined], ['dave@petrel.test', ['NEVER']]]);
     const queued = await queuedMessageFrom(server, 'new-sender@petrel.test');
     const fields = headerFields(queued);
-    assert.equal(fields[0], 'X-Petrel-Quarantine: milter m1: looks like spam');
-    assert.equal(fields[1], 'X-Inserted: on top');
+    assert.equal(fields[0], 'X-Petrel-Quarantine: milter/m1: looks like spam');
+    assert.equal(fields[1], 'X-Petrel-Filter: milter/m1=pass (action=addHeader,insertHeader,changeHeader,changeSender,addRecipient,deleteRecipient,replaceBody,quarantine)');
+    assert.equal(fields[2], 'X-Inserted: on top');
     assert.equal(fields.filter((f) => f === 'X-Added: at the bottom').length, 1);
     assert.equal(fields.at(-1), 'X-Added: at the bottom');
     assert.deepEqual(fields.filter((f) => f.startsWith('Subject:')), ['Subject: changed subject']);
@@ -362,6 +363,10 @@ describe('milter: failures and defaultAction', () => {
     const client = await server.client();
     assert.match((await client.sendMail('a@example.org', ['bob@petrel.test'], sampleMessage())).raw, /^250 /);
     await client.quit();
-    assert.ok(!headerFields(await queuedMessageFrom(server, 'a@example.org')).some((field) => field.startsWith('X-Half')));
+    const fields = headerFields(await queuedMessageFrom(server, 'a@example.org'));
+    assert.ok(!fields.some((field) => field.startsWith('X-Half')));
+    assert.ok(fields.includes('X-Petrel-Filter: milter/m1=unscanned (not scanned: sent an unknown answer "Z")'), fields.join('\n'));
+    const accepted = server.logs.lines.find((line) => line.msg === 'message accepted');
+    assert.deepEqual(accepted?.scans, ['milter/m1=unscanned (not scanned: sent an unknown answer "Z")'], 'the verdict is on the log line');
   });
 });

@@ -2,6 +2,7 @@ import { addPolicyMark, addRecipient, type Address, changeSender, type IncomingM
 import type { Modification } from './milter-replies.js';
 
 export interface ModificationTarget {
+  /** How the milter is named in marks and logs: `milter/NAME`. */
   readonly milter: string;
   readonly transaction: Transaction;
   readonly message: IncomingMessage;
@@ -51,7 +52,7 @@ export async function applyModifications(modifications: readonly Modification[],
         body.push(change.chunk);
         break;
       case 'quarantine':
-        addPolicyMark(transaction, 'quarantine', `milter ${target.milter}: ${change.reason}`);
+        addPolicyMark(transaction, 'quarantine', `${target.milter}: ${change.reason}`);
         break;
     }
     target.log.debug({ milter: target.milter, change: change.kind, name: 'name' in change ? change.name : undefined }, 'milter changed the message');

@@ -13,6 +13,7 @@ import {
   type PermanentCode,
   type PermanentEnhancedCode,
   PETREL_VERSION,
+  recordVerdict,
   type PetrelConfig,
   type PluginMeta,
   reject,
@@ -114,25 +115,39 @@ export default class MilterClient {
     return this.#each(session, 'connect', undefined, (milter) => milter.connect(this.#values(session), signal));
   }
 
-  /** Headers, body and end of message to each milter in turn; each one's changes are applied before the next one sees the message. */
+  /**
+   * Headers, body and end of message to each milter in turn; each one's changes
+   * are applied before the next one sees the message. Each milter's verdict
+   * (pass, with the changes it made; refused; unscanned when it failed) goes
+   * to X-Petrel-Filter, the message's log line and its history.
+   */
   async message(session: Session, transaction: Transaction, message: IncomingMessage, signal?: AbortSignal): Promise<HookResult> {
     if (this.#discarded(session, transaction)) return next();
     let quarantined = false;
     for (const milter of this.#milters(session)) {
+      const scanner = `milter/${milter.settings.name}`;
       const outcome = await milter.message(message, this.#values(session, transaction), signal);
       if (signal?.aborted) return TEMPFAIL;
+      if (milter.failure !== undefined) recordVerdict(transaction, message, { scanner, verdict: 'unscanned', reason: `not scanned: ${milter.failure}` });
       if (outcome.kind === 'modify') {
         await applyModifications(outcome.modifications, {
-          milter: milter.settings.name,
+          milter: scanner,
           transaction,
           message,
           spool: this.spool,
           leadingSpace: ((milter.negotiated?.protocol ?? 0) & Protocol.headerLeadingSpace) !== 0,
           log: transaction.log,
         });
-        quarantined ||= outcome.modifications.some((change) => change.kind === 'quarantine');
+        const changes = [...new Set(outcome.modifications.map((change) => change.kind))];
+        recordVerdict(transaction, message, { scanner, verdict: 'pass', ...(changes.length > 0 ? { action: changes.join(',') } : {}) });
+        quarantined ||= changes.includes('quarantine');
         continue;
       }
+      if (outcome.kind === 'continue') {
+        if (milter.failure === undefined) recordVerdict(transaction, message, { scanner, verdict: 'pass' });
+        continue;
+      }
+      if (outcome.kind !== 'failed') recordVerdict(transaction, message, { scanner, verdict: outcome.kind === 'refuse' ? outcome.verdict.kind : outcome.kind });
       const result = this.#result(session, transaction, 'message', milter, outcome);
       if (result.kind !== 'next' || this.#discarded(session, transaction)) return result;
     }

@@ -51,7 +51,7 @@ export class MilterConnection {
       try {
         for (const packet of this.#reader.push(chunk)) this.#deliver(packet);
       } catch (error) {
-        this.#fail(new MilterFailure(`sent ${error instanceof Error ? error.message : String(error)}`));
+        this.#fail(new MilterFailure(error instanceof Error ? error.message : String(error)));
       }
     });
     socket.on('error', (error) => this.#fail(new MilterFailure(`connection failed: ${error.message}`)));
@@ -92,8 +92,8 @@ export class MilterConnection {
       const version = cursor.uint32();
       const actions = cursor.uint32();
       const protocol = cursor.uint32();
-      if (version < 2 || version > MILTER_VERSION) throw new ProtocolError(`protocol version ${version} (Petrel speaks 2 to ${MILTER_VERSION})`);
-      if ((actions & ~ALL_ACTIONS) !== 0) throw new ProtocolError(`actions 0x${actions.toString(16)} that Petrel did not offer`);
+      if (version < 2 || version > MILTER_VERSION) throw new ProtocolError(`it speaks protocol version ${version} (Petrel speaks 2 to ${MILTER_VERSION})`);
+      if ((actions & ~ALL_ACTIONS) !== 0) throw new ProtocolError(`it wants actions 0x${actions.toString(16)} that Petrel did not offer`);
       const macros = new Map<MacroStageName, string[]>();
       while (cursor.remaining > 0) {
         const stage = cursor.uint32();
@@ -104,7 +104,7 @@ export class MilterConnection {
       // Steps Petrel did not offer to leave out are still sent; only offered bits count.
       return { version, actions, protocol: protocol & OFFERED_PROTOCOL, macros };
     } catch (error) {
-      throw this.#fail(new MilterFailure(`sent a bad option negotiation: ${(error as Error).message}`));
+      throw this.#fail(new MilterFailure(`broke option negotiation: ${(error as Error).message}`));
     }
   }
 

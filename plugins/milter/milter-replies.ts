@@ -79,7 +79,7 @@ export function parseAnswer(packet: Packet): MilterAnswer {
     case Reply.connectionFailure:
       throw new ProtocolError('reported a connection failure (SMFIR_CONN_FAIL)');
     default:
-      throw new ProtocolError(`an unknown answer "${/^[\x21-\x7e]$/.test(packet.code) ? packet.code : `0x${packet.code.charCodeAt(0).toString(16)}`}"`);
+      throw new ProtocolError(`sent an unknown answer "${/^[\x21-\x7e]$/.test(packet.code) ? packet.code : `0x${packet.code.charCodeAt(0).toString(16)}`}"`);
   }
 }
 
@@ -90,23 +90,23 @@ export function parseReplyCode(value: string): Verdict {
   const lines = value.replace(/\r?\n$/, '').split(/\r?\n/);
   const parsed = lines.map((line) => REPLY_LINE.exec(line));
   const first = parsed[0];
-  if (!first || parsed.some((match) => match === null || match[1] !== first[1])) throw new ProtocolError(`a malformed reply code ${JSON.stringify(value.slice(0, 80))}`);
+  if (!first || parsed.some((match) => match === null || match[1] !== first[1])) throw new ProtocolError(`sent a malformed reply code ${JSON.stringify(value.slice(0, 80))}`);
   const code = Number(first[1]);
-  if (code < 400) throw new ProtocolError(`the reply code ${code}: a milter may only refuse (4xx or 5xx)`);
+  if (code < 400) throw new ProtocolError(`sent the reply code ${code}: a milter may only refuse (4xx or 5xx)`);
   const enhanced = first[3];
-  if (enhanced !== undefined && enhanced[0] !== first[1][0]) throw new ProtocolError(`the enhanced code ${enhanced} with reply code ${code}`);
+  if (enhanced !== undefined && enhanced[0] !== first[1][0]) throw new ProtocolError(`sent the enhanced code ${enhanced} with reply code ${code}`);
   const text = parsed.map((match) => match![4].trim()).filter(Boolean).join(' ');
   return { kind: 'reply', code, enhanced, text };
 }
 
 function headerName(name: string): string {
-  if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) throw new ProtocolError(`a header name ${JSON.stringify(name.slice(0, 80))} that is not one`);
+  if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) throw new ProtocolError(`sent a header name ${JSON.stringify(name.slice(0, 80))} that is not one`);
   return name;
 }
 
 function mailbox(value: string): string {
   const address = value.trim().replace(/^<(.*)>$/, '$1');
-  if (/[\s<>\0]/.test(address)) throw new ProtocolError(`an address ${JSON.stringify(value.slice(0, 80))} that is not one`);
+  if (/[\s<>\0]/.test(address)) throw new ProtocolError(`sent an address ${JSON.stringify(value.slice(0, 80))} that is not one`);
   return address;
 }
 
@@ -115,7 +115,7 @@ function esmtpArgs(value: string): Record<string, string | true> {
   const args: Record<string, string | true> = {};
   for (const word of value.split(/\s+/).filter(Boolean)) {
     const equals = word.indexOf('=');
-    if (equals === 0) throw new ProtocolError(`an ESMTP parameter ${JSON.stringify(word.slice(0, 80))}`);
+    if (equals === 0) throw new ProtocolError(`sent an ESMTP parameter ${JSON.stringify(word.slice(0, 80))}`);
     if (equals < 0) args[word.toUpperCase()] = true;
     else args[word.slice(0, equals).toUpperCase()] = word.slice(equals + 1);
   }

@@ -72,6 +72,11 @@ export class MilterSession {
     return this.#negotiated;
   }
 
+  /** Why the milter was given up in this session, if it was. */
+  get failure(): string | undefined {
+    return this.#failure === '' ? undefined : this.#failure;
+  }
+
   /** Connects, negotiates and reports the connection (SMFIC_CONNECT). */
   async connect(values: MacroValues, signal?: AbortSignal): Promise<StepOutcome> {
     return this.#guard(signal, async () => {

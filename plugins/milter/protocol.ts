@@ -155,8 +155,8 @@ export class PacketReader {
     const packets: Packet[] = [];
     while (this.#pending.length >= 4) {
       const length = this.#pending.readUInt32BE(0);
-      if (length === 0) throw new ProtocolError('a packet of length 0');
-      if (length > MAX_PACKET) throw new ProtocolError(`a packet of ${length} bytes (at most ${MAX_PACKET} are accepted)`);
+      if (length === 0) throw new ProtocolError('sent a packet of length 0');
+      if (length > MAX_PACKET) throw new ProtocolError(`sent a packet of ${length} bytes (at most ${MAX_PACKET} are accepted)`);
       if (this.#pending.length < 4 + length) break;
       packets.push({ code: String.fromCharCode(this.#pending[4]), data: this.#pending.subarray(5, 4 + length) });
       this.#pending = this.#pending.subarray(4 + length);
@@ -175,7 +175,7 @@ export class DataCursor {
   }
 
   uint32(): number {
-    if (this.remaining < 4) throw new ProtocolError('a packet too short for its numbers');
+    if (this.remaining < 4) throw new ProtocolError('sent a packet too short for its numbers');
     const value = this.data.readUInt32BE(this.#at);
     this.#at += 4;
     return value;
@@ -183,7 +183,7 @@ export class DataCursor {
 
   bytes(): Buffer {
     const end = this.data.indexOf(0, this.#at);
-    if (end < 0) throw new ProtocolError('a string without its terminating NUL');
+    if (end < 0) throw new ProtocolError('sent a string without its terminating NUL');
     const value = this.data.subarray(this.#at, end);
     this.#at = end + 1;
     return value;
