@@ -44,7 +44,11 @@ describe('milter with OpenDKIM', () => {
     const message = sampleMessage({ from: 'Alice <alice@petrel.test>', to: 'bob@receiver.test', subject: 'a subject long enough that it is folded over two lines when\r\n it is written' });
     const reply = await client.sendMail('alice@petrel.test', ['bob@receiver.test'], message);
     assert.match(reply.raw, /^250 /, opendkim.output());
+    // A second message on the same connection: opendkim's session goes on after the first.
+    const second = await client.sendMail('alice2@petrel.test', ['bob@receiver.test'], sampleMessage({ from: 'alice2@petrel.test', to: 'bob@receiver.test' }));
+    assert.match(second.raw, /^250 /, opendkim.output());
     await client.quit();
+    assert.ok(headerFields(await queuedMessageFrom(server, 'alice2@petrel.test')).some((field) => field.startsWith('DKIM-Signature:')), 'the second message is signed too');
 
     const queued = await queuedMessageFrom(server, 'alice@petrel.test');
     const signature = headerFields(queued).find((field) => field.startsWith('DKIM-Signature:'));

@@ -104,6 +104,19 @@ describe('milter: steps and macros', () => {
     assert.equal(received.find((r) => r.code === 'B')!.data.toString(), 'Hello from the Petrel test suite.\r\n');
   });
 
+  it('reaches a milter on a Unix socket', async () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const m = await ScriptedMilter.start({ answer: (r) => (r.code === 'E' ? [says.addHeader('X-Over-Unix', 'yes'), says.continue()] : undefined) }, `${dir.path}/milter.sock`);
+    cleanups.push(() => m.stop());
+    assert.match(m.socket, /^unix:\/.*milter\.sock$/);
+    const server = await petrel([{ socket: m.socket }]);
+    const client = await server.client();
+    assert.match((await client.sendMail('a@example.org', ['bob@petrel.test'], sampleMessage())).raw, /^250 /);
+    await client.quit();
+    assert.ok(headerFields(await queuedMessageFrom(server, 'a@example.org')).includes('X-Over-Unix: yes'));
+  });
+
   it('sends only the macros a milter asked for with setsymlist', async () => {
     const m = await milter({ macroLists: [[2, '{client_addr} i'], [0, 'j']] });
     const server = await petrel([{ socket: m.socket }]);
@@ -315,6 +328,8 @@ describe('milter: failures and defaultAction', () => {
     ['sends garbage (a packet of length 0)', { raw: Buffer.alloc(4) }],
     ['sends a packet over the size limit', { raw: Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x63]) }],
     ['sends an unknown answer', { raw: packet('Z') }],
+    ['sends a verdict followed by data it never carries', { raw: packet('a', Buffer.from('extra')) }],
+    ['sends a reply code without its NUL', { raw: packet('y', Buffer.from('550 5.7.1 cut short')) }],
     ['answers with a 2xx reply code', [says.replyCode('250 2.0.0 fine')]],
     ['answers with an enhanced code of the wrong class', [says.replyCode('550 4.7.1 mixed')]],
   ] as const) {
@@ -347,6 +362,35 @@ describe('milter: failures and defaultAction', () => {
       await refused.quit();
     });
   }
+
+  it('nothing a milter sends crashes Petrel: 40 answers of arbitrary bytes at the end of the message each give 451, and the server goes on', async () => {
+    // A fixed pseudo-random sequence (same bytes on every run): well-framed packets of
+    // random letters and data, truncated packets, and raw noise.
+    let seed = 0x5eed;
+    const random = (below: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % below;
+    };
+    const bytes = (length: number) => Buffer.from(Array.from({ length }, () => random(256)));
+    const payloads = Array.from({ length: 40 }, (_, i) => {
+      if (i % 3 === 0) return { raw: bytes(1 + random(64)) };
+      const letter = String.fromCharCode(random(256));
+      const framed = packet(letter, bytes(random(40)));
+      return i % 3 === 1 ? { raw: Buffer.concat([framed, Buffer.from('c')]) } : { raw: framed.subarray(0, 1 + random(framed.length)) };
+    });
+    let next = 0;
+    const m = await milter({ answer: (r) => (r.code === 'E' ? payloads[next++] : undefined) });
+    const server = await petrel([{ socket: m.socket, timeout: '300ms' }]);
+    for (let i = 0; i < payloads.length; i++) {
+      const client = await server.client();
+      const reply = await client.sendMail(`fuzz${i}@example.org`, ['bob@petrel.test'], sampleMessage());
+      assert.match(reply.raw, /^(451 4\.7\.1|250|5\d\d|4\d\d) /, `payload ${i}`);
+      await client.quit();
+    }
+    const after = await server.client();
+    assert.match((await after.command('NOOP')).raw, /^250 /, 'the server still answers');
+    await after.quit();
+  });
 
   it('a change the milter did not negotiate fails it; nothing of it is applied', async () => {
     const m = await milter({ actions: 0x01, answer: (r) => (r.code === 'E' ? [says.addHeader('X-Allowed', 'yes'), says.deleteRecipient('<bob@petrel.test>'), says.continue()] : undefined) });

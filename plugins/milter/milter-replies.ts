@@ -40,6 +40,8 @@ const SIMPLE: Record<string, Verdict['kind']> = {
  */
 export function parseAnswer(packet: Packet): MilterAnswer {
   const simple = SIMPLE[packet.code];
+  // As Postfix does: a verdict followed by bytes it never carries is not a verdict to trust.
+  if ((simple || packet.code === Reply.progress) && packet.data.length > 0) throw new ProtocolError(`sent "${packet.code}" followed by ${packet.data.length} bytes of data`);
   if (simple) return { type: 'verdict', verdict: { kind: simple } as Verdict };
   const cursor = new DataCursor(packet.data);
   const modification = (value: Modification): MilterAnswer => ({ type: 'modification', modification: value });

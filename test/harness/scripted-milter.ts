@@ -58,17 +58,18 @@ export class ScriptedMilter {
     this.#server = server;
   }
 
-  static async start(script: MilterScript = {}): Promise<ScriptedMilter> {
+  /** Listens on a loopback port, or on the Unix socket `path` when given. */
+  static async start(script: MilterScript = {}, path?: string): Promise<ScriptedMilter> {
     let milter: ScriptedMilter | undefined;
     const server = createServer((socket) => milter!.#serve(socket));
     milter = new ScriptedMilter(server, script);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => (path === undefined ? server.listen(0, '127.0.0.1', resolve) : server.listen(path, resolve)));
     return milter;
   }
 
   get socket(): string {
-    const address = this.#server.address() as { port: number };
-    return `inet:${address.port}@127.0.0.1`;
+    const address = this.#server.address();
+    return typeof address === 'string' ? `unix:${address}` : `inet:${(address as { port: number }).port}@127.0.0.1`;
   }
 
   /** Every command of every connection, in order, as letters. */
