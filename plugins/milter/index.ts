@@ -7,7 +7,6 @@ import {
   type IncomingMessage,
   inject,
   injectable,
-  type Logger,
   next,
   noteFinding,
   type PermanentCode,
@@ -30,7 +29,7 @@ import { applyModifications } from './apply-modifications.js';
 import { macroValues, type ServerFacts } from './macros.js';
 import { parseEndpoint } from './milter-connection.js';
 import type { Verdict } from './milter-replies.js';
-import { type MilterSession as Milter, MilterSession, type MilterSettings, type StepOutcome } from './milter-session.js';
+import { MilterSession, type MilterSettings, type StepOutcome } from './milter-session.js';
 import { Protocol } from './protocol.js';
 
 const milterSchema = z.strictObject({
@@ -84,7 +83,6 @@ export default class MilterClient {
     @inject(TOKENS.PluginOptions) opts: Options,
     @inject(TOKENS.Config) config: PetrelConfig,
     @inject(TOKENS.Spool) private readonly spool: Spool,
-    @inject(TOKENS.Logger) private readonly log: Logger,
   ) {
     this.#settings = opts.milters.map((milter) => ({ ...milter, endpoint: parseEndpoint(milter.socket)!, maxBodyBytes: config.limits.messageSize }));
     this.#server = { hostname: config.server.hostname, version: PETREL_VERSION };
@@ -167,7 +165,7 @@ export default class MilterClient {
   }
 
   /** Asks each milter in config order; the first that refuses (or fails, with tempfail/reject) decides. */
-  async #each(session: Session, step: Step, transaction: Transaction | undefined, ask: (milter: Milter) => Promise<StepOutcome>): Promise<HookResult> {
+  async #each(session: Session, step: Step, transaction: Transaction | undefined, ask: (milter: MilterSession) => Promise<StepOutcome>): Promise<HookResult> {
     for (const milter of this.#milters(session)) {
       if (transaction && this.#discarded(session, transaction)) return next();
       const result = this.#result(session, transaction, step, milter, await ask(milter));
@@ -176,7 +174,7 @@ export default class MilterClient {
     return next();
   }
 
-  #result(session: Session, transaction: Transaction | undefined, step: Step, milter: Milter, outcome: StepOutcome): HookResult {
+  #result(session: Session, transaction: Transaction | undefined, step: Step, milter: MilterSession, outcome: StepOutcome): HookResult {
     const name = milter.settings.name;
     const log = transaction?.log ?? session.log;
     switch (outcome.kind) {
@@ -223,8 +221,8 @@ export default class MilterClient {
     return transaction.notes.has(DISCARD) || session.notes.has(DISCARD);
   }
 
-  #milters(session: Session): readonly Milter[] {
-    return (session.notes.get(SESSIONS) as Milter[] | undefined) ?? [];
+  #milters(session: Session): readonly MilterSession[] {
+    return (session.notes.get(SESSIONS) as MilterSession[] | undefined) ?? [];
   }
 
   #values(session: Session, transaction?: Transaction, recipient?: Parameters<typeof macroValues>[4]) {
