@@ -230,6 +230,16 @@ describe('milter: answers', () => {
     assert.equal(await queuedCount(server, 'dropped@example.org'), 0);
     assert.ok(server.logs.lines.some((line) => line.msg === 'message discarded by a milter'));
   });
+  it('discard at connect drops every message of the session, each with its 250', async () => {
+    const m = await milter({ answer: (r) => (r.code === 'C' ? [says.discard()] : undefined) });
+    const server = await petrel([{ socket: m.socket }]);
+    const client = await server.client();
+    assert.match((await client.sendMail('first@example.org', ['bob@petrel.test'], sampleMessage())).raw, /^250 /);
+    assert.match((await client.sendMail('second@example.org', ['bob@petrel.test'], sampleMessage())).raw, /^250 /);
+    await client.quit();
+    assert.equal(await queuedCount(server, 'first@example.org'), 0);
+    assert.equal(await queuedCount(server, 'second@example.org'), 0);
+  });
 });
 
 describe('milter: changes at the end of the message', () => {
