@@ -164,6 +164,62 @@ describe('web console', () => {
     assert.equal((await http(server, '/api/queue', { headers: { cookie: session } })).status, 401, 'signed out');
   });
 
+  it('asks for the token or the session on every API route, the SSE trace streams too', async () => {
+    const routes: [string, string][] = [
+      ['GET', '/api/queue'],
+      ['GET', '/api/queue/stats'],
+      ['GET', '/api/activity'],
+      ['GET', '/api/why?q=alice'],
+      ['GET', '/api/trace/server'],
+      ['GET', '/api/trace/client'],
+      ['GET', '/api/trace/watchers'],
+      ['GET', '/api/config'],
+      ['GET', '/api/plugins'],
+      ['GET', '/api/session'],
+      ['POST', '/api/reload'],
+      ['POST', '/api/queue/retry-all'],
+      ['POST', '/api/queue/bulk'],
+    ];
+    const refused = async (method: string, path: string, headers: Record<string, string>) => {
+      const response = await http(server, path, { method, headers });
+      assert.equal(response.status, 401, `${method} ${path} with ${JSON.stringify(headers)}`);
+      await response.body?.cancel();
+    };
+    for (const [method, path] of routes) {
+      await refused(method, path, {});
+      await refused(method, path, { cookie: 'petrel_console=made-up-session-id' });
+    }
+    // Wrong tokens count towards the guessing limit (tested below): one is enough here.
+    await refused('GET', '/api/trace/server', { authorization: 'Bearer wrong-token' });
+  });
+
+  it('marks the cookie Secure when the console is reached through a TLS proxy', async () => {
+    const direct = await http(server, '/api/session', { method: 'POST', body: JSON.stringify({ token: TOKEN }) });
+    assert.doesNotMatch(direct.headers.get('set-cookie') ?? '', /Secure/, 'plain HTTP: a Secure cookie would never come back');
+    for (const proxied of [{ 'x-forwarded-proto': 'https' }, { forwarded: 'for=192.0.2.1;proto=https;host=console.example' }]) {
+      const response = await http(server, '/api/session', { method: 'POST', headers: proxied, body: JSON.stringify({ token: TOKEN }) });
+      assert.match(response.headers.get('set-cookie') ?? '', /; HttpOnly; SameSite=Strict; Path=\/; Secure$/, JSON.stringify(proxied));
+    }
+  });
+
+  it('throttles token guessing from an address, and says when to try again', async () => {
+    const guarded = await startTestServer({ admin: { host: '127.0.0.1', port: 0, token: TOKEN } });
+    try {
+      const signIn = (token: string) => http(guarded, '/api/session', { method: 'POST', body: JSON.stringify({ token }) });
+      const guesses: number[] = [];
+      for (let i = 0; i < 10; i++) guesses.push((await signIn(`guess-${i}`)).status);
+      assert.deepEqual(guesses, Array(10).fill(401), 'ten wrong tokens are each told so');
+      const throttled = await signIn(TOKEN);
+      assert.equal(throttled.status, 429, 'then even the right one waits: a guesser learns nothing');
+      assert.match(throttled.headers.get('retry-after') ?? '', /^\d+$/);
+      const bearer = await http(guarded, '/api/queue', { headers: { authorization: `Bearer ${TOKEN}` } });
+      assert.equal(bearer.status, 429, 'a bearer token from that address waits too');
+      assert.equal((await http(guarded, '/health')).status, 200, 'what needs no token is not throttled');
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   it('is off without an admin token', async () => {
     const bare = await startTestServer({ admin: { host: '127.0.0.1', port: 0 } });
     try {

@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { TokenGuessThrottle } from './token-guess-throttle.js';
 
 /** How long a console sign-in lasts without use. */
 const SESSION_IDLE_MS = 8 * 3_600_000;
@@ -11,8 +12,10 @@ export const CONSOLE_HEADER = 'x-petrel-console';
 
 export class AuthError extends Error {
   constructor(
-    readonly status: 401 | 403,
+    readonly status: 401 | 403 | 429,
     message: string,
+    /** For 429: seconds until the client may try again (the Retry-After header). */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
@@ -28,11 +31,20 @@ export class AuthError extends Error {
  * second guard against cross-site requests, a state-changing request that
  * rides on the cookie must also carry the X-Petrel-Console header, which a
  * cross-origin page cannot add without a CORS preflight we never grant.
+ * Wrong tokens are counted per client address (token-guess-throttle.ts):
+ * a guesser is made to wait. The cookie is Secure when the request came
+ * over TLS, here or (X-Forwarded-Proto / Forwarded) at a proxy in front.
  */
 export class AdminAuth {
   readonly #sessions = new Map<string, number>();
+  readonly #guesses: TokenGuessThrottle;
 
-  constructor(private readonly token: string | undefined) {}
+  constructor(
+    private readonly token: string | undefined,
+    now: () => number = Date.now,
+  ) {
+    this.#guesses = new TokenGuessThrottle(now);
+  }
 
   get enabled(): boolean {
     return this.token !== undefined && this.token !== '';
@@ -43,7 +55,7 @@ export class AdminAuth {
     if (!this.enabled) throw new AuthError(403, 'the admin API is off: set admin.token (e.g. token: ${PETREL_ADMIN_TOKEN})');
     const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
     if (bearer !== undefined) {
-      if (!this.#isToken(bearer)) throw new AuthError(401, 'missing or wrong bearer token');
+      if (!this.#isToken(bearer, request)) throw new AuthError(401, 'missing or wrong bearer token');
       return;
     }
     const session = cookieOf(request, SESSION_COOKIE);
@@ -56,11 +68,11 @@ export class AdminAuth {
   /** POST /api/session with `{ "token": "..." }`: sets the console's cookie, or throws 401. */
   signIn(token: unknown, request: IncomingMessage, response: ServerResponse): void {
     if (!this.enabled) throw new AuthError(403, 'the admin API is off: set admin.token');
-    if (typeof token !== 'string' || !this.#isToken(token)) throw new AuthError(401, 'wrong token');
+    if (typeof token !== 'string' || !this.#isToken(token, request)) throw new AuthError(401, 'wrong token');
     if (this.#sessions.size >= MAX_SESSIONS) this.#sessions.delete(this.#sessions.keys().next().value!);
     const id = randomBytes(32).toString('base64url');
     this.#sessions.set(id, Date.now() + SESSION_IDLE_MS);
-    const secure = (request.socket as { encrypted?: boolean }).encrypted ? '; Secure' : '';
+    const secure = cameOverTls(request) ? '; Secure' : '';
     response.setHeader('set-cookie', `${SESSION_COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/${secure}`);
   }
 
@@ -71,10 +83,17 @@ export class AdminAuth {
     response.setHeader('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
   }
 
-  #isToken(given: string): boolean {
+  /** Compares in constant time, unless the address must wait (429) for having guessed too often. */
+  #isToken(given: string, request: IncomingMessage): boolean {
+    const address = request.socket.remoteAddress ?? '';
+    const wait = this.#guesses.waitSeconds(address);
+    if (wait !== undefined) throw new AuthError(429, `too many wrong tokens from your address: try again in ${wait} s`, wait);
     const expected = Buffer.from(this.token ?? '');
     const actual = Buffer.from(given);
-    return expected.length > 0 && actual.length === expected.length && timingSafeEqual(actual, expected);
+    const right = expected.length > 0 && actual.length === expected.length && timingSafeEqual(actual, expected);
+    if (right) this.#guesses.right(address);
+    else this.#guesses.wrong(address);
+    return right;
   }
 
   #touch(session: string): boolean {
@@ -87,6 +106,19 @@ export class AdminAuth {
     this.#sessions.set(session, Date.now() + SESSION_IDLE_MS);
     return true;
   }
+}
+
+/**
+ * TLS here (never, today: the admin listener speaks plain HTTP) or at a
+ * proxy that says so. Trusting the proxy's header is safe for this one
+ * use: a client that lies about it gets a Secure cookie over plain HTTP,
+ * which its browser then never sends back.
+ */
+function cameOverTls(request: IncomingMessage): boolean {
+  if ((request.socket as { encrypted?: boolean }).encrypted) return true;
+  const forwardedProto = String(request.headers['x-forwarded-proto'] ?? '').split(',')[0].trim().toLowerCase();
+  const forwarded = /(?:^|[;,\s])proto="?https"?(?:[;,\s]|$)/i.test(String(request.headers.forwarded ?? ''));
+  return forwardedProto === 'https' || forwarded;
 }
 
 function cookieOf(request: IncomingMessage, name: string): string | undefined {

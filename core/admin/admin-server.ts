@@ -85,7 +85,8 @@ export class AdminServer {
       this.#handle(request, response).catch((error: unknown) => {
         const status = error instanceof HttpError || error instanceof AuthError ? error.status : 500;
         if (status === 500) deps.log.error({ err: error, url: request.url }, 'admin request failed');
-        send(response, status, { error: (error as Error).message });
+        const retryAfter: Record<string, string> = error instanceof AuthError && error.retryAfter !== undefined ? { 'retry-after': String(error.retryAfter) } : {};
+        send(response, status, { error: (error as Error).message }, retryAfter);
       });
     });
     // Bound with the SMTP ports (perhaps as root), answering once Petrel has started; http wants sockets reading.
@@ -338,8 +339,8 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   }
 }
 
-function send(response: ServerResponse, status: number, body: unknown): void {
+function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (response.headersSent) return;
-  response.writeHead(status, { 'content-type': 'application/json' });
+  response.writeHead(status, { 'content-type': 'application/json', ...headers });
   response.end(`${JSON.stringify(body, null, 2)}\n`);
 }
