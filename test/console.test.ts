@@ -164,6 +164,54 @@ describe('web console', () => {
     assert.equal((await http(server, '/api/queue', { headers: { cookie: session } })).status, 401, 'signed out');
   });
 
+  it('shows hostile message data as text: no markup is made of it and no script runs, even with the CSP off', async () => {
+    // The CSP alone would stop an injected handler; a browser that ignores it shows whether the pages themselves are safe.
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+    try {
+      const open = await browser.newContext({ bypassCSP: true });
+      const hostile = await open.newPage();
+      const errors: string[] = [];
+      hostile.on('pageerror', (error) => errors.push(error.message));
+      const base = `http://127.0.0.1:${server.petrel.adminAddress!.port}`;
+      await hostile.goto(`${base}/`);
+      await hostile.fill('input[name=token]', TOKEN);
+      await hostile.click('button[type=submit]');
+      await hostile.getByText('Messages per minute, last hour').waitFor();
+      await hostile.click('nav >> text=Live sessions');
+      await hostile.locator('.link-state.up').waitFor();
+
+      const client = await server.client('mx', { localAddress: '127.0.0.2', ehlo: '<svg/onload=window.__xss=1>' });
+      const reply = await client.sendMail(
+        '"<svg/onload=window.__xss=2>"@origin.test',
+        ['xss@far.test'],
+        sampleMessage({
+          from: '"<img src=x onerror=window.__xss=3>" <mallory@origin.test>',
+          subject: '<img src=x onerror=window.__xss=4><script>window.__xss=5</script>',
+          messageId: '<"<img src=x onerror=window.__xss=6>"@origin.test>',
+        }),
+      );
+      await client.quit();
+      const id = /queued as (\S+)/.exec(reply.raw)![1];
+      await hostile.locator('table.sessions', { hasText: '<svg/onload=window.__xss=1>' }).first().waitFor();
+      await afterFirstAttempt(server, id);
+      await hostile.click('nav >> text=Queue');
+      await hostile.locator(`tr[data-id="${id}"]`, { hasText: '<svg/onload=window.__xss=2>' }).waitFor();
+      await hostile.locator(`a[href="/messages/${id}"]`).click();
+      await hostile.locator('.timeline li.attempt').first().waitFor();
+      await hostile.click('text=Show the raw message');
+      await hostile.locator('pre.raw').waitFor();
+      const text = await hostile.locator('body').innerText();
+      for (const shown of ['helo <svg/onload=window.__xss=1>', '<svg/onload=window.__xss=2>', '<img src=x onerror=window.__xss=3>', '<script>window.__xss=5</script>', '<img src=x onerror=window.__xss=6>']) {
+        assert.ok(text.includes(shown), `"${shown}" is on the page as text`);
+      }
+      assert.equal(await hostile.locator('main img, main svg, main script').count(), 0, 'no element was made of message data');
+      assert.equal(await hostile.evaluate("window.__xss"), undefined, 'no injected script ran');
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
+  });
+
   it('asks for the token or the session on every API route, the SSE trace streams too', async () => {
     const routes: [string, string][] = [
       ['GET', '/api/queue'],
