@@ -122,4 +122,9 @@ export interface OperatorRecord {
   readonly op: 'hold' | 'release' | 'retry' | 'bounce' | 'delete';
 }
 
-export type HistoryRecord = ReceivedRecord | RefusedRecord | AttemptRecord | SettledRecord | OperatorRecord;
+/** Set on a record the store had to shorten (bounded-record.ts): long strings and lists were cut. */
+export interface Shortened {
+  readonly truncated?: true;
+}
+
+export type HistoryRecord = (ReceivedRecord | RefusedRecord | AttemptRecord | SettledRecord | OperatorRecord) & Shortened;

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log/logger.js';
+import { boundedLine } from './bounded-record.js';
 import type { HistoryRecord } from './history-record.js';
 import { idOfLine, parseHistoryQuery, queueIdTime, recordMatches, type HistoryQuery } from './history-query.js';
 import { RecentActivity } from './recent-activity.js';
@@ -58,10 +59,10 @@ export class HistoryStore {
     return this.#messages.dropped + this.#refusals.dropped;
   }
 
-  /** Keeps a record; never waits and never throws. */
+  /** Keeps a record (at most MAX_RECORD_BYTES of it); never waits and never throws. */
   append(record: HistoryRecord): void {
     this.activity.count(record);
-    (record.t === 'refused' ? this.#refusals : this.#messages).append(JSON.stringify(record));
+    (record.t === 'refused' ? this.#refusals : this.#messages).append(boundedLine(record));
   }
 
   /** Writes what is buffered (shutdown, before a read). */

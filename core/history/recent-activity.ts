@@ -5,6 +5,8 @@ const MINUTE_MS = 60_000;
 export const ACTIVITY_MINUTES = 60;
 /** Distinct deferral reasons counted at most (the rest are "other"). */
 const MAX_REASONS = 200;
+/** Characters of a deferral reply read for its reason (kept: 120, after ids and addresses became `…`). */
+const REPLY_READ = 400;
 
 export interface MinuteCounts {
   /** Epoch ms of the minute's start. */
@@ -75,9 +77,14 @@ export class RecentActivity {
     return bucket;
   }
 
-  /** Replies differ by queue ids, addresses and numbers; the reason is what is left. */
+  /**
+   * Replies differ by queue ids, addresses and numbers; the reason is what is
+   * left. The reply is cut before the patterns run: they backtrack over the
+   * rest of the text at each position, and a remote server may send 1 MB.
+   */
   #reason(reply: string, at: number): void {
     const reason = reply
+      .slice(0, REPLY_READ)
       .replace(/\[[^\]]*\]|\b\d{1,3}(\.\d{1,3}){3}\b|[0-9a-f]{8,}|\S+@\S+/gi, '…')
       .slice(0, 120);
     const entry = this.#reasons.get(reason);

@@ -48,6 +48,7 @@ export function timelineLines(records: readonly HistoryRecord[]): string[] {
         lines.push(`${at}  operator   ${record.op}`);
         break;
     }
+    if (record.truncated) lines.push(`${INDENT} (this record was shortened: it had very long values or lists)`);
   }
   return lines;
 }

@@ -103,6 +103,7 @@ export function Timeline(props: { records: readonly HistoryRecord[] }) {
               <h3>Operator: {record.op}</h3>
             </div>
           )}
+          {record.truncated && <p class="empty">This record was shortened: it had very long values or lists.</p>}
         </li>
       ))}
     </ol>
