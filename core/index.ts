@@ -121,6 +121,7 @@ export { checkFileAtStart } from './util/file-at-start.js';
 export type { FileAtStart } from './util/file-at-start.js';
 export { DirectorySyncer, fsyncDirectory, fsyncFile, writeAndRename } from './util/durable-fs.js';
 export { PidLock } from './util/pid-lock.js';
+export { asOwnerOf } from './privileges/as-owner.js';
 export { processIsAlive } from './util/process-alive.js';
 
 // --- Errors --------------------------------------------------------------------------------

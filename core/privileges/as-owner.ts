@@ -1,10 +1,14 @@
 import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 /**
  * Runs `work` with the effective user and group of `directory`'s owner when
  * this process is root and the directory belongs to another user: for what
  * root does inside the data directory (the generated certificate before the
- * switch, a maildrop made by root's `petrel sendmail`).
+ * switch, a maildrop made by root's `petrel sendmail`, the users file, a
+ * DKIM key or the queue an operator's `petrel user`, `dkim keygen` or
+ * `queue` changes). A directory not made yet is its nearest parent's: the
+ * owner of `dataDir/dkim` is who would make it.
  *
  * That directory is the server user's, who may have put anything in it: a
  * link `tls/self-signed.key -> /etc/shadow`, or `maildrop` swapped for a link
@@ -22,13 +26,7 @@ import { stat } from 'node:fs/promises';
  */
 export async function asOwnerOf<T>(directory: string, work: () => Promise<T>): Promise<T> {
   if (process.geteuid?.() !== 0) return work();
-  let owner;
-  try {
-    owner = await stat(directory);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return work();
-    throw error;
-  }
+  const owner = await ownerOf(directory);
   if (owner.uid === 0) return work();
   const groups = process.getgroups?.() ?? [];
   const egid = process.getegid?.() ?? 0;
@@ -41,5 +39,16 @@ export async function asOwnerOf<T>(directory: string, work: () => Promise<T>): P
     process.seteuid?.(0);
     process.setegid?.(egid);
     process.setgroups?.(groups);
+  }
+}
+
+/** The ids of `path`'s owner, or of its nearest parent that exists. */
+async function ownerOf(path: string): Promise<{ uid: number; gid: number }> {
+  for (let at = resolve(path); ; at = dirname(at)) {
+    try {
+      return await stat(at);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(at) === at) throw error;
+    }
   }
 }

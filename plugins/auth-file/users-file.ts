@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fsyncDirectory, PidLock, writeAndRename } from 'petrel';
+import { asOwnerOf, fsyncDirectory, PidLock, writeAndRename } from 'petrel';
 import { hashProblem } from './password-hash.js';
 
 /**
@@ -65,6 +65,11 @@ export function formatUsers(users: Users): string {
  * next AUTH. The file is created (mode 0640) if missing.
  */
 export async function updateUsersFile(path: string, change: (users: Map<string, string>) => void): Promise<void> {
+  // Root (an operator's `petrel user`) writes as the directory's owner: the server, running as that user, must read the file.
+  await asOwnerOf(dirname(path), () => updateAsOwner(path, change));
+}
+
+async function updateAsOwner(path: string, change: (users: Map<string, string>) => void): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const lock = new PidLock(`${path}.lock`);
   for (let attempt = 0; !(await lock.acquire()); attempt++) {

@@ -2,7 +2,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
-import { asciiDomain, type CommandContext, type PluginCommand } from 'petrel';
+import { asciiDomain, asOwnerOf, type CommandContext, type PluginCommand } from 'petrel';
 import { dkimRecordValue, zoneFileLine, type DkimKeyType } from './dkim-record.js';
 
 type Algorithm = DkimKeyType | 'both';
@@ -69,8 +69,11 @@ async function keygen(context: CommandContext): Promise<number> {
   const made = [];
   for (const key of planned) {
     const privateKey = generate(key.type, bits);
-    await mkdir(dirname(key.file), { recursive: true, mode: 0o700 });
-    await writeFile(key.file, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    // Run by root, as the owner of where the key goes (the data directory's: the server user, who must read it at a reload).
+    await asOwnerOf(dirname(key.file), async () => {
+      await mkdir(dirname(key.file), { recursive: true, mode: 0o700 });
+      await writeFile(key.file, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    });
     context.out(`wrote ${key.file} (${key.type}${key.type === 'rsa' ? `, ${bits} bits` : ''})`);
     made.push({ ...key, record: zoneFileLine(domain, key.selector, dkimRecordValue(privateKey)) });
   }

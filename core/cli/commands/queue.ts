@@ -8,6 +8,7 @@ import { parseDuration } from '../../config/units.js';
 import { createLogger } from '../../log/logger.js';
 import { makePaths } from '../../paths.js';
 import { Petrel } from '../../petrel.js';
+import { asOwnerOf } from '../../privileges/as-owner.js';
 import { isQueueId } from '../../queue/queue-id.js';
 import { stateOf, type QueuedMessage, type QueueState } from '../../queue/contract.js';
 import { timelineLines } from '../../history/timeline.js';
@@ -78,15 +79,19 @@ function withId<Op extends 'show' | 'hold' | 'release' | 'delete' | 'bounce' | '
 
 async function runWithoutServer(loaded: LoadedConfig, request: QueueRequest): Promise<unknown> {
   const petrel = await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
-  try {
-    await petrel.openQueue();
-    // A bounce writes its DSN through the spool, as the server would.
-    await mkdir(join(petrel.paths.dataDir, 'spool', 'incoming'), { recursive: true });
-    // Through JSON, so the output is the same as from a running server.
-    return JSON.parse(JSON.stringify((await petrel.queueOperations().execute(request)) ?? null)) as unknown;
-  } finally {
-    await petrel.stop();
-  }
+  // Plugins are made as root (as the server makes them); the queue, spool and history are then used as the
+  // data directory's owner, so nothing root makes there (a directory, a .state file, a history day) locks the server out.
+  return asOwnerOf(petrel.paths.dataDir, async () => {
+    try {
+      await petrel.openQueue();
+      // A bounce writes its DSN through the spool, as the server would.
+      await mkdir(join(petrel.paths.dataDir, 'spool', 'incoming'), { recursive: true });
+      // Through JSON, so the output is the same as from a running server.
+      return JSON.parse(JSON.stringify((await petrel.queueOperations().execute(request)) ?? null)) as unknown;
+    } finally {
+      await petrel.stop();
+    }
+  });
 }
 
 function print(request: QueueRequest, result: unknown, context: CliContext): number {
