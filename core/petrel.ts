@@ -454,6 +454,7 @@ export class Petrel {
       config: () => this.config,
       clock,
       metrics: this.metrics,
+      bouncer: () => this.bouncer,
       log: this.logger.child({ component: 'pickup' }),
     });
     try {

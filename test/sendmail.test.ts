@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, lchownSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { ChildPetrel, runnableAsRoot } from './harness/child-petrel.js';
+import { SmallDisk } from './harness/small-disk.js';
 import { eventually } from './harness/eventually.js';
 import { waitForMail } from './harness/maildir.js';
 import { startTestServer } from './harness/test-server.js';
@@ -193,6 +194,95 @@ describe('petrel sendmail, with the server running', () => {
     assert.deepEqual(readdirSync(join(maildrop, 'corrupt')).sort(), ['0mx0aaaaa-0000000000000001', '0mx0aaaaa-0000000000000002']);
     const reasons = server.logLines.filter(setAside).map((line) => line.reason);
     assert.deepEqual(reasons.sort(), ['a symbolic link', 'no maildrop trailer']);
+  });
+});
+
+/** Puts a complete maildrop file into the maildrop as `name`, made elsewhere and renamed in whole (as sendmail's appears). */
+function dropFile(dataDir: string, name: string, message: string, envelope: object): void {
+  const offset = String(Buffer.byteLength(message)).padStart(16, '0');
+  const staging = join(dataDir, `staging-${name}`);
+  writeFileSync(staging, `${message}${JSON.stringify(envelope)}\nPETREL-MAILDROP 1 ${offset}\n`, { mode: 0o740 });
+  renameSync(staging, join(dataDir, 'maildrop', name));
+}
+
+describe('maildrop files that cannot be queued', () => {
+  const temp = tempDir();
+  const dataDir = join(temp.path, 'data');
+  let server: ChildPetrel;
+  const envelope = (from: string) => ({ from, to: ['alice@petrel.test'], bodyType: '7bit', smtpUtf8: false });
+  const setAside = (line: Record<string, unknown>) => String(line.msg).includes('is not a message Petrel can queue');
+
+  before(async () => {
+    server = await ChildPetrel.start(temp.path, serverConfig(dataDir, { limits: { messageSize: '64KiB' } }));
+  });
+  after(async () => {
+    await server.stop();
+    temp.remove();
+  });
+
+  it('one too large for limits.messageSize now is set aside, and its local sender gets a delivery status notification', async () => {
+    const message = `From: carol@petrel.test\r\nTo: alice@petrel.test\r\nSubject: the big report\r\n\r\n${'0123456789abcdef\r\n'.repeat(6000)}`;
+    dropFile(dataDir, '0mx0aaaaa-00000000000000a1', message, envelope('carol@petrel.test'));
+    await server.waitForLog(setAside, 1);
+    assert.ok(readdirSync(join(dataDir, 'maildrop', 'corrupt')).includes('0mx0aaaaa-00000000000000a1'));
+    const [dsn] = await waitForMail(join(dataDir, 'maildir', 'carol'));
+    assert.match(dsn, /\r\nSubject: Undelivered Mail Returned to Sender\r\n/);
+    assert.match(dsn, /<alice@petrel\.test>: 552 5\.3\.4 /);
+    assert.match(dsn, /\r\nStatus: 5\.3\.4\r\n/);
+    assert.match(dsn, /\r\nSubject: the big report\r\n/, 'the original headers come back');
+    assert.ok(!dsn.includes('0123456789abcdef'), 'not its body');
+    assert.deepEqual(readdirSync(join(dataDir, 'maildir')).sort(), ['carol'], 'alice got nothing');
+  });
+
+  it('a FIFO, a directory and a file with a second link are set aside without being read', async () => {
+    const maildrop = join(dataDir, 'maildrop');
+    const before = server.logLines.filter(setAside).length;
+    const made = await run(['mkfifo', '-m', '0740', join(maildrop, '0mx0aaaaa-00000000000000b1')], '');
+    assert.equal(made.code, 0, made.stderr);
+    const staging = join(dataDir, 'staging-dir');
+    mkdirSync(staging);
+    renameSync(staging, join(maildrop, '0mx0aaaaa-00000000000000b2'));
+    dropFile(dataDir, '0mx0aaaaa-00000000000000b3', 'Subject: linked\r\n\r\nx\r\n', envelope('carol@petrel.test'));
+    linkSync(join(maildrop, '0mx0aaaaa-00000000000000b3'), join(dataDir, 'second-link'));
+    await server.waitForLog(setAside, before + 3);
+    const reasons = server.logLines.filter(setAside).slice(before).map((line) => line.reason);
+    assert.deepEqual(reasons, Array(3).fill('not a regular file with a single link'));
+    assert.deepEqual(maildropFiles(dataDir), []);
+  });
+
+  it('one with an empty message is set aside once, with the reason, and pickup goes on', async () => {
+    const before = server.logLines.filter(setAside).length;
+    dropFile(dataDir, '0mx0aaaaa-00000000000000a2', '', envelope('carol@petrel.test'));
+    await server.waitForLog(setAside, before + 1);
+    assert.equal(server.logLines.filter(setAside).at(-1)?.reason, 'no message before the envelope');
+    assert.deepEqual(maildropFiles(dataDir), []);
+    const stored = await sendmail(server.configFile, ['alice@petrel.test'], 'Subject: still working\n\nyes\n');
+    assert.equal(stored.code, 0, stored.stderr);
+    const [mail] = await waitForMail(join(dataDir, 'maildir', 'alice'));
+    assert.match(mail, /\r\nSubject: still working\r\n/);
+  });
+});
+
+describe('petrel sendmail on a full disk', () => {
+  const temp = tempDir();
+  let disk: SmallDisk;
+  after(async () => {
+    await disk?.unmount();
+    temp.remove();
+  });
+
+  it('exits 75 (EX_TEMPFAIL: try again later) and keeps nothing', async () => {
+    disk = await SmallDisk.mount(1 << 20);
+    const dataDir = join(disk.path, 'data');
+    mkdirSync(dataDir);
+    const file = writeConfig(join(temp.path, 'mta.yaml'), serverConfig(dataDir));
+    // The first one makes the maildrop (root may, as the data directory's owner) and is kept.
+    assert.equal((await sendmail(file, ['alice@petrel.test'], 'Subject: fits\n\nok\n')).code, 0);
+    await disk.fill();
+    const full = await sendmail(file, ['alice@petrel.test'], `Subject: no room\n\n${'x'.repeat(64 * 1024)}\n`);
+    assert.equal(full.code, 75, full.stderr);
+    assert.match(full.stderr, /cannot store the message in .*maildrop now \(.*ENOSPC.*\); nothing was sent/);
+    assert.equal(maildropFiles(dataDir).length, 1, 'only the first message is there');
   });
 });
 

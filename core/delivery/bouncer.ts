@@ -41,8 +41,13 @@ export class Bouncer {
     private readonly log: Logger,
   ) {}
 
-  /** Reports on `recipients` of `message`; returns the id of the queued DSN, if one was made. */
-  async report(message: QueuedMessage, recipients: readonly DsnRecipient[]): Promise<string | undefined> {
+  /**
+   * Reports on `recipients` of `message`; returns the id of the queued DSN, if
+   * one was made. `headers` is for a message that never reached the queue (a
+   * maildrop file refused at pickup): its header block, returned instead of
+   * what the queue holds.
+   */
+  async report(message: QueuedMessage, recipients: readonly DsnRecipient[], headers?: Buffer): Promise<string | undefined> {
     const wanted = recipients.filter((r) => this.#wants(message, r));
     if (wanted.length === 0) return undefined;
     const log = this.log.child({ qid: message.id });
@@ -57,9 +62,9 @@ export class Bouncer {
         );
         return undefined;
       }
-      return this.#send(message, failed, postmaster, 'postmaster');
+      return this.#send(message, failed, postmaster, 'postmaster', headers);
     }
-    return this.#send(message, wanted, message.envelope.from, 'dsn');
+    return this.#send(message, wanted, message.envelope.from, 'dsn', headers);
   }
 
   #wants(message: QueuedMessage, recipient: DsnRecipient): boolean {
@@ -70,12 +75,11 @@ export class Bouncer {
     return recipient.action === 'failed' || recipient.action === 'delayed';
   }
 
-  async #send(message: QueuedMessage, recipients: readonly DsnRecipient[], to: string, generated: 'dsn' | 'postmaster'): Promise<string> {
+  async #send(message: QueuedMessage, recipients: readonly DsnRecipient[], to: string, generated: 'dsn' | 'postmaster', headers: Buffer | undefined): Promise<string> {
     const now = this.clock.now();
     const failure = recipients.some((r) => r.action === 'failed');
-    const full = failure && this.#returnsFullMessage(message);
-    const original = await this.queue().read(message.id);
-    const content: Readable | Buffer = full ? original : await readHeaderBlock(original);
+    const full = headers === undefined && failure && this.#returnsFullMessage(message);
+    const content: Readable | Buffer = headers ?? (full ? await this.queue().read(message.id) : await readHeaderBlock(await this.queue().read(message.id)));
     const { bounces } = this.options;
     const from = bounces.from.includes('@') ? bounces.from : `${bounces.from}@${this.options.hostname}`;
     const dsn = buildDsn({

@@ -164,6 +164,7 @@ export async function readEnvelope(handle: FileHandle, size: number): Promise<{ 
   const match = TRAILER.exec(trailer.toString('latin1'));
   if (!match) throw new Error('no maildrop trailer');
   const messageBytes = Number(match[1]);
+  if (messageBytes === 0) throw new Error('no message before the envelope');
   const envelopeBytes = size - TRAILER_BYTES - messageBytes;
   if (envelopeBytes <= 1 || envelopeBytes > MAX_ENVELOPE_BYTES) throw new Error('bad envelope offset');
   const raw = Buffer.alloc(envelopeBytes);

@@ -3,10 +3,12 @@ import { lstat, mkdir, open, readdir, rename, unlink, type FileHandle } from 'no
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import type { PetrelConfig } from '../config/schema.js';
+import type { Bouncer } from '../delivery/bouncer.js';
+import type { DeliveryReply } from '../delivery/outbound.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { userNameOf } from '../privileges/system-accounts.js';
-import type { NewMessage, Queue } from '../queue/contract.js';
+import type { NewMessage, Queue, QueuedEnvelope, QueuedMessage } from '../queue/contract.js';
 import { isQueueId } from '../queue/queue-id.js';
 import { localReceivedHeader } from '../smtp/received-header.js';
 import type { IncomingMessage } from '../spool/incoming-message.js';
@@ -18,6 +20,8 @@ import { CORRUPT, ensureMaildrop, isComplete, readEnvelope, type MaildropEnvelop
 const RESCAN_MS = 30_000;
 /** An unfinished file this old was left by a sendmail that died (maildir's rule for tmp/). */
 const STALE_MS = 36 * 60 * 60 * 1000;
+/** Bytes of a refused message read for the header block its sender gets back. */
+const RETURNED_HEADER_BYTES = 64 * 1024;
 
 export interface PickupDeps {
   readonly dataDir: string;
@@ -27,6 +31,8 @@ export interface PickupDeps {
   readonly config: () => PetrelConfig;
   readonly clock: Clock;
   readonly metrics?: Metrics;
+  /** Tells the sender of a message that cannot be queued (a DSN, like any other). */
+  readonly bouncer?: () => Bouncer;
   readonly log: Logger;
 }
 
@@ -43,7 +49,9 @@ export interface PickupDeps {
  * queue has it; a crash in between finds it queued already (its name is its
  * queue id) and only removes the file. A file that is not a message (or is no
  * longer acceptable: larger than limits.messageSize now) is moved to
- * `maildrop/corrupt/` with an error in the log, never deleted unread.
+ * `maildrop/corrupt/` with an error in the log, never deleted unread; when
+ * its envelope could be read, its sender gets a delivery status
+ * notification saying why (sendmail said 0: this is the only word they get).
  */
 export class MaildropPickup {
   #directory = '';
@@ -148,8 +156,9 @@ export class MaildropPickup {
         try {
           await this.#enqueue(name, handle, envelope, messageBytes, stats.uid);
         } catch (error) {
-          if (error instanceof SetAside) return await this.#setAside(path, error.message);
-          throw error;
+          if (!(error instanceof SetAside)) throw error;
+          await this.#setAside(path, error.message);
+          return await this.#returnToSender(name, handle, envelope, messageBytes, stats.uid, error.reply);
         }
       }
       await unlink(path);
@@ -162,9 +171,16 @@ export class MaildropPickup {
   async #enqueue(id: string, handle: FileHandle, envelope: MaildropEnvelope, messageBytes: number, uid: number): Promise<void> {
     const { server, limits } = this.deps.config();
     const log = this.deps.log.child({ qid: id });
+    const refusals: Record<'oversize' | 'header-too-large' | 'bare-line-ending', DeliveryReply> = {
+      oversize: { code: 552, enhanced: '5.3.4', text: `message larger than limits.messageSize (${limits.messageSize} bytes)` },
+      'header-too-large': { code: 552, enhanced: '5.3.4', text: `header block larger than limits.headerSize (${limits.headerSize} bytes)` },
+      'bare-line-ending': { code: 554, enhanced: '5.6.0', text: 'message contains bare CR or LF line endings' },
+    };
+    // Not even copied to the spool: anyone may put a file of any size into the maildrop.
+    if (messageBytes > limits.messageSize) throw new SetAside(`larger than limits.messageSize (${messageBytes} bytes)`, refusals.oversize);
     const data = handle.createReadStream({ start: 0, end: messageBytes - 1, autoClose: false });
     const outcome = await this.deps.spool.receive(id, data, { maxBytes: limits.messageSize, maxHeaderBytes: limits.headerSize });
-    if (outcome.kind !== 'received') throw new SetAside(`refused by the spool (${outcome.kind}, ${outcome.bytes} bytes)`);
+    if (outcome.kind !== 'received') throw new SetAside(`refused by the spool (${outcome.kind}, ${outcome.bytes} bytes)`, refusals[outcome.kind]);
     const message = outcome.message;
     const user = await this.#userName(uid);
     try {
@@ -179,6 +195,42 @@ export class MaildropPickup {
       { listener: 'sendmail', result: 'queued', user, uid, from: envelope.from, to: envelope.to, size: message.size, msgid: message.headers.getFirst('message-id') },
       'message accepted',
     );
+  }
+
+  /**
+   * The failure notice for a message set aside after its envelope was read,
+   * with the message's header block. It goes to the envelope sender (a null
+   * sender's to the postmaster, as for any bounce) and honours NOTIFY; a
+   * notice that cannot be queued is logged, never retried.
+   */
+  async #returnToSender(id: string, handle: FileHandle, envelope: MaildropEnvelope, messageBytes: number, uid: number, reply: DeliveryReply): Promise<void> {
+    if (!this.deps.bouncer) return;
+    try {
+      const head = Buffer.alloc(Math.min(messageBytes, RETURNED_HEADER_BYTES));
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      const read = head.subarray(0, bytesRead);
+      const end = read.indexOf('\r\n\r\n');
+      const headers = end >= 0 ? read.subarray(0, end + 4) : Buffer.concat([read.subarray(0, read.lastIndexOf('\n') + 1), Buffer.from('\r\n')]);
+      const now = this.deps.clock.now();
+      const message: QueuedMessage = {
+        id,
+        envelope: queuedEnvelope(envelope),
+        recipients: envelope.to.map((address) => ({ address, notify: envelope.notify, status: 'bounced', attempts: 0 })),
+        origin: { remoteAddress: '127.0.0.1', user: await this.#userName(uid), listener: 'sendmail' },
+        size: messageBytes,
+        receivedAt: now,
+        nextAttemptAt: now,
+        attempts: 0,
+        held: false,
+      };
+      await this.deps.bouncer().report(
+        message,
+        envelope.to.map((address) => ({ address, action: 'failed' as const, reply, lastAttemptAt: now })),
+        headers,
+      );
+    } catch (error) {
+      this.deps.log.error({ err: error, qid: id, from: envelope.from }, `cannot tell the sender of maildrop file ${id} that it was set aside: ${(error as Error).message}`);
+    }
   }
 
   async #setAside(path: string, reason: string): Promise<void> {
@@ -228,24 +280,35 @@ export class MaildropPickup {
   }
 }
 
-/** A message that cannot be queued as it is: set aside rather than tried again forever. */
-class SetAside extends Error {}
+/** A message that cannot be queued as it is: set aside rather than tried again forever, and the reply its sender is told. */
+class SetAside extends Error {
+  constructor(
+    message: string,
+    readonly reply: DeliveryReply,
+  ) {
+    super(message);
+  }
+}
 
 function newMessage(id: string, envelope: MaildropEnvelope, message: IncomingMessage, user: string, now: number): NewMessage {
   return {
     id,
-    envelope: {
-      from: envelope.from,
-      dsn: envelope.ret || envelope.envid ? { ret: envelope.ret, envid: envelope.envid } : undefined,
-      smtpUtf8: envelope.smtpUtf8,
-      bodyType: envelope.bodyType,
-      requireTls: false,
-    },
+    envelope: queuedEnvelope(envelope),
     recipients: envelope.to.map((address) => ({ address, notify: envelope.notify })),
     origin: { remoteAddress: '127.0.0.1', user, listener: 'sendmail' },
     receivedAt: now,
     headerBlock: message.headers.toBuffer(),
     file: message.file,
     messageId: message.headers.getFirst('message-id'),
+  };
+}
+
+function queuedEnvelope(envelope: MaildropEnvelope): QueuedEnvelope {
+  return {
+    from: envelope.from,
+    dsn: envelope.ret || envelope.envid ? { ret: envelope.ret, envid: envelope.envid } : undefined,
+    smtpUtf8: envelope.smtpUtf8,
+    bodyType: envelope.bodyType,
+    requireTls: false,
   };
 }
