@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { MAX_REPLY_TEXT } from '../core/delivery/outbound.js';
 import { MAX_RECORD_BYTES } from '../core/history/bounded-record.js';
 import { timelineLines } from '../core/history/timeline.js';
 import { fixturePlugin } from './fixtures/paths.js';
@@ -15,7 +16,8 @@ const RECIPIENTS = 150;
 /**
  * A hostile message cannot blow up its history: a Message-ID as long as the
  * header limit allows, many recipients, and a remote server that answers each
- * of them with a reply of 20 kB. Every record stays under MAX_RECORD_BYTES,
+ * of them with a reply of 20 kB. The queue keeps the first MAX_REPLY_TEXT
+ * characters of a reply; every history record stays under MAX_RECORD_BYTES,
  * says it was shortened, and is still found by its id, sender and first
  * recipients; the timeline of it stays small.
  */
@@ -65,6 +67,10 @@ describe('history of a hostile message', () => {
       const found = await history.find(query);
       assert.equal(found[0]?.id, id, query);
     }
+    const queued = await server.petrel.queue.inspect(id);
+    const lastReply = queued?.recipients[0].lastReply ?? '';
+    assert.match(lastReply, /^451 4\.2\.1 busy busy /, 'the queue keeps the reply');
+    assert.ok(lastReply.length <= MAX_REPLY_TEXT + 20, `but not all ${lastReply.length} characters of it`);
     const timeline = timelineLines(await history.recordsOf(id)).join('\n');
     assert.ok(timeline.length < 3 * MAX_RECORD_BYTES, `a timeline of ${timeline.length} characters`);
     assert.match(timeline, /shortened/);

@@ -233,6 +233,13 @@ export const results = {
 const REPLY_LINE = /^([245]\d\d)[ -]?(?:([245]\.\d{1,3}\.\d{1,3})\s+)?(.*)$/s;
 
 /**
+ * Characters of a server's reply text kept (the queue's lastReply, DSNs,
+ * history): RFC 5321 lines are at most 512 octets and honest multi-line
+ * replies a few of them, while nodemailer takes up to 1 MB from a server.
+ */
+export const MAX_REPLY_TEXT = 2000;
+
+/**
  * Parses a server's reply text (`550 5.1.1 No such user`, possibly several
  * lines `550-...`) into a DeliveryReply marked `fromServer`. Multi-line
  * replies are joined with a space, each line's code prefix removed.
@@ -240,11 +247,13 @@ const REPLY_LINE = /^([245]\d\d)[ -]?(?:([245]\.\d{1,3}\.\d{1,3})\s+)?(.*)$/s;
 export function parseReply(response: string, remoteMta?: string): DeliveryReply {
   const lines = response.split(/\r?\n/).filter((line) => line.trim() !== '');
   const first = REPLY_LINE.exec(lines[0] ?? '');
-  if (!first) return { code: 0, text: response.trim(), ...(remoteMta ? { remoteMta } : {}) };
-  const text = lines
-    .map((line) => line.replace(/^[245]\d\d[ -]?/, '').replace(/^[245]\.\d{1,3}\.\d{1,3}\s+/, ''))
-    .join(' ')
-    .trim();
+  if (!first) return { code: 0, text: cut(response.trim()), ...(remoteMta ? { remoteMta } : {}) };
+  const text = cut(
+    lines
+      .map((line) => line.replace(/^[245]\d\d[ -]?/, '').replace(/^[245]\.\d{1,3}\.\d{1,3}\s+/, ''))
+      .join(' ')
+      .trim(),
+  );
   return {
     code: Number(first[1]),
     ...(first[2] ? { enhanced: first[2] } : {}),
@@ -252,6 +261,10 @@ export function parseReply(response: string, remoteMta?: string): DeliveryReply 
     ...(remoteMta ? { remoteMta } : {}),
     fromServer: true,
   };
+}
+
+function cut(text: string): string {
+  return text.length > MAX_REPLY_TEXT ? `${text.slice(0, MAX_REPLY_TEXT)}…` : text;
 }
 
 /** `550 5.1.1 No such user`: how a reply is stored in the queue and shown to operators. */
