@@ -130,8 +130,8 @@ describe('traces and history carry no credentials', () => {
     const sse = { server: await subscribe(adminPort, 'server'), client: await subscribe(adminPort, 'client') };
     const cli = { server: new TraceProcess('server', configFile), client: new TraceProcess('client', configFile) };
     try {
-      // Four watchers: the two raw subscriptions and the two `petrel trace` processes.
-      await eventually(async () => JSON.parse(await adminJson(adminPort, '/api/trace/watchers')).length === 4, 'every watcher to subscribe');
+      // Four watchers: the two raw subscriptions and the two `petrel trace` processes (each a Node.js start, slow on a loaded machine).
+      await eventually(async () => JSON.parse(await adminJson(adminPort, '/api/trace/watchers')).length === 4, 'every watcher to subscribe', 60_000);
       const port = server.port('submission');
       const sendAfter = async (login: (client: SmtpTestClient) => Promise<void>, subject: string) => {
         const client = await SmtpTestClient.ready(port);
@@ -169,8 +169,8 @@ describe('traces and history carry no credentials', () => {
       await queueEmpty(server, 20_000);
       assert.equal(smarthost.messages.length, 5);
       assert.ok(smarthost.messages.every((m) => m.user === SMART.user), 'the smarthost saw our login');
-      await eventually(() => cli.client.output.includes('AUTH LOGIN') && (cli.client.output.match(/\* closed/g) ?? []).length >= 1, 'the smarthost session in petrel trace client');
-      await eventually(() => (cli.server.output.match(/\* closed/g) ?? []).length >= 6, 'the six inbound sessions in petrel trace server');
+      await eventually(() => cli.client.output.includes('AUTH LOGIN') && (cli.client.output.match(/\* closed/g) ?? []).length >= 1, 'the smarthost session in petrel trace client', 30_000);
+      await eventually(() => (cli.server.output.match(/\* closed/g) ?? []).length >= 6, 'the six inbound sessions in petrel trace server', 30_000);
     } finally {
       cli.server.stop();
       cli.client.stop();
