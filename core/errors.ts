@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   PETREL_NO_QUEUE: 'no plugin provides the queue',
   PETREL_QUEUE_UNAVAILABLE: 'the queue could not store a message; the client got 451',
   PETREL_QUEUE_LOCKED: 'another process owns the queue directory',
+  PETREL_QUEUE_FOREIGN: 'the queue directory holds another queue plugin\'s messages (queue-spool\'s, for queue-journal)',
+  PETREL_QUEUE_CORRUPT: 'queued data could not be read back (damaged bytes in a journal segment, a lost file); what could be read was kept',
   PETREL_GREETING_PATCH: 'the installed smtp-server changed in a way Petrel relies on',
   PETREL_TLS: 'a TLS certificate or key could not be loaded',
   PETREL_CONTROL_IN_USE: 'another Petrel runs on this data directory (its control socket answers)',

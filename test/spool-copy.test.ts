@@ -6,7 +6,7 @@ import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { IN_MEMORY_COPY_LIMIT } from '../core/spool/incoming-message.js';
 import { Spool } from '../core/spool/spool.js';
-import { RecentBodies } from '../plugins/queue-spool/recent-bodies.js';
+import { RecentBodies } from '../core/queue/recent-bodies.js';
 import SpoolQueue from '../plugins/queue-spool/index.js';
 import { makePaths } from '../core/paths.js';
 import { createLogger } from '../core/log/logger.js';

@@ -52,6 +52,7 @@ const BY_PETREL_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   PETREL_REDIS_UNREACHABLE: EXIT.unavailable,
   PETREL_LISTEN_FAILED: EXIT.osError,
   PETREL_QUEUE_LOCKED: EXIT.tempFail,
+  PETREL_QUEUE_FOREIGN: EXIT.config,
   PETREL_CONTROL_IN_USE: EXIT.tempFail,
   // The running server refused the request (a reload of a config it cannot use) or did not answer.
   PETREL_CONTROL_FAILED: EXIT.failed,

@@ -4,7 +4,8 @@
  * `petrel` exports with the other services: applying delivery outcomes to
  * recipients, the operator's list filter, the bytes of a spooled message, an
  * open file that is appended to and synced, a heap for due times, and the
- * health of the disk it writes to (what /ready reports).
+ * health of the disk it writes to (what /ready reports), and the recent
+ * bodies a queue keeps for a first delivery.
  */
 export type * from './contract.js';
 export { stateOf } from './contract.js';
@@ -14,4 +15,5 @@ export { bodyStream, IN_MEMORY_COPY_LIMIT, messageStream } from '../spool/incomi
 export type { SpooledFile } from '../spool/incoming-message.js';
 export { OpenFile } from '../util/open-file.js';
 export { MinHeap } from '../util/min-heap.js';
+export { RecentBodies } from './recent-bodies.js';
 export { WriteHealth } from '../util/write-health.js';

@@ -1,9 +1,8 @@
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { DirectorySyncer, fsyncFile, type NewMessage, type QueuedMessage, writeAndRename } from 'petrel';
-import { messageStream, OpenFile } from 'petrel/queue';
+import { messageStream, OpenFile, RecentBodies } from 'petrel/queue';
 import { join } from 'node:path';
-import { RecentBodies } from './recent-bodies.js';
 
 /** Bodies of recently stored messages kept for their first delivery (see RecentBodies). */
 const RECENT_BODIES_BYTES = 4 * 1024 * 1024;
