@@ -85,13 +85,14 @@ export default class JournalQueue implements Queue {
   readonly #entries = new Map<string, Entry>();
   readonly #due = new MinHeap<DueItem>((item) => item.due);
   readonly #listeners = new Set<() => void>();
-  /** Records needed per segment (each entry's 'add' and 'state' location counts once): a segment at 0 can go. */
+  /** Bytes of records still needed per segment (each entry's 'add' and 'state' record counts): a segment at 0 can go. */
   readonly #refs = new Map<number, number>();
   readonly #recent = new RecentBodies(RECENT_BODIES_BYTES);
   readonly #writes: WriteHealth;
   #writer: JournalWriter | undefined;
   #collecting: Promise<void> | undefined;
-  #compacting = false;
+  #collectAgain = false;
+  #compacting: Promise<void> | undefined;
 
   constructor(
     @inject(TOKENS.PluginOptions) private readonly opts: Options,
@@ -137,7 +138,13 @@ export default class JournalQueue implements Queue {
     void this.#compact();
   }
 
+  /** Batches the journal has written and synced since start (one write and one fdatasync each). */
+  get syncs(): number {
+    return this.#writer?.syncs ?? 0;
+  }
+
   async close(): Promise<void> {
+    await this.#compacting;
     await this.#collecting;
     await this.#writer?.close();
     this.#writer = undefined;
@@ -247,7 +254,7 @@ export default class JournalQueue implements Queue {
       try {
         if (!open) {
           await this.#append(removeRecord(entry.id));
-          this.#forget(entry);
+          await this.#forget(entry);
           return true;
         }
         const updated: StoredMessage = { ...before, recipients, attempts: before.attempts + 1, nextAttemptAt: request.nextAttemptAt ?? now };
@@ -316,7 +323,7 @@ export default class JournalQueue implements Queue {
     return this.#serially(entry, async () => {
       if (this.#entries.get(id) !== entry) return false;
       await this.#append(removeRecord(id));
-      this.#forget(entry);
+      await this.#forget(entry);
       return true;
     });
   }
@@ -427,14 +434,14 @@ export default class JournalQueue implements Queue {
       version: 0,
     };
     this.#entries.set(record.id, entry);
-    this.#ref(location.segment, 2);
+    this.#ref(location.segment, 2 * location.length);
     return entry;
   }
 
   /** The entry's record is now `record`, written at `location`. */
   #moveState(entry: Entry, record: StoredMessage, location: Location): void {
-    this.#ref(location.segment, 1);
-    this.#ref(entry.state.segment, -1);
+    this.#ref(location.segment, location.length);
+    this.#ref(entry.state.segment, -entry.state.length);
     entry.state = location;
     entry.due = record.nextAttemptAt;
     entry.held = record.held;
@@ -447,20 +454,18 @@ export default class JournalQueue implements Queue {
     entry.record = !record.held && record.nextAttemptAt <= this.clock.now() + ACTIVE_WINDOW_MS ? record : undefined;
   }
 
-  /** The message left the queue (its 'remove' record is durable). */
-  #forget(entry: Entry): void {
+  /** The message left the queue (its 'remove' record is durable); resolves once segments it freed are deleted. */
+  #forget(entry: Entry): Promise<void> {
     this.#entries.delete(entry.id);
     entry.version++;
     entry.lease = undefined;
     entry.record = undefined;
     this.#recent.delete(entry.id);
-    this.#ref(entry.add.segment, -1);
-    this.#ref(entry.state.segment, -1);
-    if (entry.large) {
-      // Left behind if this fails: recovery removes large files no record names.
-      this.#large.remove(entry.id).catch((error: unknown) => this.log.warn({ err: error, qid: entry.id }, 'could not remove a large message file'));
-    }
-    void this.#collect();
+    this.#ref(entry.add.segment, -entry.add.length);
+    this.#ref(entry.state.segment, -entry.state.length);
+    // Left behind if this fails: recovery removes large files no record names.
+    const file = entry.large ? this.#large.remove(entry.id).catch((error: unknown) => this.log.warn({ err: error, qid: entry.id }, 'could not remove a large message file')) : undefined;
+    return Promise.all([file, this.#collect()]).then(() => undefined);
   }
 
   #ref(segment: number, by: number): void {
@@ -520,8 +525,8 @@ export default class JournalQueue implements Queue {
     const now = this.clock.now();
     for (const { record, add, state } of records.values()) {
       const entry = this.#track(record, add);
-      this.#ref(add.segment, -1);
-      this.#ref(state.segment, 1);
+      this.#ref(add.segment, -add.length);
+      this.#ref(state.segment, state.length);
       entry.state = state;
       if (record.nextAttemptAt <= now + ACTIVE_WINDOW_MS && !record.held) entry.record = record;
       this.#schedule(entry);
@@ -538,8 +543,8 @@ export default class JournalQueue implements Queue {
       if (files.delete(entry.id)) continue;
       this.log.error({ qid: entry.id, code: 'PETREL_QUEUE_CORRUPT' }, `queued message ${entry.id} has lost its file (large/${entry.id}); dropped`);
       this.#entries.delete(entry.id);
-      this.#ref(entry.add.segment, -1);
-      this.#ref(entry.state.segment, -1);
+      this.#ref(entry.add.segment, -entry.add.length);
+      this.#ref(entry.state.segment, -entry.state.length);
     }
     for (const orphan of files) await this.#large.remove(orphan);
   }
@@ -550,18 +555,28 @@ export default class JournalQueue implements Queue {
    * the same segment or an older one.
    */
   #collect(): Promise<void> {
-    this.#collecting ??= (async () => {
+    if (this.#collecting) {
+      // Running already, maybe past the segment this caller freed: it looks again before it ends.
+      this.#collectAgain = true;
+      return this.#collecting;
+    }
+    this.#collecting = (async () => {
+      // (Awaited first, so the `finally` below runs after this assignment even when nothing is to delete.)
+      await undefined;
       try {
-        for (;;) {
-          const [oldest, refs] = this.#refs.entries().next().value ?? [];
-          if (oldest === undefined || oldest === this.#writer?.segment || refs! > 0) break;
-          await unlink(join(this.#segments, segmentName(oldest))).catch((error: NodeJS.ErrnoException) => {
-            if (error.code !== 'ENOENT') throw error;
-          });
-          // Durable before the next one goes: an older segment must never come back without a newer one.
-          await this.#writer?.syncDirectory();
-          this.#refs.delete(oldest);
-        }
+        do {
+          this.#collectAgain = false;
+          for (;;) {
+            const [oldest, refs] = this.#refs.entries().next().value ?? [];
+            if (oldest === undefined || oldest === this.#writer?.segment || refs! > 0) break;
+            await unlink(join(this.#segments, segmentName(oldest))).catch((error: NodeJS.ErrnoException) => {
+              if (error.code !== 'ENOENT') throw error;
+            });
+            // Durable before the next one goes: an older segment must never come back without a newer one.
+            await this.#writer?.syncDirectory();
+            this.#refs.delete(oldest);
+          }
+        } while (this.#collectAgain);
       } catch (error) {
         this.log.warn({ err: error }, 'could not delete a journal segment; trying again later');
       } finally {
@@ -572,17 +587,26 @@ export default class JournalQueue implements Queue {
   }
 
   /**
-   * When the journal has more segments than it needs, the live messages of
-   * the oldest one (long deferred, held) are written again at the head, so
-   * the oldest can be deleted: a few old messages never pin old segments.
+   * When the journal has more segments than it needs and the oldest is
+   * mostly garbage, its live messages (long deferred, held) are written again
+   * at the head, so it can be deleted: a few old messages never pin old
+   * segments. One run looks only at segments sealed before it began, and
+   * only at those at most half live, so it always ends and always frees more
+   * than it writes.
    */
-  async #compact(): Promise<void> {
-    if (this.#compacting) return;
-    this.#compacting = true;
+  #compact(): Promise<void> {
+    this.#compacting ??= this.#compactOldest().finally(() => {
+      this.#compacting = undefined;
+    });
+    return this.#compacting;
+  }
+
+  async #compactOldest(): Promise<void> {
+    const head = this.#writer?.segment ?? 0;
     try {
       for (;;) {
-        const [oldest] = this.#refs.keys();
-        if (this.#refs.size <= COMPACT_BEYOND_SEGMENTS || oldest === undefined || oldest === this.#writer?.segment) break;
+        const [oldest, live] = this.#refs.entries().next().value ?? [];
+        if (this.#refs.size <= COMPACT_BEYOND_SEGMENTS || oldest === undefined || oldest >= head || live! > this.opts.segmentSize / 2) break;
         const pinned = [...this.#entries.values()].filter((e) => e.add.segment === oldest || e.state.segment === oldest);
         await Promise.all(pinned.map((entry) => this.#serially(entry, () => this.#copyForward(entry))));
         await this.#collect();
@@ -590,8 +614,6 @@ export default class JournalQueue implements Queue {
       }
     } catch (error) {
       this.log.warn({ err: error }, 'could not compact the journal; trying again at the next segment');
-    } finally {
-      this.#compacting = false;
     }
   }
 
@@ -602,9 +624,9 @@ export default class JournalQueue implements Queue {
     if (add.kind !== 'add') throw new Error(`message ${entry.id}: its add record is not one`);
     const location = await this.#append(addRecord(record, add.headerBlock, add.body));
     if (this.#entries.get(entry.id) !== entry) return;
-    this.#ref(location.segment, 2);
-    this.#ref(entry.add.segment, -1);
-    this.#ref(entry.state.segment, -1);
+    this.#ref(location.segment, 2 * location.length);
+    this.#ref(entry.add.segment, -entry.add.length);
+    this.#ref(entry.state.segment, -entry.state.length);
     entry.add = location;
     entry.state = location;
   }

@@ -51,6 +51,8 @@ export class JournalWriter {
   #waiting: Waiting[] = [];
   #flushing: Promise<void> | undefined;
   #mustRotate = true;
+  /** Batches written and synced so far (each one write and one fdatasync), for tests and diagnostics. */
+  syncs = 0;
   readonly #syncer: DirectorySyncer;
 
   constructor(
@@ -126,6 +128,7 @@ export class JournalWriter {
       throw error;
     }
     this.#position += data.length;
+    this.syncs++;
     let offset = start;
     return records.map((record) => {
       const location = { segment: this.#segment, offset, length: record.length };
