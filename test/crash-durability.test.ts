@@ -13,7 +13,8 @@ const ACKNOWLEDGED_PER_RUN = 40;
 const DELIVERED_PER_RUN = 10;
 
 /**
- * At-least-once under fire: a Petrel process (queue-spool) takes a steady
+ * At-least-once under fire, for each embedded queue (queue-journal, with
+ * its group commit, and queue-spool): a Petrel process takes a steady
  * load of mail and delivers it to a slowish sink while the test kills it
  * with SIGKILL three times and starts it again. Each run is killed after it
  * has acknowledged and delivered a set number of messages (a busy machine
@@ -25,7 +26,7 @@ const DELIVERED_PER_RUN = 10;
  * duplicate no kill explains. (Timestamps cannot tell: the sink runs in this
  * process, and may read a delivery the killed run sent after the kill.)
  */
-describe('durability under SIGKILL', () => {
+for (const queue of ['queue-journal', 'queue-spool']) describe(`durability under SIGKILL: ${queue}`, () => {
   const dir = tempDir('petrel-crash-');
   let petrel: ChildPetrel | undefined;
   let sink: SinkServer | undefined;
@@ -49,7 +50,7 @@ describe('durability under SIGKILL', () => {
       delivery: { retry: ['100ms'] },
       plugins: [
         { name: 'relay-access', options: { relayNetworks: ['127.0.0.0/8'] } },
-        { name: 'queue-spool' },
+        { name: queue },
         { path: fixturePlugin('sink-delivery'), options: { port: sinkPort, name: `run${run}.petrel.test` } },
       ],
     });
@@ -103,7 +104,7 @@ describe('durability under SIGKILL', () => {
     });
     const unacknowledgedButDelivered = [...counts.keys()].filter((id) => !acked.has(id)).length;
     console.log(
-      `SIGKILL x${KILLS}: ${acked.size} acknowledged (${unacknowledged} attempts got no 250), all ${acked.size} at the sink; ` +
+      `${queue}, SIGKILL x${KILLS}: ${acked.size} acknowledged (${unacknowledged} attempts got no 250), all ${acked.size} at the sink; ` +
         `${duplicates.length} delivered twice (in flight at a kill); ${unacknowledgedButDelivered} delivered without a 250 (killed between queueing and the reply)`,
     );
     assert.ok(acked.size >= (KILLS + 1) * ACKNOWLEDGED_PER_RUN, `every run took its share of the load (${acked.size} acknowledged)`);

@@ -10,39 +10,39 @@ import { tempDir } from './harness/temp-dir.js';
 const temp = tempDir();
 after(() => temp.remove());
 
-function config(dataDir: string) {
+function config(dataDir: string, queue: string) {
   return {
     server: { hostname: 'mx.petrel.test', dataDir, localDomains: ['localhost'], shutdownTimeout: '5s' },
     listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
     dns: { reverseLookup: false },
     logging: { level: 'info' },
-    plugins: [{ name: 'relay-access' }, { name: 'queue-spool' }],
+    plugins: [{ name: 'relay-access' }, { name: queue }],
   };
 }
 
 /** Opens the queue the way a restarted server would and returns what is in it. */
-async function queueContents(dataDir: string) {
-  const petrel = await Petrel.build({ config: configFromObject(config(dataDir), temp.path), logger: createLogger({ level: 'silent' }) });
-  const queue = petrel.queue as unknown as { start(): Promise<void>; close(): Promise<void> } & typeof petrel.queue;
-  await queue.start();
+async function queueContents(dataDir: string, queue: string) {
+  const petrel = await Petrel.build({ config: configFromObject(config(dataDir, queue), temp.path), logger: createLogger({ level: 'silent' }) });
+  const store = petrel.queue as unknown as { start(): Promise<void>; close(): Promise<void> } & typeof petrel.queue;
+  await store.start();
   try {
-    const messages = await queue.list();
+    const messages = await store.list();
     const bodies = new Map<string, string>();
     for (const message of messages) {
       const chunks: Buffer[] = [];
-      for await (const chunk of await queue.read(message.id)) chunks.push(chunk as Buffer);
+      for await (const chunk of await store.read(message.id)) chunks.push(chunk as Buffer);
       bodies.set(message.id, Buffer.concat(chunks).toString('utf8'));
     }
     return bodies;
   } finally {
-    await queue.close();
+    await store.close();
   }
 }
 
-describe('durability of acknowledged mail', () => {
+for (const queue of ['queue-journal', 'queue-spool']) describe(`durability of acknowledged mail: ${queue}`, () => {
   it('every message acknowledged with 250 survives kill -9 right after the reply', async () => {
-    const dataDir = `${temp.path}/kill9`;
-    const child = await ChildPetrel.start(temp.path, config(dataDir));
+    const dataDir = `${temp.path}/kill9-${queue}`;
+    const child = await ChildPetrel.start(temp.path, config(dataDir, queue));
     const accepted: { id: string; marker: string }[] = [];
     // Five clients in parallel, the kill lands right after the last 250.
     await Promise.all(
@@ -59,7 +59,7 @@ describe('durability of acknowledged mail', () => {
     child.kill('SIGKILL');
     const exit = await child.exited();
     assert.equal(exit.signal, 'SIGKILL');
-    const bodies = await queueContents(dataDir);
+    const bodies = await queueContents(dataDir, queue);
     for (const { id, marker } of accepted) {
       assert.ok(bodies.has(id), `message ${id} got 250 but is not in the queue after kill -9`);
       assert.match(bodies.get(id) as string, new RegExp(marker), `message ${id} lost its body`);
@@ -68,8 +68,8 @@ describe('durability of acknowledged mail', () => {
   });
 
   it('SIGTERM while a message is in flight: it completes with 250 and is queued, or the client got no 250', async () => {
-    const dataDir = `${temp.path}/sigterm`;
-    const child = await ChildPetrel.start(temp.path, config(dataDir));
+    const dataDir = `${temp.path}/sigterm-${queue}`;
+    const child = await ChildPetrel.start(temp.path, config(dataDir, queue));
     const client = await SmtpTestClient.ready(child.port());
     const idle = await SmtpTestClient.ready(child.port());
     await client.command('MAIL FROM:<a@example.org>');
@@ -84,7 +84,7 @@ describe('durability of acknowledged mail', () => {
     assert.equal(exit.code, 0, 'a graceful shutdown exits 0');
     const idleReply = await idle.reply().catch(() => undefined);
     assert.ok(idleReply === undefined || idleReply.code === 421, 'an idle session is told 421 or simply closed');
-    const bodies = await queueContents(dataDir);
+    const bodies = await queueContents(dataDir, queue);
     if (reply?.code === 250) {
       const id = reply.raw.split(' ').pop() as string;
       assert.match(bodies.get(id) ?? '', /first half\r\nsecond half/, 'acknowledged, so it must be queued whole');
