@@ -12,7 +12,7 @@ import { makePaths } from '../core/paths.js';
 import { createLogger } from '../core/log/logger.js';
 import { ManualClock } from './fixtures/manual-clock.js';
 import { text } from 'node:stream/consumers';
-import { openSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './harness/temp-dir.js';
 
@@ -29,7 +29,7 @@ function dataStream(size: number): { bytes: Buffer; stream: Readable } {
 }
 
 describe('spool: in-memory copy of small messages', () => {
-  it('keeps a copy equal to the file for a small message, and serves the body from it', async () => {
+  it('keeps a small message in memory only, and writes its file when a queue asks for it', async () => {
     const dir = tempDir('petrel-spool-copy-');
     try {
       const spool = new Spool(dir.path);
@@ -40,9 +40,14 @@ describe('spool: in-memory copy of small messages', () => {
       if (outcome.kind !== 'received') return;
       const { file } = outcome.message;
       assert.deepEqual(file.content, bytes);
-      assert.deepEqual(await readFile(file.path), bytes, 'the file is still written: it is what becomes durable');
+      assert.equal(existsSync(file.path), false, 'no file for a message the queue can take from memory');
       assert.deepEqual(await buffer(outcome.message.body()), bytes.subarray(file.bodyOffset));
+      const handle = await spool.takeHandle(file.path);
+      assert.ok(handle, 'a queue that stores files (queue-spool) gets one, open');
+      assert.deepEqual(await readFile(file.path), bytes);
+      await handle.close();
       await spool.discard(file.path);
+      assert.equal(existsSync(file.path), true, 'a file taken over is the queue\'s: discard leaves it');
     } finally {
       dir.remove();
     }
@@ -58,8 +63,10 @@ describe('spool: in-memory copy of small messages', () => {
       assert.equal(outcome.kind, 'received');
       if (outcome.kind !== 'received') return;
       assert.equal(outcome.message.file.content, undefined);
+      assert.deepEqual(await readFile(outcome.message.file.path), bytes, 'a big message is written to its file as it comes');
       assert.deepEqual(await buffer(outcome.message.body()), bytes.subarray(outcome.message.file.bodyOffset));
       await spool.discard(outcome.message.file.path);
+      assert.equal(existsSync(outcome.message.file.path), false);
     } finally {
       dir.remove();
     }

@@ -4,17 +4,23 @@ import { MessageHeaders } from './message-headers.js';
 
 /** Where a received message sits on disk. */
 export interface SpooledFile {
-  /** The DATA bytes exactly as received (dot-unstuffed), headers included. */
+  /**
+   * The file of the DATA bytes exactly as received (dot-unstuffed), headers
+   * included. For a message with `content` the file may not exist: the spool
+   * writes it only when a queue asks for it (Spool.takeHandle).
+   */
   readonly path: string;
   /** Bytes in the file. */
   readonly size: number;
   /** Bytes of the original header block, including its empty line: where the body starts. */
   readonly bodyOffset: number;
   /**
-   * The file's bytes (all `size` of them), kept in memory for messages of up
-   * to IN_MEMORY_COPY_LIMIT bytes, so hooks, queues and deliveries that read
-   * a small message do not read it back from disk. The file is still written
-   * and is what makes the message durable; this is only a copy.
+   * The message's bytes (all `size` of them), kept in memory for messages of
+   * up to IN_MEMORY_COPY_LIMIT bytes (while the spool's budget for them
+   * allows), so hooks, queues and deliveries do not read a small message
+   * from disk. Set means the bytes may be in memory only (no file at `path`);
+   * unset means they are in the file. Either way the queue makes them
+   * durable before the 250.
    */
   readonly content?: Buffer;
 }

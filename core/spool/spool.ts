@@ -21,17 +21,21 @@ export type ReceiveOutcome =
   | { readonly kind: 'bare-line-ending' | 'oversize' | 'header-too-large'; readonly bytes: number };
 
 /**
- * Incoming message bodies on disk while they arrive, so memory stays flat
- * whatever the message size. A received file stays open until the queue
- * takes it (queue-spool appends its record and fsyncs through the same
- * descriptor) or it is discarded. A file here is not acknowledged mail: the queue
- * takes it over (by rename, or by copying) before the client sees a 250, and
+ * Incoming messages while they arrive: small ones in memory, larger ones on
+ * disk, so memory stays flat whatever the message size. A received file
+ * stays open until the queue takes it (queue-spool appends its record and
+ * fsyncs through the same descriptor) or it is discarded. A small message
+ * has no file unless a queue asks for one (takeHandle): queue-journal and
+ * queue-redis store its in-memory bytes directly. Nothing here is
+ * acknowledged mail: the queue stores it before the client sees a 250, and
  * whatever is left at boot is from a crash before that point and is removed.
  */
 export class Spool {
   readonly directory: string;
   /** Files received and still open for writing, until the queue takes them or they are discarded. */
   readonly #open = new Map<string, OpenFile>();
+  /** Messages received in memory only (no file yet), until discarded. */
+  readonly #inMemory = new Map<string, Buffer>();
   /** Files a queue took over: they are the queue's now, discard() leaves them alone. */
   readonly #taken = new Set<string>();
   readonly #copies: CopyBudget;
@@ -59,34 +63,35 @@ export class Spool {
   }
 
   /**
-   * Streams a DATA stream to disk and inspects it on the way. Chunks are
-   * written as they come, one write at a time, so a fast client is slowed to
-   * the disk's pace instead of filling memory. A small message also keeps
-   * its chunks as an in-memory copy (SpooledFile.content) while the budget
-   * for copies allows; it is given back when the message is discarded
-   * (after queueing, the session discards what is left of it).
+   * Receives a DATA stream and inspects it on the way. A small message (up
+   * to IN_MEMORY_COPY_LIMIT, while the budget for copies allows) is kept in
+   * memory only (SpooledFile.content): no file is written unless a queue
+   * asks for one (takeHandle). As soon as a message outgrows that, what came
+   * so far and every later chunk are written to its file as they come, one
+   * write at a time, so a fast client is slowed to the disk's pace instead of
+   * filling memory. Memory and files are given back when the message is
+   * discarded (after queueing, the session discards what is left of it).
    */
   async receive(id: string, data: Readable, limits: ReceiveLimits): Promise<ReceiveOutcome> {
     const path = join(this.directory, id);
     const inspector = new LineEndingInspector(limits);
-    const file = await OpenFile.open(path, 'wx').catch((error: unknown) => {
-      throw this.#writes.failed(error);
-    });
-    this.#open.set(path, file);
+    let file: OpenFile | undefined;
     let copy: Buffer[] | undefined = [];
     try {
       for await (const chunk of data) {
         const keep = inspector.inspect(chunk as Buffer);
         if (keep.length === 0) continue;
-        await file.write(keep).catch((error: unknown) => {
-          throw this.#writes.failed(error);
-        });
         if (copy && inspector.bytes <= IN_MEMORY_COPY_LIMIT && this.#copies.reserve(path, keep.length)) {
           copy.push(keep);
-        } else if (copy) {
+          continue;
+        }
+        if (!file) {
+          file = await this.#create(path);
+          if (copy) await this.#write(file, Buffer.concat(copy));
           copy = undefined;
           this.#copies.release(path);
         }
+        await this.#write(file, keep);
       }
       inspector.finish();
     } catch (error) {
@@ -108,8 +113,23 @@ export class Spool {
     }
     const header = inspector.headerBlock;
     const content = copy ? Buffer.concat(copy) : undefined;
+    if (content) this.#inMemory.set(path, content);
     const message = new IncomingMessage({ path, size: bytes, bodyOffset: header.length, content }, header);
     return { kind: 'received', message };
+  }
+
+  async #create(path: string): Promise<OpenFile> {
+    const file = await OpenFile.open(path, 'wx').catch((error: unknown) => {
+      throw this.#writes.failed(error);
+    });
+    this.#open.set(path, file);
+    return file;
+  }
+
+  async #write(file: OpenFile, data: Buffer): Promise<void> {
+    await file.write(data).catch((error: unknown) => {
+      throw this.#writes.failed(error);
+    });
   }
 
   /**
@@ -122,10 +142,7 @@ export class Spool {
     const old = message.file;
     const header = old.content ? old.content.subarray(0, old.bodyOffset) : (await readFile(old.path)).subarray(0, old.bodyOffset);
     const path = `${old.path}.${++this.#rewrites}`;
-    const file = await OpenFile.open(path, 'wx').catch((error: unknown) => {
-      throw this.#writes.failed(error);
-    });
-    this.#open.set(path, file);
+    const file = await this.#create(path);
     try {
       let position = 0;
       for (const chunk of [header, ...body]) {
@@ -141,11 +158,20 @@ export class Spool {
   }
 
   /**
-   * Hands the still-open file over to a queue that stores it in place (it may
+   * Hands the received file over to a queue that stores it in place (it may
    * append, fsync and rename it without opening it again), or undefined when
-   * it is not open any more. The taker closes it.
+   * it is not open any more. A message kept in memory only gets its file
+   * written now. The taker closes it.
    */
-  takeHandle(path: string): OpenFile | undefined {
+  async takeHandle(path: string): Promise<OpenFile | undefined> {
+    const content = this.#inMemory.get(path);
+    if (content && !this.#open.has(path)) {
+      const file = await this.#create(path);
+      await this.#write(file, content).catch(async (error: unknown) => {
+        await this.discard(path);
+        throw error;
+      });
+    }
     const handle = this.#open.get(path);
     if (handle) {
       this.#open.delete(path);
@@ -157,6 +183,7 @@ export class Spool {
   /** Closes and removes a spooled file, unless a queue took it over (then it is the queue's). */
   async discard(path: string): Promise<void> {
     this.#copies.release(path);
+    this.#inMemory.delete(path);
     if (this.#taken.delete(path)) return;
     const handle = this.#open.get(path);
     this.#open.delete(path);

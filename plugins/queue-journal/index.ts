@@ -170,7 +170,7 @@ export default class JournalQueue implements Queue {
     };
     let location: Location;
     if (record.large) {
-      await this.#writes.track(() => this.#large.store(message, this.spool.takeHandle(file.path)));
+      await this.#writes.track(async () => this.#large.store(message, await this.spool.takeHandle(file.path)));
       try {
         location = await this.#append(addRecord(record, message.headerBlock, Buffer.alloc(0)));
       } catch (error) {

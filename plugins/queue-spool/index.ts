@@ -108,7 +108,7 @@ export default class SpoolQueue implements Queue {
       headerBlock: message.headerBlock.toString('base64'),
       bodyOffset: message.file.bodyOffset,
     };
-    const handle = this.spool.takeHandle(message.file.path);
+    const handle = await this.spool.takeHandle(message.file.path);
     await this.#writes.track(() => this.#files.store(message, record, handle));
     this.#track(record);
     this.#notifyDue();
