@@ -28,7 +28,7 @@ import type { RunningSystem } from './systems/server-process.js';
 import { postfixAvailable, postfixPeer } from './systems/postfix.js';
 import { harakaDiscard, harakaForward } from './systems/haraka.js';
 import { installedHaraka } from './systems/haraka-install.js';
-import { bareSmtpServer, petrelRedis, petrelRelay, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
+import { bareSmtpServer, petrelJournal, petrelRedis, petrelRelay, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
 import { comparedPairs, prepareComparison } from './checkout.js';
 import { Sink } from './sink.js';
 import { deleteKeys } from './redis-cleanup.js';
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   const generatorName = values.generator ?? (smtpSourceAvailable() ? 'smtp-source' : 'node');
   const generate = generatorName === 'smtp-source' ? runSmtpSource : runNodeLoad;
   const rounds = Number(values.rounds);
-  let systems: SystemSpec[] = [bareSmtpServer, petrelSpool, petrelRedis, petrelRelay];
+  let systems: SystemSpec[] = [bareSmtpServer, petrelJournal, petrelSpool, petrelRedis, petrelRelay];
   const wanted = values.systems?.split(',');
   if (values.peers) {
     if (postfixAvailable()) systems.push(postfixPeer);
@@ -124,9 +124,9 @@ async function main(): Promise<void> {
         }
       }
     }
-    const spool = running.get('petrel-spool');
-    if (!spool) log('50 MiB memory check skipped: it runs against petrel-spool, which is not in this run');
-    const memoryCheck = spool ? await checkLargeMessageMemory(spool) : undefined;
+    const journal = running.get('petrel-journal');
+    if (!journal) log('50 MiB memory check skipped: it runs against petrel-journal (the default queue), which is not in this run');
+    const memoryCheck = journal ? await checkLargeMessageMemory(journal) : undefined;
     const summary = summarize(records, systems.map((s) => s.name), 'bare');
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ generator: generatorName, rounds, systems: systems.map((s) => ({ name: s.name, description: s.description })), summary, memoryCheck, records }, null, 2)}\n`);
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
       const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
       if (memoryCheck) {
         log(
-          `50 MiB messages into petrel-spool: RSS grew ${mib(memoryCheck.growth)} MiB (the smaller of the second and third; the first message of the process: ${mib(memoryCheck.firstGrowth)} MiB; ` +
+          `50 MiB messages into petrel-journal: RSS grew ${mib(memoryCheck.growth)} MiB (the smaller of the second and third; the first message of the process: ${mib(memoryCheck.firstGrowth)} MiB; ` +
             `peak ${mib(memoryCheck.peakRss)} MiB), reply: ${memoryCheck.reply}`,
         );
       }

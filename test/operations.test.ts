@@ -116,7 +116,7 @@ describe('metrics and the admin API', () => {
 
   it('lists plugins with versions and the config in force, secrets redacted', async () => {
     const plugins = await http(server, '/api/plugins', { token: TOKEN });
-    assert.deepEqual(plugins.body.map((p: { name: string }) => p.name), ['relay-access', 'queue-spool']);
+    assert.deepEqual(plugins.body.map((p: { name: string }) => p.name), ['relay-access', 'queue-journal']);
     const config = await http(server, '/api/config', { token: TOKEN });
     assert.equal(config.body.admin.token, '[redacted]');
     assert.equal(config.body.server.hostname, 'mx.petrel.test');

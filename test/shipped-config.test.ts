@@ -29,7 +29,7 @@ describe('the shipped mta.config.yaml', () => {
     const { config, plugins, listeners } = shippedConfig();
     assert.equal(config.redis, undefined, 'no Redis needed');
     const names = plugins.filter((p) => p.enabled !== false).map((p) => p.name);
-    assert.deepEqual(names, ['helo-check', 'dnsbl', 'recipients', 'mailauth', 'auth-file', 'relay-access', 'queue-spool', 'routing', 'deliver-maildir', 'relay-mx']);
+    assert.deepEqual(names, ['helo-check', 'dnsbl', 'recipients', 'mailauth', 'auth-file', 'relay-access', 'queue-journal', 'routing', 'deliver-maildir', 'relay-mx']);
     const dns = new FakeDns();
     const server = await startTestServer({ ...config, server: { hostname: 'localhost', localDomains: ['localhost'] }, listeners }, { dns });
     try {

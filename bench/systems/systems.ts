@@ -84,7 +84,20 @@ function acceptOnly(config: Record<string, any>): void {
   config.delivery = { ...config.delivery, enabled: false };
 }
 
-export const petrelSpool = petrelShipped('petrel-spool', 'Petrel, shipped MX profile, accepting into queue-spool (fsync before 250)', acceptOnly);
+/** The shipped profile with another queue plugin in place of the one it names. */
+function withQueue(config: Record<string, any>, queue: string): void {
+  config.plugins = config.plugins.map((entry: { name?: string }) => (entry.name?.startsWith('queue-') ? { name: queue } : entry));
+}
+
+export const petrelJournal = petrelShipped('petrel-journal', 'Petrel, shipped MX profile, accepting into queue-journal (group commit, fdatasync before 250)', (config) => {
+  acceptOnly(config);
+  withQueue(config, 'queue-journal');
+});
+
+export const petrelSpool = petrelShipped('petrel-spool', 'Petrel, shipped MX profile, accepting into queue-spool (a file per message, fsync before 250)', (config) => {
+  acceptOnly(config);
+  withQueue(config, 'queue-spool');
+});
 
 /** Where the Redis benchmark keeps its keys; removed when the run ends. */
 export const REDIS_BENCH_PREFIX = `petrel-bench:${process.pid}:`;
@@ -98,7 +111,7 @@ export const petrelRedis = petrelShipped('petrel-redis', 'Petrel, shipped MX pro
   acceptOnly(config);
   // A queue of its own per system: petrel-redis and its --compare twin must not share one.
   config.redis = { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: `${REDIS_BENCH_PREFIX}${name}:` };
-  config.plugins = config.plugins.map((entry: { name?: string }) => (entry.name === 'queue-spool' ? { name: 'queue-redis' } : entry));
+  withQueue(config, 'queue-redis');
 });
 
 /**
@@ -108,7 +121,7 @@ export const petrelRedis = petrelShipped('petrel-redis', 'Petrel, shipped MX pro
  */
 export const petrelRelay = petrelShipped(
   'petrel-relay',
-  'Petrel, shipped profile relaying every message to the sink (accept, queue-spool, deliver)',
+  'Petrel, shipped profile relaying every message to the sink (accept, queue-journal, deliver)',
   (config, sinkPort) => {
     config.plugins = config.plugins.flatMap((entry: { name?: string; options?: Record<string, unknown> }) => {
       if (entry.name === 'relay-access') return [{ ...entry, options: { ...entry.options, relayNetworks: ['127.0.0.0/8'] } }];

@@ -151,7 +151,7 @@ describe('${name}', () => {
   before(async () => {
     // A real Petrel on 127.0.0.1 and a free port, its data in a temp directory.
     server = await startTestServer({
-      plugins: [{ path: plugin, options: { text: 'tested' } }, { name: 'relay-access' }, { name: 'queue-spool' }],
+      plugins: [{ path: plugin, options: { text: 'tested' } }, { name: 'relay-access' }, { name: 'queue-journal' }],
     });
   });
   after(() => server.stop());
@@ -169,7 +169,7 @@ describe('${name}', () => {
 
   it('refuses a bad option with the key that is wrong', async () => {
     await assert.rejects(
-      startTestServer({ plugins: [{ path: plugin, options: { header: 'not a header' } }, { name: 'queue-spool' }] }),
+      startTestServer({ plugins: [{ path: plugin, options: { header: 'not a header' } }, { name: 'queue-journal' }] }),
       /plugins\\[0\\]\\.options\\.header: plugin ${name}: a header field name/,
     );
   });

@@ -231,7 +231,7 @@ export class PluginHost {
     const queues = resolved.filter((p) => p.pluginClass.meta.provides?.includes('queue'));
     if (queues.length === 0 && issues.length === 0) {
       issues.push(
-        issueAt(locator, ['plugins'], 'no queue plugin is enabled: accepted mail needs somewhere durable to go (add - name: queue-spool)'),
+        issueAt(locator, ['plugins'], 'no queue plugin is enabled: accepted mail needs somewhere durable to go (add - name: queue-journal)'),
       );
     } else if (queues.length > 1) {
       issues.push(

@@ -37,7 +37,7 @@ type ConfigObject = Record<string, unknown>;
  * Boots a real Petrel from a config object, on 127.0.0.1 and port 0, with its
  * state in a temp dir, logs captured and DNS from a table. The defaults are
  * the smallest useful server: one plain listener `mx`, local domain
- * `localhost`, relay-access and queue-spool. Anything in `config` replaces
+ * `localhost`, relay-access and queue-journal (the default queue). Anything in `config` replaces
  * the default of that top-level key.
  *
  *   const server = await startTestServer({ plugins: [...] });
@@ -51,7 +51,7 @@ export async function startTestServer(config: ConfigObject = {}, options: TestSe
     server: { hostname: 'mx.petrel.test', dataDir: temp.path, localDomains: ['localhost'], shutdownTimeout: '2s' },
     listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
     dns: { reverseLookup: false },
-    plugins: [{ name: 'relay-access' }, { name: 'queue-spool' }],
+    plugins: [{ name: 'relay-access' }, { name: 'queue-journal' }],
   };
   const merged: ConfigObject = { ...defaults, ...config };
   if (config.server) merged.server = { ...(defaults.server as ConfigObject), ...(config.server as ConfigObject) };
