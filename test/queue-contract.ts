@@ -327,3 +327,33 @@ export function queueContract(name: string, factory: QueueFactory): void {
     });
   });
 }
+
+/**
+ * The factory for a queue that one process owns on local disk (queue-spool,
+ * queue-journal): the "other node" is the same queue, a restart a new
+ * instance on the same directory (the old one is not closed, as after a crash).
+ */
+export function localQueueFactory(build: (dataDir: string, clock: ManualClock) => ContractQueue): QueueFactory {
+  return async (clock) => {
+    const dir = tempDir('petrel-local-queue-');
+    const make = async (): Promise<ContractQueue> => {
+      const queue = build(dir.path, clock);
+      await queue.start?.();
+      return queue;
+    };
+    const opened: ContractQueue[] = [await make()];
+    return {
+      queue: opened[0],
+      peer: async () => opened[0],
+      restart: async () => {
+        const queue = await make();
+        opened.push(queue);
+        return queue;
+      },
+      cleanup: async () => {
+        for (const queue of opened) await queue.close?.();
+        dir.remove();
+      },
+    };
+  };
+}
