@@ -11,10 +11,10 @@ import { ManualClock } from './fixtures/manual-clock.js';
 import { tempDir } from './harness/temp-dir.js';
 
 /**
- * One contract, every queue: the same tests run against queue-spool and
- * queue-redis (single Redis and a Cluster). A queue under test comes from a
+ * One contract, every queue: the same tests run against queue-journal,
+ * queue-spool and queue-redis (single Redis and a Cluster). A queue under test comes from a
  * factory that can also make a peer (another node on the same storage; for
- * queue-spool, the same instance, since one process owns the directory) and
+ * the local queues, the same instance, since one process owns the directory) and
  * a restarted instance (what a node sees after a crash).
  */
 

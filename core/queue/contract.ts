@@ -4,11 +4,12 @@ import type { SpooledFile } from '../spool/incoming-message.js';
 /**
  * The queue contract. A queue is a plugin that implements `Queue` and
  * declares `meta.provides: ['queue']`; the core finds it under TOKENS.Queue.
- * queue-spool (files) and queue-redis implement it, and one contract test
- * suite (test/queue-contract.ts) runs against both.
+ * queue-journal (a journal on local disk, the default), queue-spool (a file
+ * per message) and queue-redis implement it, and one contract test suite
+ * (test/queue-contract.ts) runs against all three.
  *
  * Durability: `enqueue` resolves only once the message survives a crash of
- * the process (and, for queue-spool, of the machine). Only then does the
+ * the process (and, for queue-journal and queue-spool, of the machine). Only then does the
  * client get 250. Delivery is at least once: a message goes out again only if
  * a crash fell between sending it and `settle`.
  *
