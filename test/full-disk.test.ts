@@ -51,7 +51,15 @@ describe('a full disk', () => {
       assert.match(reply.raw, /^452 4\.3\.1 /);
       const full = await ready(server);
       assert.equal(full.status, 503);
-      assert.match(full.body.checks.spool, /^failing: cannot write to .*ENOSPC/);
+      // The message (20 KB) was kept in memory by the spool: it is the queue's journal write that failed.
+      assert.match(full.body.checks.queue, /^failing: cannot write to .*journal.*ENOSPC/);
+      // A message over 64 KiB goes to the spool's file as it arrives: that write fails too.
+      await client.command('MAIL FROM:<sender@origin.test>');
+      await client.command('RCPT TO:<postmaster@localhost>');
+      await client.command('DATA', /^354 /);
+      client.write(sampleMessage({ body: `${'y'.repeat(76)}\r\n`.repeat(1_500) }));
+      assert.match((await client.command('.', /^4\d\d /)).raw, /^452 4\.3\.1 /);
+      assert.match((await ready(server)).body.checks.spool, /^failing: cannot write to .*ENOSPC/);
       await disk.free();
       assert.equal((await ready(server)).status, 200, 'ready again as soon as the disk has room');
       const again = await client.sendMail('sender@origin.test', ['postmaster@localhost'], sampleMessage());

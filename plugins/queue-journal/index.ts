@@ -28,6 +28,8 @@ const RECENT_BODIES_BYTES = 4 * 1024 * 1024;
 const COMPACT_BEYOND_SEGMENTS = 4;
 /** A message's full record stays in memory only while it is due within this long; later ones are read back when needed. */
 const ACTIVE_WINDOW_MS = 60_000;
+/** At most this many full records in memory (a backlog that is all due at once is read back as it is leased). */
+const MAX_CACHED_RECORDS = 20_000;
 
 /** What the queue keeps in memory per message: small, so a large queue fits; the full record is on disk. */
 interface Entry {
@@ -93,6 +95,8 @@ export default class JournalQueue implements Queue {
   #collecting: Promise<void> | undefined;
   #collectAgain = false;
   #compacting: Promise<void> | undefined;
+  /** Entries whose full record is in memory (see #cache). */
+  #cached = 0;
 
   constructor(
     @inject(TOKENS.PluginOptions) private readonly opts: Options,
@@ -184,7 +188,7 @@ export default class JournalQueue implements Queue {
       if (file.content) this.#recent.add(message.id, body);
     }
     const entry = this.#track(record, location);
-    entry.record = record;
+    this.#cache(entry, record);
     this.#schedule(entry);
   }
 
@@ -449,23 +453,31 @@ export default class JournalQueue implements Queue {
     this.#cache(entry, record);
   }
 
-  /** Keeps the full record in memory only while the message is due soon. */
+  /** Keeps the full record in memory only while the message is due soon, and for at most MAX_CACHED_RECORDS messages. */
   #cache(entry: Entry, record: StoredMessage): void {
-    entry.record = !record.held && record.nextAttemptAt <= this.clock.now() + ACTIVE_WINDOW_MS ? record : undefined;
+    const keep = !record.held && record.nextAttemptAt <= this.clock.now() + ACTIVE_WINDOW_MS && (entry.record !== undefined || this.#cached < MAX_CACHED_RECORDS);
+    this.#cached += (keep ? 1 : 0) - (entry.record !== undefined ? 1 : 0);
+    entry.record = keep ? record : undefined;
   }
 
   /** The message left the queue (its 'remove' record is durable); resolves once segments it freed are deleted. */
   #forget(entry: Entry): Promise<void> {
-    this.#entries.delete(entry.id);
-    entry.version++;
+    this.#unindex(entry);
     entry.lease = undefined;
-    entry.record = undefined;
     this.#recent.delete(entry.id);
-    this.#ref(entry.add.segment, -entry.add.length);
-    this.#ref(entry.state.segment, -entry.state.length);
     // Left behind if this fails: recovery removes large files no record names.
     const file = entry.large ? this.#large.remove(entry.id).catch((error: unknown) => this.log.warn({ err: error, qid: entry.id }, 'could not remove a large message file')) : undefined;
     return Promise.all([file, this.#collect()]).then(() => undefined);
+  }
+
+  /** Takes an entry out of the index: its records no longer keep their segments. */
+  #unindex(entry: Entry): void {
+    this.#entries.delete(entry.id);
+    entry.version++;
+    if (entry.record !== undefined) this.#cached--;
+    entry.record = undefined;
+    this.#ref(entry.add.segment, -entry.add.length);
+    this.#ref(entry.state.segment, -entry.state.length);
   }
 
   #ref(segment: number, by: number): void {
@@ -490,23 +502,26 @@ export default class JournalQueue implements Queue {
       .map(segmentNumber)
       .filter((n): n is number => n !== undefined)
       .sort((a, b) => a - b);
-    const records = new Map<string, { record: StoredMessage; add: Location; state: Location }>();
     let damaged = 0;
     for (const segment of segments) {
       this.#refs.set(segment, 0);
       const name = segmentName(segment);
       const bytes = await readFile(join(this.#segments, name));
+      // Replayed into the index as it is read, so only the small entries stay in memory, not every record.
       const damage = scanSegment(bytes, (record, offset, length) => {
         const location = { segment, offset, length };
+        const known = this.#entries.get(record.kind === 'remove' ? record.id : record.message.id);
         if (record.kind === 'add') {
-          records.set(record.message.id, { record: record.message, add: location, state: location });
-          return;
+          // The last 'add' of an id wins: a copy written by compaction replaces the original.
+          if (known) this.#unindex(known);
+          this.#cache(this.#track(record.message, location), record.message);
+        } else if (!known) {
+          // A record about a message no 'add' introduced: one that left the queue before.
+        } else if (record.kind === 'remove') {
+          this.#unindex(known);
+        } else {
+          this.#moveState(known, record.message, location);
         }
-        const known = records.get(record.kind === 'remove' ? record.id : record.message.id);
-        // A record about a message no 'add' introduced is about one that left the queue before.
-        if (!known) return;
-        if (record.kind === 'remove') records.delete(record.id);
-        else Object.assign(known, { record: record.message, state: location });
       });
       for (const { offset, length, tail } of damage) {
         if (tail) {
@@ -522,15 +537,7 @@ export default class JournalQueue implements Queue {
         );
       }
     }
-    const now = this.clock.now();
-    for (const { record, add, state } of records.values()) {
-      const entry = this.#track(record, add);
-      this.#ref(add.segment, -add.length);
-      this.#ref(state.segment, state.length);
-      entry.state = state;
-      if (record.nextAttemptAt <= now + ACTIVE_WINDOW_MS && !record.held) entry.record = record;
-      this.#schedule(entry);
-    }
+    for (const entry of this.#entries.values()) this.#schedule(entry);
     await this.#checkLargeFiles();
     return { segments, damaged };
   }
@@ -542,9 +549,7 @@ export default class JournalQueue implements Queue {
       if (!entry.large) continue;
       if (files.delete(entry.id)) continue;
       this.log.error({ qid: entry.id, code: 'PETREL_QUEUE_CORRUPT' }, `queued message ${entry.id} has lost its file (large/${entry.id}); dropped`);
-      this.#entries.delete(entry.id);
-      this.#ref(entry.add.segment, -entry.add.length);
-      this.#ref(entry.state.segment, -entry.state.length);
+      this.#unindex(entry);
     }
     for (const orphan of files) await this.#large.remove(orphan);
   }
