@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { checkWithSpamd, parseSpamdAnswer, SpamdFailure } from '../plugins/spamassassin/spamd-client.js';
+import { checkWithSpamd, parseSpamdAnswer } from '../plugins/spamassassin/spamd-client.js';
+import { ScanFailure } from '../core/index.js';
 import { sparePort } from './harness/ports.js';
 import { MisbehavingScanner } from './fixtures/misbehaving-scanner.js';
 import { GTUBE, MIDDLING_PHRASE, MIDDLING_RULE, MIDDLING_SCORE, REQUIRED_SCORE, TestSpamd } from './fixtures/spamd.js';
@@ -50,7 +51,7 @@ describe('the spamd client, against a real spamd', () => {
 describe('the spamd client, when spamd fails', () => {
   it('fails when nothing listens', async () => {
     const port = await sparePort();
-    await assert.rejects(checkWithSpamd({ host: '127.0.0.1', port }, message('x'), { signal: neverAborted() }), (error: Error) => error instanceof SpamdFailure && /ECONNREFUSED/.test(error.message));
+    await assert.rejects(checkWithSpamd({ host: '127.0.0.1', port }, message('x'), { signal: neverAborted() }), (error: Error) => error instanceof ScanFailure && /ECONNREFUSED/.test(error.message));
   });
 
   it('fails, with the abort reason, when the signal fires while spamd says nothing', async () => {
@@ -59,7 +60,7 @@ describe('the spamd client, when spamd fails', () => {
       const abort = new AbortController();
       const pending = checkWithSpamd({ host: '127.0.0.1', port: silent.port }, message('x'), { signal: abort.signal });
       while (silent.requests === 0) await new Promise((resolve) => setImmediate(resolve));
-      abort.abort(new SpamdFailure('no answer within 1 second'));
+      abort.abort(new ScanFailure('no answer within 1 second'));
       await assert.rejects(pending, /no answer within 1 second/);
     } finally {
       await silent.stop();
@@ -79,7 +80,7 @@ describe('the spamd client, when spamd fails', () => {
     it(`fails when spamd ${what}`, async () => {
       const broken = await MisbehavingScanner.start({ kind: 'answer', bytes });
       try {
-        await assert.rejects(checkWithSpamd({ host: '127.0.0.1', port: broken.port }, message('x'), { signal: neverAborted() }), (error: Error) => error instanceof SpamdFailure && reason.test(error.message));
+        await assert.rejects(checkWithSpamd({ host: '127.0.0.1', port: broken.port }, message('x'), { signal: neverAborted() }), (error: Error) => error instanceof ScanFailure && reason.test(error.message));
       } finally {
         await broken.stop();
       }

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
+import { ScanFailure } from 'petrel';
 
 /** Where clamd listens: a unix socket (LocalSocket) or TCP (TCPSocket/TCPAddr). */
 export type ClamdAddress = { readonly socket: string } | { readonly host: string; readonly port: number };
@@ -11,15 +12,6 @@ export type ClamdVerdict =
   | { readonly kind: 'infected'; readonly signature: string }
   /** The stream passed clamd's StreamMaxLength: clamd stopped reading and judged nothing. */
   | { readonly kind: 'too-large' };
-
-/**
- * clamd could not judge the message: unreachable, silent past the deadline,
- * closed mid-answer, or an answer that is not one of INSTREAM's. The message
- * is the reason, for the log and the not-scanned header.
- */
-export class ClamdFailure extends Error {
-  override readonly name = 'ClamdFailure';
-}
 
 /**
  * Chunk size for INSTREAM. clamd refuses a stream whose total passes
@@ -41,20 +33,20 @@ const MAX_ANSWER = 4096;
  *   INSTREAM size limit exceeded. ERROR     (it may close while we still write)
  *
  * `signal` ends the exchange (the caller's timeout). Anything else, or no
- * NUL before the connection closes, is a ClamdFailure, never a verdict.
+ * NUL before the connection closes, is a ScanFailure, never a verdict.
  */
 export async function scanWithClamd(address: ClamdAddress, content: Readable, signal: AbortSignal): Promise<ClamdVerdict> {
   return parseClamdAnswer(await exchange(address, content, signal));
 }
 
-/** Reads one INSTREAM answer line (without its NUL); throws ClamdFailure for anything else. */
+/** Reads one INSTREAM answer line (without its NUL); throws ScanFailure for anything else. */
 export function parseClamdAnswer(line: string): ClamdVerdict {
   if (line === 'stream: OK') return { kind: 'clean' };
   const found = /^stream: (\S.{0,199}) FOUND$/.exec(line);
   if (found) return { kind: 'infected', signature: found[1] };
   if (/^INSTREAM size limit exceeded\.? ERROR$/.test(line)) return { kind: 'too-large' };
-  if (/ ERROR$/.test(line)) throw new ClamdFailure(`clamd could not scan the message: ${printable(line)}`);
-  throw new ClamdFailure(`clamd answered something that is not an INSTREAM result: ${printable(line)}`);
+  if (/ ERROR$/.test(line)) throw new ScanFailure(`clamd could not scan the message: ${printable(line)}`);
+  throw new ScanFailure(`clamd answered something that is not an INSTREAM result: ${printable(line)}`);
 }
 
 function exchange(address: ClamdAddress, content: Readable, signal: AbortSignal): Promise<string> {
@@ -83,19 +75,19 @@ function exchange(address: ClamdAddress, content: Readable, signal: AbortSignal)
     socket.once('connect', () => {
       sendStream(socket, content).catch((error: Error) => {
         // A socket error says more (and may come with the answer); reading the message is ours.
-        if (!socket.destroyed) finish(new ClamdFailure(`the message could not be read: ${error.message}`));
+        if (!socket.destroyed) finish(new ScanFailure(`the message could not be read: ${error.message}`));
       });
     });
     socket.on('data', (chunk: Buffer) => {
       answer += chunk.toString('latin1');
       if (answer.includes('\0')) finish(undefined);
-      else if (answer.length > MAX_ANSWER) finish(new ClamdFailure(`clamd's answer is longer than ${MAX_ANSWER} bytes`));
+      else if (answer.length > MAX_ANSWER) finish(new ScanFailure(`clamd's answer is longer than ${MAX_ANSWER} bytes`));
     });
-    socket.once('end', () => finish(new ClamdFailure(answer === '' ? 'clamd closed the connection without answering' : 'clamd closed the connection in the middle of its answer')));
+    socket.once('end', () => finish(new ScanFailure(answer === '' ? 'clamd closed the connection without answering' : 'clamd closed the connection in the middle of its answer')));
     socket.once('error', (error: NodeJS.ErrnoException) => {
       const closedWhileSending = error.code === 'EPIPE' || error.code === 'ECONNRESET';
       // Rarely the answer is lost with the connection; StreamMaxLength is then the likely cause.
-      finish(new ClamdFailure(`clamd at ${where}: ${error.code ?? error.message}${closedWhileSending ? ' (closed while the message was sent: larger than its StreamMaxLength?)' : ''}`));
+      finish(new ScanFailure(`clamd at ${where}: ${error.code ?? error.message}${closedWhileSending ? ' (closed while the message was sent: larger than its StreamMaxLength?)' : ''}`));
     });
   });
 }
@@ -133,7 +125,7 @@ async function sendStream(socket: Socket, content: Readable): Promise<void> {
 /** The caller's reason (its timeout says how long it waited), or a plain one. */
 function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason : new ClamdFailure('the scan was abandoned');
+  return reason instanceof Error ? reason : new ScanFailure('the scan was abandoned');
 }
 
 function printable(text: string): string {

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { ScanFailure } from 'petrel';
 
 /** Where spamd listens. */
 export interface SpamdAddress {
@@ -24,17 +25,8 @@ export interface SpamdMessage {
   readonly content: Readable;
 }
 
-/**
- * spamd could not judge the message: it was unreachable, stopped answering,
- * closed mid-answer or answered something that is not SPAMD/1.x. The
- * message is the reason, for the log and the not-scanned header.
- */
-export class SpamdFailure extends Error {
-  override readonly name = 'SpamdFailure';
-}
-
-/** spamd rejects request headers it cannot parse; a User name goes in as it is only when it is one safe token. */
-const SAFE_USER = /^[A-Za-z0-9._@+-]{1,128}$/;
+/** spamd rejects request headers it cannot parse; a User name goes in only when it is one safe token. */
+export const SAFE_USER = /^[A-Za-z0-9._@+-]{1,128}$/;
 /** An answer bigger than this is not spamd's (SYMBOLS answers are a few hundred bytes). */
 const MAX_ANSWER = 64 * 1024;
 
@@ -51,7 +43,7 @@ const MAX_ANSWER = 64 * 1024;
  *   GTUBE,MISSING_DATE,MISSING_MID,NO_RECEIVED
  *
  * and closes. `signal` ends the exchange (the caller's timeout); anything
- * short of a complete, well-formed answer is a SpamdFailure, never a verdict.
+ * short of a complete, well-formed answer is a ScanFailure, never a verdict.
  */
 export async function checkWithSpamd(address: SpamdAddress, message: SpamdMessage, options: { user?: string; signal: AbortSignal }): Promise<SpamdVerdict> {
   const head = [`SYMBOLS SPAMC/1.5`, `Content-length: ${message.length}`];
@@ -60,17 +52,17 @@ export async function checkWithSpamd(address: SpamdAddress, message: SpamdMessag
   return parseSpamdAnswer(answer);
 }
 
-/** Reads a complete SPAMD/1.x answer to SYMBOLS; throws SpamdFailure for anything else. */
+/** Reads a complete SPAMD/1.x answer to SYMBOLS; throws ScanFailure for anything else. */
 export function parseSpamdAnswer(answer: Buffer): SpamdVerdict {
   const text = answer.toString('latin1');
-  if (text === '') throw new SpamdFailure('spamd closed the connection without answering');
+  if (text === '') throw new ScanFailure('spamd closed the connection without answering');
   const headEnd = text.indexOf('\r\n\r\n');
   const statusEnd = text.indexOf('\r\n');
   const statusLine = text.slice(0, statusEnd < 0 ? Math.min(text.length, 80) : statusEnd);
   const status = /^SPAMD\/1\.\d+ (\d+) (.*)$/.exec(statusLine);
-  if (!status) throw new SpamdFailure(`spamd answered something that is not SPAMD/1.x: ${printable(statusLine)}`);
-  if (status[1] !== '0') throw new SpamdFailure(`spamd refused the request: ${printable(`${status[1]} ${status[2]}`)}`);
-  if (headEnd < 0) throw new SpamdFailure('spamd closed the connection in the middle of its answer');
+  if (!status) throw new ScanFailure(`spamd answered something that is not SPAMD/1.x: ${printable(statusLine)}`);
+  if (status[1] !== '0') throw new ScanFailure(`spamd refused the request: ${printable(`${status[1]} ${status[2]}`)}`);
+  if (headEnd < 0) throw new ScanFailure('spamd closed the connection in the middle of its answer');
 
   const headers = new Map<string, string>();
   for (const line of text.slice(statusEnd + 2, headEnd).split('\r\n')) {
@@ -79,21 +71,21 @@ export function parseSpamdAnswer(answer: Buffer): SpamdVerdict {
   }
   const spamHeader = headers.get('spam');
   const spam = spamHeader === undefined ? undefined : /^(True|False|Yes|No) ; (-?\d+(?:\.\d+)?) \/ (-?\d+(?:\.\d+)?)$/i.exec(spamHeader);
-  if (!spam) throw new SpamdFailure(`spamd's answer has no readable Spam header: ${printable(spamHeader ?? '(none)')}`);
+  if (!spam) throw new ScanFailure(`spamd's answer has no readable Spam header: ${printable(spamHeader ?? '(none)')}`);
 
   const body = text.slice(headEnd + 4);
   const declared = headers.get('content-length');
   if (declared !== undefined) {
-    if (!/^\d+$/.test(declared)) throw new SpamdFailure(`spamd's answer has a bad Content-length: ${printable(declared)}`);
+    if (!/^\d+$/.test(declared)) throw new ScanFailure(`spamd's answer has a bad Content-length: ${printable(declared)}`);
     // The body is counted in bytes; latin1 keeps one character per byte.
-    if (body.length < Number(declared)) throw new SpamdFailure('spamd closed the connection in the middle of its answer');
+    if (body.length < Number(declared)) throw new ScanFailure('spamd closed the connection in the middle of its answer');
   }
   const symbols = body
     .trim()
     .split(',')
     .map((symbol) => symbol.trim())
     .filter((symbol) => symbol !== '');
-  if (symbols.some((symbol) => !/^[A-Za-z0-9_]+$/.test(symbol))) throw new SpamdFailure(`spamd's symbol list is unreadable: ${printable(body)}`);
+  if (symbols.some((symbol) => !/^[A-Za-z0-9_]+$/.test(symbol))) throw new ScanFailure(`spamd's symbol list is unreadable: ${printable(body)}`);
   return {
     spam: /^(True|Yes)$/i.test(spam[1]),
     score: Number(spam[2]),
@@ -131,17 +123,17 @@ function exchange(address: SpamdAddress, head: string, content: Readable, signal
       socket.write(head);
       content.pipe(socket);
     });
-    content.once('error', (error) => finish(new SpamdFailure(`the message could not be read: ${error.message}`)));
+    content.once('error', (error) => finish(new ScanFailure(`the message could not be read: ${error.message}`)));
     socket.on('data', (chunk: Buffer) => {
       receivedBytes += chunk.length;
-      if (receivedBytes > MAX_ANSWER) finish(new SpamdFailure(`spamd's answer is longer than ${MAX_ANSWER} bytes`));
+      if (receivedBytes > MAX_ANSWER) finish(new ScanFailure(`spamd's answer is longer than ${MAX_ANSWER} bytes`));
       else received.push(chunk);
     });
     socket.once('end', () => finish(undefined));
     socket.once('error', (error: NodeJS.ErrnoException) => {
       // spamd may close as soon as it has answered (a refusal) while we still write: the answer counts.
       if (receivedBytes > 0 && (error.code === 'EPIPE' || error.code === 'ECONNRESET')) finish(undefined);
-      else finish(new SpamdFailure(`spamd at ${address.host}:${address.port}: ${error.code ?? error.message}`));
+      else finish(new ScanFailure(`spamd at ${address.host}:${address.port}: ${error.code ?? error.message}`));
     });
   });
 }
@@ -149,7 +141,7 @@ function exchange(address: SpamdAddress, head: string, content: Readable, signal
 /** The caller's reason (its timeout says how long it waited), or a plain one. */
 function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason : new SpamdFailure('the check was abandoned');
+  return reason instanceof Error ? reason : new ScanFailure('the check was abandoned');
 }
 
 function printable(text: string): string {
