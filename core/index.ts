@@ -92,7 +92,7 @@ export { duplicateClient, redisMasters } from './redis/redis-topology.js';
 // --- Policy: check actions and the marks they leave --------------------------------------
 export { CHECK_ACTIONS, checkAction, isMark, severest } from './policy/check-action.js';
 export type { CheckAction } from './policy/check-action.js';
-export { addPolicyMark, isQuarantined, QUARANTINE_HEADER, WARNING_HEADER, writePolicyMarks } from './policy/policy-marks.js';
+export { addPolicyMark, isQuarantined, QUARANTINE_HEADER, quarantineOf, WARNING_HEADER, writePolicyMarks } from './policy/policy-marks.js';
 
 // --- Content scanners: shared options, the failure rule, verdicts ----------------------------
 export { scanMessage, ScanFailure, UNSCANNED_REPLY } from './filter/content-scan.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { MailboxMap, safeName } from '../plugins/deliver-maildir/mailbox-map.js';
@@ -20,6 +20,21 @@ async function petrel(maildir: Record<string, unknown> = {}): Promise<TestServer
     server: { localDomains: ['localhost', 'other.test'] },
     delivery: { retry: ['1h'], delayWarningAfter: 0 },
     plugins: [{ name: 'relay-access' }, { name: 'queue-spool' }, { name: 'deliver-maildir', options: maildir }],
+  });
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+/** A server whose helo-check quarantines a client whose HELO literal is not its address: a real quarantine mark. */
+async function quarantining(maildir: Record<string, unknown>): Promise<TestServer> {
+  const server = await startTestServer({
+    delivery: { retry: ['1h'], delayWarningAfter: 0 },
+    plugins: [
+      { name: 'helo-check', options: { skipNetworks: [], checks: { literalMismatch: 'quarantine' } } },
+      { name: 'relay-access' },
+      { name: 'queue-spool' },
+      { name: 'deliver-maildir', options: maildir },
+    ],
   });
   cleanups.push(() => server.stop());
   return server;
@@ -81,6 +96,34 @@ describe('deliver-maildir', () => {
     const [bounced] = await eventually(() => server.logs.find({ qid: id, msg: 'delivery bounced' }).at(0) && server.logs.find({ qid: id, msg: 'delivery bounced' }), 'the bounce');
     assert.equal(bounced.reply, '550 5.1.1 <nobody@localhost>: no such mailbox');
     assert.ok(!existsSync(join(server.dataDir, 'maildir', 'nobody')));
+  });
+
+  it('files quarantined messages into the Junk folder of each recipient, whoever quarantined them', async () => {
+    const server = await quarantining({ subaddressFolders: true });
+    const client = await server.client('mx', { ehlo: '[192.0.2.9]' });
+    assert.match((await client.sendMail('nat@example.org', ['alice+lists@localhost', 'bob@localhost'], sampleMessage({ subject: 'junk' }))).raw, /^250 /);
+    await client.quit();
+    const root = join(server.dataDir, 'maildir');
+    for (const mailbox of [join(root, 'alice'), join(root, 'bob')]) {
+      const [stored] = await waitForMail(join(mailbox, '.Junk'));
+      assert.match(stored, /\r\nX-Petrel-Quarantine: helo=literalMismatch \(\[192\.0\.2\.9\]\)\r\n/);
+      assert.ok(existsSync(join(mailbox, '.Junk', 'maildirfolder')), 'a Maildir++ folder');
+      assert.ok(['cur', 'tmp'].every((sub) => existsSync(join(mailbox, '.Junk', sub))));
+      assert.deepEqual(newMail(mailbox), [], 'nothing in the inbox');
+    }
+    assert.equal(newMail(join(root, 'alice', '.lists')).length, 0, 'quarantine wins over the +tag folder');
+    await send(server, ['alice@localhost'], sampleMessage({ subject: 'not junk' }));
+    assert.match((await waitForMail(join(root, 'alice')))[0], /Subject: not junk/, 'mail without the mark goes to the inbox');
+  });
+
+  it('files quarantined mail into the folder named by junkFolder, created in an existing mailbox', async () => {
+    const server = await quarantining({ junkFolder: 'Spam', createMailboxes: false });
+    const mailbox = join(server.dataDir, 'maildir', 'carol');
+    for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(mailbox, sub), { recursive: true });
+    const client = await server.client('mx', { ehlo: '[192.0.2.9]' });
+    assert.match((await client.sendMail('nat@example.org', ['carol@localhost'], sampleMessage())).raw, /^250 /);
+    await client.quit();
+    assert.equal((await waitForMail(join(mailbox, '.Spam'))).length, 1);
   });
 
   it('never lets an address name a path outside the maildir root', () => {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { plainAuth, writeUsers } from './fixtures/auth.js';
 import { headerFields, queuedMessageFrom } from './fixtures/queued.js';
+import { newMail, waitForMail } from './harness/maildir.js';
 import { MisbehavingServer } from './harness/misbehaving-server.js';
 import { sparePort } from './harness/ports.js';
 import { RspamdDaemon } from './harness/rspamd-daemon.js';
@@ -38,14 +40,16 @@ const RSPAMD_CONFIG = {
   'milter_headers.conf': 'use = ["x-rspamd-queue-id"];\nskip_local = false;\nskip_authenticated = false;\n',
 };
 
-async function petrelWith(rspamd: Record<string, unknown>, users?: string): Promise<TestServer> {
+async function petrelWith(rspamd: Record<string, unknown>, users?: string, delivery: Record<string, unknown>[] = []): Promise<TestServer> {
   return startTestServer({
     listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none', auth: users !== undefined, insecureAuth: true }],
+    delivery: { retry: ['1h'], delayWarningAfter: 0 },
     plugins: [
       ...(users ? [{ name: 'auth-file', options: { file: users, failureDelay: '10ms' } }] : []),
       { name: 'rspamd', options: rspamd },
       { name: 'relay-access' },
       { name: 'queue-spool' },
+      ...delivery,
     ],
   });
 }
@@ -107,6 +111,25 @@ describe('rspamd (a real rspamd on loopback)', () => {
     assert.match(field(fields, 'X-Spam-Symbols') ?? '', /^PETREL_JUNK\(600\.00\)/, 'highest score first');
     assert.match(field(fields, 'X-Petrel-Quarantine') ?? '', /^rspamd: add header, score 6\d\d\.\d\d$/);
     assert.match(field(fields, 'X-Petrel-Filter') ?? '', /^rspamd=spam \(score=6\d\d\.\d\/1000 action=add header\)$/);
+  });
+
+  it('files an "add header" verdict into the Junk folder of each recipient (deliver-maildir), and a clean one into the inbox', async () => {
+    const delivering = await petrelWith({ url: rspamd.url, timeout: '10s' }, undefined, [{ name: 'deliver-maildir' }]);
+    try {
+      assert.match(await send(delivering, 'junk@example.org', sampleMessage({ subject: 'cheap petrel-junk-marker' }), ['alice@localhost', 'bob@localhost']), /^250 /);
+      assert.match(await send(delivering, 'friend@example.org', sampleMessage({ subject: 'lunch' }), ['alice@localhost']), /^250 /);
+      const root = join(delivering.dataDir, 'maildir');
+      for (const user of ['alice', 'bob']) {
+        const [junk] = await waitForMail(join(root, user, '.Junk'));
+        assert.match(junk, /\r\nX-Petrel-Quarantine: rspamd: add header, score 6\d\d\.\d\d\r\n/);
+        assert.match(junk, /\r\nX-Spam: Yes\r\n/);
+      }
+      const [inbox] = await waitForMail(join(root, 'alice'));
+      assert.match(inbox, /Subject: lunch/);
+      assert.deepEqual(newMail(join(root, 'bob')), []);
+    } finally {
+      await delivering.stop();
+    }
   });
 
   it('rewrites the Subject as rspamd says for "rewrite subject", and quarantines', async () => {

@@ -1,4 +1,7 @@
+import { readHeaderBlock } from '../delivery/outgoing-content.js';
+import type { Delivery } from '../delivery/outbound.js';
 import type { IncomingMessage, Transaction } from '../session.js';
+import { MessageHeaders } from '../spool/message-headers.js';
 
 /** The header a `tag` action adds, one per finding. */
 export const WARNING_HEADER = 'X-Petrel-Warning';
@@ -43,7 +46,20 @@ export function writePolicyMarks(transaction: Transaction, message: IncomingMess
   marks.pending = [];
 }
 
-/** Whether some check asked for this message to be quarantined. */
+/**
+ * Why a queued message was quarantined, for the delivery side (local
+ * delivery files it as junk); undefined when it was not. The mark travels in
+ * the message's header because only the message survives the queue; the
+ * inbound side wrote it and removed forged copies (writePolicyMarks). Reads
+ * the header block only.
+ */
+export async function quarantineOf(delivery: Delivery): Promise<string | undefined> {
+  const headers = new MessageHeaders(await readHeaderBlock(await delivery.open()));
+  const reasons = headers.get(QUARANTINE_HEADER);
+  return reasons.length > 0 ? reasons.join('; ') : undefined;
+}
+
+/** Whether some check asked for this message to be quarantined (inbound, before it is queued). */
 export function isQuarantined(transaction: Transaction): boolean {
   return marksOf(transaction).quarantined;
 }

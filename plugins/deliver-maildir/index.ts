@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { type Delivery, type DeliveryReply, type HookRegistrar, inject, injectable, type Logger, type Paths, type PetrelConfig, type PluginMeta, type QueuedRecipient, type RecipientResult, results, TOKENS, z } from 'petrel';
+import { type Delivery, type DeliveryReply, type HookRegistrar, inject, injectable, type Logger, noteFinding, type Paths, type PetrelConfig, type PluginMeta, quarantineOf, type QueuedRecipient, type RecipientResult, results, TOKENS, z } from 'petrel';
 import { MailboxMap, mailboxPathProblem, type MailboxTarget } from './mailbox-map.js';
 import { maildirHostName, MaildirWriter, NoSuchMailbox } from './maildir-writer.js';
 import { sweepStaleTmp } from './stale-tmp.js';
@@ -19,6 +19,11 @@ export const options = z.strictObject({
     .default({})
     .describe('address, @domain or local part → mailbox, before the template: aliases and catch-alls'),
   subaddressSeparator: z.string().max(1).default('+').describe('alice+tag@ is alice@; empty turns it off'),
+  junkFolder: z
+    .string()
+    .regex(/^[^/\\\0.][^/\\\0]*$/, 'expected a Maildir++ folder name like Junk (no slash, no leading dot)')
+    .default('Junk')
+    .describe('quarantined messages (X-Petrel-Quarantine) go into this Maildir++ folder of the mailbox, .Junk by default, created when missing'),
   subaddressFolders: z.boolean().default(false).describe('deliver alice+tag@ into the Maildir++ folder .tag of alice (created on demand) instead of her inbox'),
   createMailboxes: z.boolean().default(true).describe('create missing maildirs; off, mail for an address without one bounces (550 5.1.1)'),
   lineEndings: z.enum(['crlf', 'lf']).default('crlf').describe('crlf stores the message byte for byte as received; lf converts to Unix line ends'),
@@ -53,6 +58,8 @@ export default class DeliverMaildir {
   readonly #root: string;
   readonly #mailboxes: MailboxMap;
   readonly #writer: MaildirWriter;
+  /** The Maildir++ folder quarantined mail goes into: `.Junk`. */
+  readonly #junk: string;
   /** A bare `postmaster` (RFC 5321 4.5.1) is the postmaster of the first local domain (or of our hostname). */
   readonly #ownDomain: string;
   /** The sweep of tmp/ started by start(); close() waits for it. */
@@ -72,6 +79,7 @@ export default class DeliverMaildir {
       separator: opts.subaddressSeparator,
       folders: opts.subaddressFolders,
     });
+    this.#junk = `.${opts.junkFolder}`;
     this.#writer = new MaildirWriter({ create: opts.createMailboxes, lineEndings: opts.lineEndings, fileMode: opts.fileMode });
   }
 
@@ -95,20 +103,24 @@ export default class DeliverMaildir {
   }
 
   async deliver(delivery: Delivery): Promise<RecipientResult[]> {
+    const quarantine = await quarantineOf(delivery);
+    if (quarantine !== undefined) noteFinding(delivery, 'deliver-maildir', `quarantined (${quarantine}): filed in ${this.#junk}`);
     const answers: RecipientResult[] = [];
-    for (const recipient of delivery.recipients) answers.push(await this.#deliverOne(delivery, recipient));
+    for (const recipient of delivery.recipients) answers.push(await this.#deliverOne(delivery, recipient, quarantine !== undefined));
     return answers;
   }
 
-  async #deliverOne(delivery: Delivery, recipient: QueuedRecipient): Promise<RecipientResult> {
+  async #deliverOne(delivery: Delivery, recipient: QueuedRecipient, quarantined: boolean): Promise<RecipientResult> {
     const address = recipient.address.includes('@') ? recipient.address : `${recipient.address}@${this.#ownDomain}`;
-    const target = this.#mailboxes.targetOf(address);
-    if (!target) return results.bounced(recipient.address, { code: 550, enhanced: '5.1.3', text: `<${recipient.address}>: not a mailbox address` });
+    const mapped = this.#mailboxes.targetOf(address);
+    if (!mapped) return results.bounced(recipient.address, { code: 550, enhanced: '5.1.3', text: `<${recipient.address}>: not a mailbox address` });
+    // Quarantine wins over a +tag folder: junk must not reach a folder the user reads as mail.
+    const target = quarantined ? { mailbox: mapped.mailbox, folder: this.#junk } : mapped;
     const header = `Return-Path: <${delivery.message.envelope.from}>\r\nDelivered-To: ${recipient.address}\r\n`;
     try {
       const file = await this.#writer.deliver(join(this.#root, target.mailbox), target.folder, header, await delivery.open());
-      delivery.log.debug({ rcpt: recipient.address, file }, 'stored in maildir');
-      return results.delivered(recipient.address, { code: 250, enhanced: '2.0.0', text: `delivered to mailbox ${describe(target)}` });
+      delivery.log.debug({ rcpt: recipient.address, file, quarantined }, 'stored in maildir');
+      return results.delivered(recipient.address, { code: 250, enhanced: '2.0.0', text: `delivered to mailbox ${describe(target)}${quarantined ? ' (quarantined)' : ''}` });
     } catch (error) {
       const reply = failureReply(error, recipient.address);
       if (reply.code >= 500) return results.bounced(recipient.address, reply);
