@@ -14,6 +14,10 @@
  *                                     same systems built from an earlier revision, in one run
  *   npm run bench -- --compare FIX~1..FIX --systems petrel-spool --only 1k-c20-r1 --rounds 7
  *                                     one commit's before/after ratio (this tree's left out)
+ *   npm run bench -- --systems petrel-rspamd --only 1k-c20-r1,100k-c20-r1
+ *                                     a content scanner's cost: petrel-spool's profile with it on, as
+ *                                     a ratio to the same profile without it (in every run where its
+ *                                     daemon is installed; bench/systems/filters.ts)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -30,6 +34,7 @@ import { harakaDiscard, harakaForward } from './systems/haraka.js';
 import { installedHaraka } from './systems/haraka-install.js';
 import { bareSmtpServer, petrelJournal, petrelRedis, petrelRelay, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
 import { comparedPairs, prepareComparison } from './checkout.js';
+import { FILTER_SYSTEMS, installed } from './systems/filters.js';
 import { Sink } from './sink.js';
 import { deleteKeys } from './redis-cleanup.js';
 
@@ -69,6 +74,11 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   let systems: SystemSpec[] = [bareSmtpServer, petrelJournal, petrelSpool, petrelRedis, petrelRelay];
   const wanted = values.systems?.split(',');
+  // Content scanners: each beside its baseline profile, when its daemon is installed.
+  for (const filter of FILTER_SYSTEMS) {
+    if (installed(filter.program)) systems.push(filter.spec);
+    else if (!wanted || wanted.includes(filter.spec.name)) process.stderr.write(`${filter.program} is not installed: ${filter.spec.name} left out\n`);
+  }
   if (values.peers) {
     if (postfixAvailable()) systems.push(postfixPeer);
     else process.stderr.write('--peers: Postfix is not installed (apt-get install postfix, then stop its daemon) or we are not root; skipping it\n');
@@ -85,7 +95,9 @@ async function main(): Promise<void> {
   if (wanted) {
     const unknown = wanted.filter((name) => !systems.some((s) => s.name === name));
     if (unknown.length > 0) throw new Error(`--systems: no system named ${unknown.join(', ')} (there are ${systems.map((s) => s.name).join(', ')})`);
-    systems = systems.filter((s) => wanted.includes(s.name));
+    // A scanner's figure is a ratio to its baseline profile: that one runs too.
+    const baselines = FILTER_SYSTEMS.filter((f) => wanted.includes(f.spec.name)).map((f) => f.baseline);
+    systems = systems.filter((s) => wanted.includes(s.name) || baselines.includes(s.name));
   }
   if (!systems.includes(bareSmtpServer)) systems.unshift(bareSmtpServer); // every ratio is against it
   const workDir = mkdtempSync(join(tmpdir(), 'petrel-bench-'));
@@ -135,6 +147,9 @@ async function main(): Promise<void> {
       log(formatReport(summary, systems));
       log('');
       for (const pair of comparison ? comparedPairs(comparison, compared.map((s) => s.name)) : []) log(`${formatComparison(summary, pair.after, pair.before)}\n`);
+      for (const filter of FILTER_SYSTEMS) {
+        if (systems.includes(filter.spec) && systems.some((s) => s.name === filter.baseline)) log(`${formatComparison(summary, filter.spec.name, filter.baseline)}\n`);
+      }
       const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
       if (memoryCheck) {
         log(

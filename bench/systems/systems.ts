@@ -79,7 +79,7 @@ export function petrelShipped(
  * raised so the 50 MiB memory check is accepted, and delivery is off so the
  * figures are for acceptance alone (relaying is its own scenario).
  */
-function acceptOnly(config: Record<string, any>): void {
+export function acceptOnly(config: Record<string, any>): void {
   config.limits = { ...config.limits, messageSize: '64MiB' };
   config.delivery = { ...config.delivery, enabled: false };
 }
