@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
 import { RspamdDaemon } from '../../test/harness/rspamd-daemon.js';
 import type { RunningSystem } from './server-process.js';
 import { acceptOnly, petrelShipped, type SystemSpec } from './systems.js';
@@ -63,8 +64,8 @@ export const FILTER_SYSTEMS: readonly FilterSystem[] = [
   {
     spec: withScanner(
       'petrel-rspamd',
-      "petrel-spool's profile with the rspamd plugin on (a local rspamd, Debian's rules, one worker)",
-      () => RspamdDaemon.start(),
+      "petrel-spool's profile with the rspamd plugin on (a local rspamd, Debian's rules, one worker per CPU, hyperscan off, DNS answered NXDOMAIN at once)",
+      () => RspamdDaemon.start({}, cpus().length),
       (daemon) => ({ name: 'rspamd', options: { url: daemon.url } }),
     ),
     baseline: 'petrel-spool',

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { NxdomainDns } from './nxdomain-dns.js';
 import { sparePort } from './ports.js';
 import { tempDir } from './temp-dir.js';
 
@@ -11,7 +12,9 @@ import { tempDir } from './temp-dir.js';
  * controller, no Redis (the modules that need it stay off). `localD` files
  * go into its local.d/ (actions.conf, regexp.conf, ...). Debian's modules
  * and rules are used as installed; only the URL suffix list is cut to a few
- * names, since compiling the full one takes rspamd tens of seconds.
+ * names, since compiling the full one takes rspamd tens of seconds. Its DNS
+ * is a stub of its own that answers NXDOMAIN at once (nxdomain-dns.ts): no
+ * blocklist or domain lookup leaves the machine or waits for a timeout.
  * A missing rspamd fails the test, loudly.
  */
 export class RspamdDaemon {
@@ -20,17 +23,20 @@ export class RspamdDaemon {
   private constructor(
     readonly port: number,
     private readonly dir: { path: string; remove: () => void },
+    private readonly dns: NxdomainDns,
   ) {}
 
-  static async start(localD: Record<string, string> = {}): Promise<RspamdDaemon> {
+  /** `workers`: normal worker processes (1 for tests; rspamd's own default is one per CPU). */
+  static async start(localD: Record<string, string> = {}, workers = 1): Promise<RspamdDaemon> {
     const dir = tempDir('petrel-rspamd-');
     const port = await sparePort();
+    const dns = await NxdomainDns.start();
     for (const sub of ['local.d', 'db', 'run']) mkdirSync(join(dir.path, sub));
     writeFileSync(join(dir.path, 'tld.dat'), 'com\norg\nnet\nexample\ntest\n');
-    writeFileSync(join(dir.path, 'rspamd.conf'), mainConfig(port));
-    writeFileSync(join(dir.path, 'local.d', 'options.inc'), `url_tld = "${join(dir.path, 'tld.dat')}";\ndisable_hyperscan = true;\n`);
+    writeFileSync(join(dir.path, 'rspamd.conf'), mainConfig(port, workers));
+    writeFileSync(join(dir.path, 'local.d', 'options.inc'), `url_tld = "${join(dir.path, 'tld.dat')}";\ndisable_hyperscan = true;\ndns { nameserver = ["127.0.0.1:${dns.port}"]; }\n`);
     for (const [name, text] of Object.entries(localD)) writeFileSync(join(dir.path, 'local.d', name), text);
-    const daemon = new RspamdDaemon(port, dir);
+    const daemon = new RspamdDaemon(port, dir, dns);
     await daemon.#run();
     return daemon;
   }
@@ -50,6 +56,7 @@ export class RspamdDaemon {
       await exited;
       clearTimeout(timer);
     }
+    await this.dns.stop();
     this.dir.remove();
   }
 
@@ -76,7 +83,7 @@ export class RspamdDaemon {
   }
 }
 
-function mainConfig(port: number): string {
+function mainConfig(port: number, workers: number): string {
   return `.include "$CONFDIR/common.conf"
 options {
   pidfile = "$RUNDIR/rspamd.pid";
@@ -89,7 +96,7 @@ logging {
 }
 worker "normal" {
   bind_socket = "127.0.0.1:${port}";
-  count = 1;
+  count = ${workers};
   .include "$CONFDIR/worker-normal.inc"
 }
 `;
