@@ -7,6 +7,8 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import type { Plugin } from '../core/plugins/contract.js';
 import type { NewMessage, Queue } from '../core/queue/contract.js';
 import { newQueueId } from '../core/queue/queue-id.js';
+import { countMessages } from '../core/queue/queue-counts.js';
+import { listCursor } from '../core/queue/queue-filter.js';
 import { ManualClock } from './fixtures/manual-clock.js';
 import { tempDir } from './harness/temp-dir.js';
 
@@ -286,6 +288,66 @@ export function queueContract(name: string, factory: QueueFactory): void {
         assert.deepEqual(await ids({ sender: 'Alice@example.org' }), [old]);
         assert.deepEqual(await ids({ olderThanMs: 60_000 }), [old]);
         assert.deepEqual(await ids({ limit: 1 }), [old]);
+      } finally {
+        await subject.cleanup();
+      }
+    });
+
+    it('pages through a listing with limit and a cursor, filters applied, without skipping or repeating', async () => {
+      try {
+        const now = clock.now();
+        const ids: string[] = [];
+        for (let i = 0; i < 7; i++) ids.push(await enqueue([i % 2 === 0 ? 'a@even.test' : 'b@odd.test'], { at: now - 10_000 + i * 1_000 }));
+        await queue.hold(ids[3]);
+        const pages: string[][] = [];
+        let after: string | undefined;
+        for (;;) {
+          const page = await queue.list({ limit: 3, after });
+          if (page.length === 0) break;
+          pages.push(page.map((m) => m.id));
+          after = listCursor(page[page.length - 1]);
+        }
+        assert.deepEqual(pages, [ids.slice(0, 3), ids.slice(3, 6), ids.slice(6)]);
+        const even = await queue.list({ domain: 'even.test', limit: 2 });
+        assert.deepEqual(even.map((m) => m.id), [ids[0], ids[2]]);
+        assert.deepEqual((await queue.list({ domain: 'even.test', limit: 2, after: listCursor(even[1]) })).map((m) => m.id), [ids[4], ids[6]]);
+        assert.deepEqual((await queue.list({ state: 'active', limit: 2, after: listCursor({ receivedAt: now - 10_000 + 2_000, id: ids[2] }) })).map((m) => m.id), [ids[4], ids[5]], 'the held one is skipped');
+      } finally {
+        await subject.cleanup();
+      }
+    });
+
+    it('keeps counts (by state and destination) equal to a listing through every kind of change and a restart', async () => {
+      try {
+        assert.ok(queue.counts, 'every queue in this repository keeps counters');
+        const agree = async (q: ContractQueue, when: string) => {
+          const listed = countMessages(await q.list());
+          assert.deepEqual(await q.counts?.(), listed, `counts agree with a listing ${when}`);
+          assert.deepEqual(await q.stats(), listed.states, `stats agree with a listing ${when}`);
+        };
+        await agree(queue, 'when empty');
+        const now = clock.now();
+        const one = await enqueue(['a@one.test', 'b@two.test'], { at: now - 5 });
+        const two = await enqueue(['c@two.test', 'd@two.test'], { at: now - 4 });
+        const three = await enqueue(['e@three.test'], { at: now - 3 });
+        const four = await enqueue(['f@one.test'], { at: now - 2 });
+        await enqueue(['g@four.test'], { at: now - 1 });
+        await agree(queue, 'after enqueues');
+        const [first, second, third] = await queue.lease(3, 60_000);
+        assert.deepEqual([first.message.id, second.message.id, third.message.id], [one, two, three]);
+        await queue.settle(first, { outcomes: [{ address: 'a@one.test', status: 'delivered' }, { address: 'b@two.test', status: 'deferred', reply: '451 later' }], nextAttemptAt: now + 3_600_000 });
+        await queue.settle(second, { outcomes: [{ address: 'c@two.test', status: 'bounced', reply: '550 no' }, { address: 'd@two.test', status: 'delivered' }] });
+        await queue.abandon(third, now + 60_000);
+        await agree(queue, 'after settles and an abandon');
+        await queue.hold(three);
+        await queue.hold(four);
+        await queue.release(four);
+        await queue.retry(one);
+        assert.equal(await queue.remove(three), true);
+        await agree(queue, 'after hold, release, retry and remove');
+        assert.deepEqual((await queue.counts?.())?.destinations['two.test'], { messages: 1, recipients: 1 });
+        const restarted = await subject.restart();
+        await agree(restarted, 'after a restart');
       } finally {
         await subject.cleanup();
       }

@@ -2,12 +2,13 @@ import type { Readable } from 'node:stream';
 import type { Clock } from '../clock.js';
 import type { Bouncer } from '../delivery/bouncer.js';
 import { bounceByOperator } from '../delivery/operator-bounce.js';
-import { domainOf, type OutboundHooks } from '../delivery/outbound-hooks.js';
+import type { OutboundHooks } from '../delivery/outbound-hooks.js';
 import { readHeaderBlock } from '../delivery/outgoing-content.js';
 import type { HistoryRecord, OperatorRecord } from '../history/history-record.js';
 import type { HistoryStore, MessageHistory } from '../history/history-store.js';
 import type { QueueRequest } from './control-protocol.js';
-import { stateOf, type Queue, type QueuedMessage, type QueueFilter, type QueueState } from '../queue/contract.js';
+import { countMessages } from '../queue/queue-counts.js';
+import type { Queue, QueuedMessage, QueueFilter, QueueState } from '../queue/contract.js';
 
 export interface QueueStats {
   readonly states: Record<QueueState, number>;
@@ -127,23 +128,14 @@ export class QueueOperations {
     return done;
   }
 
+  /**
+   * From the queue's counters when it keeps them (constant time); otherwise
+   * by counting a full listing, which grows with the queue.
+   */
   async stats(): Promise<QueueStats> {
-    const messages = await this.deps.queue.list();
-    const states: Record<QueueState, number> = { active: 0, deferred: 0, held: 0 };
-    const destinations = new Map<string, { destination: string; messages: number; recipients: number }>();
-    for (const message of messages) {
-      states[stateOf(message)]++;
-      const seen = new Set<string>();
-      for (const recipient of message.recipients) {
-        if (recipient.status !== 'pending' && recipient.status !== 'deferred') continue;
-        const destination = domainOf(recipient.address);
-        const entry = destinations.get(destination) ?? { destination, messages: 0, recipients: 0 };
-        entry.recipients++;
-        if (!seen.has(destination)) entry.messages++;
-        seen.add(destination);
-        destinations.set(destination, entry);
-      }
-    }
-    return { states, destinations: [...destinations.values()].sort((a, b) => b.recipients - a.recipients || a.destination.localeCompare(b.destination)) };
+    const { queue } = this.deps;
+    const counts = queue.counts ? await queue.counts() : countMessages(await queue.list());
+    const destinations = Object.entries(counts.destinations).map(([destination, entry]) => ({ destination, ...entry }));
+    return { states: counts.states, destinations: destinations.sort((a, b) => b.recipients - a.recipients || a.destination.localeCompare(b.destination)) };
   }
 }

@@ -122,6 +122,25 @@ export interface QueueFilter {
   /** Only messages received at least this many ms ago. */
   readonly olderThanMs?: number;
   readonly limit?: number;
+  /**
+   * Only messages after this cursor in the listing's order (arrival, then
+   * id): `listCursor(last)` of the previous page's last message. With
+   * `limit`, operators page through a queue of any size without anyone
+   * holding all of it.
+   */
+  readonly after?: string;
+}
+
+/**
+ * What `/metrics`, `/ready` and `petrel queue stats` show, kept as counters
+ * by a queue that offers `counts()` so that they cost the same for ten
+ * messages and for a million.
+ */
+export interface QueueCounts {
+  /** Messages by state (as `stats()`). */
+  readonly states: Record<QueueState, number>;
+  /** By destination domain: open (pending or deferred) recipients, and messages with at least one. */
+  readonly destinations: Readonly<Record<string, { readonly messages: number; readonly recipients: number }>>;
 }
 
 export interface Queue {
@@ -185,6 +204,16 @@ export interface Queue {
   stats(): Promise<Record<QueueState, number>>;
 
   /**
+   * The counts by state and destination, from counters the queue keeps up to
+   * date on every change (and rebuilds when it recovers), in constant time
+   * whatever the queue holds. Optional: without it the core counts a full
+   * `list()` for `/metrics` and `petrel queue stats`, which costs time and
+   * memory in proportion to the queue (fine for small queues, slow for big ones).
+   * The counts must equal what counting `list()` gives once the queue is quiet.
+   */
+  counts?(): Promise<QueueCounts>;
+
+  /**
    * Behind `/ready`: resolves while the queue can store mail, rejects with the
    * reason while it cannot (its disk full or failing after a write error).
    * Optional: without it `/ready` asks `stats()`.
@@ -193,7 +222,7 @@ export interface Queue {
 }
 
 /** The state a queued message is in, for lists and filters. */
-export function stateOf(message: QueuedMessage): QueueState {
+export function stateOf(message: Pick<QueuedMessage, 'held' | 'attempts'>): QueueState {
   if (message.held) return 'held';
   return message.attempts > 0 ? 'deferred' : 'active';
 }

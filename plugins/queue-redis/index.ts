@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { type Clock, duplicateClient, inject, injectable, type Lease, type Logger, type NewMessage, type PetrelConfig, type PluginMeta, type Queue, type QueuedMessage, type QueueFilter, type QueueState, type RedisClient, type SettleRequest, TOKENS, z } from 'petrel';
-import { applyOutcomes, countByState, matchesFilter } from 'petrel/queue';
+import { type Clock, duplicateClient, inject, injectable, type Lease, type Logger, type NewMessage, type PetrelConfig, type PluginMeta, type Queue, type QueueCounts, type QueuedMessage, type QueueFilter, type QueueState, type RedisClient, type SettleRequest, TOKENS, z } from 'petrel';
+import { applyOutcomes, matchesFilter, openDomains, parseListCursor, stateOf } from 'petrel/queue';
 import { checkPersistence } from './persistence-check.js';
-import { ABANDON, CONFIRM, LEASE, SETTLE, STORE, UPDATE } from './scripts.js';
+import { RedisCounters, type Share } from './queue-counts.js';
+import { ABANDON, CONFIRM, LEASE, REMOVE, SETTLE, STORE, UPDATE } from './scripts.js';
 
 export const options = z.strictObject({
   prefix: z.string().default('queue:').describe('key prefix of the queue, after redis.keyPrefix; nodes sharing a queue use the same'),
@@ -26,12 +27,16 @@ type LeaseReply = ['ok', string, string, string, string] | ['gone'] | ['unconfir
 /** The scripts, as ioredis defines them on the client (defineCommand); the first argument is always the deadline. */
 interface QueueCommands {
   petrelQueueStore(key: string, deadline: number, record: string, next: number, body: Buffer, ttlMs: number): Promise<['ok'] | ['exists'] | Expired>;
-  petrelQueueConfirm(key: string, deadline: number): Promise<['ok'] | ['gone'] | Expired>;
+  petrelQueueConfirm(key: string, deadline: number): Promise<['ok', 'new'] | ['ok'] | ['gone'] | Expired>;
   petrelQueueLease(key: string, deadline: number, now: number, leaseMs: number, token: string, claim: '0' | '1'): Promise<LeaseReply>;
-  petrelQueueSettle(key: string, deadline: number, token: string, record: string, next: number): Promise<['lost'] | ['deleted'] | ['kept', string, string] | Expired>;
-  petrelQueueAbandon(key: string, deadline: number, token: string, due: number): Promise<['lost'] | ['released', string, string] | Expired>;
-  petrelQueueUpdate(key: string, deadline: number, ...fieldsAndValues: string[]): Promise<['gone'] | ['ok', string] | Expired>;
+  petrelQueueSettle(key: string, deadline: number, token: string, record: string, next: number): Promise<['lost'] | ['deleted', string] | ['kept', string, string, 'again'?] | Expired>;
+  petrelQueueAbandon(key: string, deadline: number, token: string, due: number): Promise<['lost'] | ['released', string, string, 'again'?] | Expired>;
+  petrelQueueUpdate(key: string, deadline: number, ...fieldsAndValues: string[]): Promise<['gone'] | ['ok', string, string, string] | Expired>;
+  petrelQueueRemove(key: string, deadline: number): Promise<['gone'] | ['removed', string, string] | Expired>;
 }
+
+/** Messages read per round while listing. */
+const LIST_BATCH = 500;
 
 /** redis.commandTimeout when the config has none (the schema's default). */
 const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
@@ -69,6 +74,7 @@ export default class RedisQueue implements Queue {
   readonly #prefix: string;
   readonly #channel: string;
   readonly #listeners = new Set<() => void>();
+  readonly #counts: RedisCounters;
   /** How long after sending it a script may still run (ms): half the command timeout, so its answer is awaited. */
   readonly #patience: number;
   /** How long a stored message waits for its confirmation before Redis drops it (ms). */
@@ -95,7 +101,9 @@ export default class RedisQueue implements Queue {
     redis.defineCommand('petrelQueueSettle', { numberOfKeys: 1, lua: SETTLE });
     redis.defineCommand('petrelQueueAbandon', { numberOfKeys: 1, lua: ABANDON });
     redis.defineCommand('petrelQueueUpdate', { numberOfKeys: 1, lua: UPDATE });
+    redis.defineCommand('petrelQueueRemove', { numberOfKeys: 1, lua: REMOVE });
     this.#redis = redis as RedisClient & QueueCommands;
+    this.#counts = new RedisCounters(redis, this.#key('counts'));
   }
 
   async start(): Promise<void> {
@@ -105,6 +113,7 @@ export default class RedisQueue implements Queue {
     subscriber.on('message', () => this.#notifyDue());
     await subscriber.subscribe(this.#channel);
     this.#subscriber = subscriber;
+    await this.#counts.rebuildIfMissing(() => this.list());
     this.log.info({ prefix: this.#prefix, messages: await this.#redis.zcard(this.#key('all')) }, 'queue ready');
   }
 
@@ -135,6 +144,7 @@ export default class RedisQueue implements Queue {
     await Promise.all([this.#redis.zadd(this.#key('all'), message.receivedAt, message.id), this.#redis.zadd(this.#key('due'), message.receivedAt, message.id)]);
     const confirmed = await this.#redis.petrelQueueConfirm(key, this.#deadline());
     if (confirmed[0] !== 'ok') throw scriptRefused('confirm', message.id, confirmed[0]);
+    if (confirmed[1] === 'new') await this.#counts.change(undefined, shareOf(record, false));
     await this.#wakeAll();
   }
 
@@ -204,6 +214,11 @@ export default class RedisQueue implements Queue {
     const reply = await this.#redis.petrelQueueSettle(this.#messageKey(lease.message.id), this.#deadline(), lease.token, record, next);
     if (reply[0] === 'expired') throw scriptRefused('settle', lease.message.id, reply[0]);
     if (reply[0] === 'lost') return false;
+    if (reply[0] === 'deleted' || reply[3] !== 'again') {
+      const held = reply[1] === '1';
+      const after = reply[0] === 'kept' ? { state: held ? 'held' : 'deferred', domains: openDomains(recipients) } as const : undefined;
+      await this.#counts.change(shareOf(lease.message, held), after);
+    }
     if (reply[0] === 'deleted') {
       // Entries left behind (Redis went away just now) point at nothing; whoever meets them drops them.
       await this.#unindex(lease.message.id).catch(() => undefined);
@@ -237,20 +252,33 @@ export default class RedisQueue implements Queue {
     return score === undefined ? undefined : Number(score);
   }
 
+  /**
+   * Walks the arrival index from the cursor in batches, reading each
+   * message, until the page (`limit`) is full: a page costs about its own
+   * size in commands, not the queue's.
+   */
   async list(filter: QueueFilter = {}): Promise<QueuedMessage[]> {
-    const ids = await this.#redis.zrange(this.#key('all'), '0', '-1');
     const now = this.clock.now();
+    const limit = filter.limit ?? Number.POSITIVE_INFINITY;
+    const from = filter.after === undefined ? '-inf' : String(parseListCursor(filter.after).receivedAt);
     const messages: QueuedMessage[] = [];
-    // One command per message (not a pipeline): on a Cluster the messages live in different slots.
-    const found = await Promise.all(ids.map((id) => this.inspect(id)));
-    for (const [index, message] of found.entries()) {
-      if (!message) {
-        await this.#unindex(ids[index]);
-        continue;
+    for (let offset = 0; messages.length < limit; ) {
+      const ids = await this.#redis.zrangebyscore(this.#key('all'), from, '+inf', 'LIMIT', offset, LIST_BATCH);
+      offset += ids.length;
+      // One command per message (not a pipeline): on a Cluster the messages live in different slots.
+      const found = await Promise.all(ids.map((id) => this.inspect(id)));
+      for (const [index, message] of found.entries()) {
+        if (!message) {
+          // An entry for a message that is gone: dropped, and the next batch starts one earlier.
+          await this.#unindex(ids[index]);
+          offset--;
+          continue;
+        }
+        if (messages.length < limit && matchesFilter(message, filter, now)) messages.push(message);
       }
-      if (matchesFilter(message, filter, now)) messages.push(message);
+      if (ids.length < LIST_BATCH) break;
     }
-    return filter.limit === undefined ? messages : messages.slice(0, filter.limit);
+    return messages;
   }
 
   async inspect(id: string): Promise<QueuedMessage | undefined> {
@@ -293,20 +321,35 @@ export default class RedisQueue implements Queue {
   }
 
   async remove(id: string): Promise<boolean> {
-    const removed = await this.#redis.del(this.#messageKey(id));
+    const reply = await this.#redis.petrelQueueRemove(this.#messageKey(id), this.#deadline());
+    if (reply[0] === 'expired') throw scriptRefused('remove', id, reply[0]);
+    if (reply[0] === 'removed') await this.#counts.change(shareOf(JSON.parse(reply[1]) as StoredRecord, reply[2] === '1'), undefined);
     await this.#unindex(id);
-    return removed > 0;
+    return reply[0] === 'removed';
   }
 
   async stats(): Promise<Record<QueueState, number>> {
-    return countByState(await this.list());
+    return (await this.#counts.read()).states;
   }
 
-  /** Sets fields of an existing message (UPDATE); false when there is no such message. */
+  /** From counters in Redis, shared by every node (see queue-counts.ts). */
+  counts(): Promise<QueueCounts> {
+    return this.#counts.read();
+  }
+
+  /** Sets fields of an existing message (UPDATE) and moves its share of the counters; false when there is no such message. */
   async #update(id: string, ...fieldsAndValues: string[]): Promise<boolean> {
     const reply = await this.#redis.petrelQueueUpdate(this.#messageKey(id), this.#deadline(), ...fieldsAndValues);
     if (reply[0] === 'expired') throw scriptRefused('update', id, reply[0]);
-    return reply[0] === 'ok';
+    if (reply[0] !== 'ok') return false;
+    const [, , record, heldBefore] = reply;
+    const heldField = fieldsAndValues.indexOf('held');
+    if (heldField >= 0 && heldField % 2 === 0) {
+      const heldAfter = fieldsAndValues[heldField + 1] === '1';
+      const stored = JSON.parse(record) as StoredRecord;
+      if (heldAfter !== (heldBefore === '1')) await this.#counts.change(shareOf(stored, heldBefore === '1'), shareOf(stored, heldAfter));
+    }
+    return true;
   }
 
   /** The deadline a script sent now carries (epoch ms, Redis's clock: see scripts.ts). */
@@ -329,7 +372,7 @@ export default class RedisQueue implements Queue {
     for (const listener of this.#listeners) listener();
   }
 
-  #key(name: 'due' | 'all'): string {
+  #key(name: 'due' | 'all' | 'counts'): string {
     return `${this.#prefix}${name}`;
   }
 
@@ -347,6 +390,11 @@ function scriptRefused(what: string, id: string, answer: string): Error {
         ? 'the message expired before it was confirmed (Redis was slow or away)'
         : `unexpected answer "${answer}"`;
   return new Error(`queue-redis could not ${what} message ${id}: ${reason}`);
+}
+
+/** A message's share of the counters: its state and the domains of its open recipients. */
+function shareOf(record: Pick<StoredRecord, 'attempts' | 'recipients'>, held: boolean): Share {
+  return { state: stateOf({ held, attempts: record.attempts }), domains: openDomains(record.recipients) };
 }
 
 function toMessage(record: StoredRecord, nextAttemptAt: number, held: boolean): QueuedMessage {

@@ -47,7 +47,8 @@ return {'ok'}
 
 /**
  * Makes a stored message permanent (the client gets its 250 after this).
- * ARGV: deadline. Returns {'ok'} | {'gone'} (it expired: too late) | {'expired'}.
+ * ARGV: deadline. Returns {'ok', 'new'} (this call made it permanent: the caller counts it) |
+ * {'ok'} (a repeat) | {'gone'} (it expired: too late) | {'expired'}.
  *
  * A repeat of a confirmation that went through answers {'ok'} again, late or
  * not: ioredis sends a command again after reconnecting when its reply was
@@ -62,7 +63,7 @@ if redis.call('PTTL', KEYS[1]) == -1 then return {'ok'} end
 ` +
   UNLESS_EXPIRED +
   `
-if redis.call('PERSIST', KEYS[1]) == 1 then return {'ok'} end
+if redis.call('PERSIST', KEYS[1]) == 1 then return {'ok', 'new'} end
 return {'gone'}
 `;
 
@@ -94,11 +95,12 @@ return {'ok', fields[1], tostring(deadline), fields[3] or '0', fields[2]}
  * What SETTLE and ABANDON answer to a repeat of a call that already ended
  * the lease (its caller could not update the index afterwards, or lost the
  * answer, and tries again): the answer again, with the message's due time,
- * so the caller can finish its index update. Anyone else's stale token is 'lost'.
+ * so the caller can finish its index update, marked 'again' (the caller counted
+ * the change the first time). Anyone else's stale token is 'lost'.
  */
 const repeatedEnd = (answer: 'kept' | 'released') => `
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then
-  if redis.call('HGET', KEYS[1], 'ended') == ARGV[2] then return {'${answer}', redis.call('HGET', KEYS[1], 'held') or '0', redis.call('HGET', KEYS[1], 'next')} end
+  if redis.call('HGET', KEYS[1], 'ended') == ARGV[2] then return {'${answer}', redis.call('HGET', KEYS[1], 'held') or '0', redis.call('HGET', KEYS[1], 'next'), 'again'} end
   return {'lost'}
 end
 `;
@@ -106,15 +108,16 @@ end
 /**
  * Records a delivery attempt if the caller still holds the lease.
  * ARGV: deadline, token, record ('' when every recipient is finished: the message is deleted), next.
- * Returns {'lost'} | {'deleted'} | {'kept', held, next} | {'expired'}.
+ * Returns {'lost'} | {'deleted', held} | {'kept', held, next} | {'expired'}.
  */
 export const SETTLE =
   UNLESS_EXPIRED +
   repeatedEnd('kept') +
   `
 if ARGV[3] == '' then
+  local held = redis.call('HGET', KEYS[1], 'held') or '0'
   redis.call('DEL', KEYS[1])
-  return {'deleted'}
+  return {'deleted', held}
 end
 redis.call('HSET', KEYS[1], 'record', ARGV[3], 'next', ARGV[4], 'ended', ARGV[2])
 redis.call('HDEL', KEYS[1], 'token', 'deadline')
@@ -136,16 +139,35 @@ return {'released', redis.call('HGET', KEYS[1], 'held') or '0', ARGV[3]}
 
 /**
  * Operator changes: sets fields on an existing message only (HSET alone
- * would create a half message from a stale id).
+ * would create a half message from a stale id). Answers with the record and
+ * whether it was held before, so the caller can move the message's share of
+ * the counters.
  * ARGV: deadline, field, value, field, value, ... ('' deletes the field).
- * Returns {'gone'} | {'ok', next} | {'expired'}.
+ * Returns {'gone'} | {'ok', next, record, heldBefore} | {'expired'}.
  */
 export const UPDATE =
   UNLESS_EXPIRED +
   `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
+local before = redis.call('HMGET', KEYS[1], 'record', 'held')
 for i = 2, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
-return {'ok', redis.call('HGET', KEYS[1], 'next')}
+return {'ok', redis.call('HGET', KEYS[1], 'next'), before[1], before[2] or '0'}
+`;
+
+/**
+ * Removes a message (an operator's delete), answering with what it was, so
+ * the caller can take its share off the counters. A message still being
+ * stored (with a TTL) is not removed: it was never counted, and its node
+ * gets 'gone' when it confirms. ARGV: deadline.
+ * Returns {'removed', record, held} | {'gone'} | {'expired'}.
+ */
+export const REMOVE =
+  UNLESS_EXPIRED +
+  `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('PTTL', KEYS[1]) >= 0 then return {'gone'} end
+local fields = redis.call('HMGET', KEYS[1], 'record', 'held')
+redis.call('DEL', KEYS[1])
+return {'removed', fields[1], fields[2] or '0'}
 `;

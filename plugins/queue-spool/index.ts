@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { type Clock, inject, injectable, type Lease, type Logger, type NewMessage, type Paths, PetrelError, PidLock, type PluginMeta, type Queue, type QueuedMessage, type QueueFilter, type QueueState, type SettleRequest, type Spool, TOKENS, z } from 'petrel';
-import { applyOutcomes, countByState, matchesFilter, MinHeap, WriteHealth } from 'petrel/queue';
+import { type Clock, inject, injectable, type Lease, type Logger, type NewMessage, type Paths, PetrelError, PidLock, type PluginMeta, type Queue, type QueueCounts, type QueuedMessage, type QueueFilter, type QueueState, type SettleRequest, type Spool, stateOf, TOKENS, z } from 'petrel';
+import { applyOutcomes, compareListOrder, countByState, countMessages, isAfter, listCursor, matchesFilter, openDomains, QueueCounter, WriteHealth } from 'petrel/queue';
+import { DueWindow, type DueItem } from './due-window.js';
+import { RecentRecords } from './recent-records.js';
 import { SpoolFiles, type StoredMessage } from './spool-files.js';
 
 export const options = z.strictObject({
@@ -11,20 +13,53 @@ export const options = z.strictObject({
 
 type Options = z.output<typeof options>;
 
-interface Entry {
-  record: StoredMessage;
-  leaseToken?: string;
-  leaseDeadline: number;
-  /** Bumped on every change, so stale heap entries are recognised and skipped. */
-  version: number;
-  /** The last write of this message's files: the next one waits for it (see #serially). */
-  writing: Promise<unknown>;
-}
+/** Due within this, a message is in the heap of what is due next (see DueWindow). */
+const ACTIVE_WINDOW_MS = 10 * 60_000;
 
-interface DueItem {
-  readonly id: string;
-  readonly due: number;
-  readonly version: number;
+/** Full records kept in memory (see RecentRecords): a few MB; the rest are read from their files. */
+const RECENT_RECORDS = 2_000;
+
+/** Distinct destination lists kept for sharing between entries (see #intern); past it, the table starts over. */
+const INTERNED_DOMAIN_LISTS = 10_000;
+
+/** The leaseToken of an entry whose settle is writing: no one holds it, no one may lease it. */
+const SETTLING = '';
+
+/**
+ * What the queue keeps in memory for each message: what scheduling, the
+ * counters and the listing order need, and nothing else (about 200 bytes
+ * with its id and Map entry; see docs/performance.md). The envelope,
+ * recipients and header block stay in the message's files (and, for recent
+ * messages, in RecentRecords).
+ */
+class Entry {
+  nextAttemptAt: number;
+  attempts: number;
+  held: boolean;
+  /** Whether the message has a .state file (it changed since it was accepted). */
+  hasState: boolean;
+  /** The domain of each open recipient (interned, so most entries share one array). */
+  open: readonly string[];
+  leaseToken: string | undefined = undefined;
+  leaseDeadline = 0;
+  /** Bumped on every change, so stale heap entries are recognised and skipped. */
+  version = 0;
+  /** The last write of this message's files: the next one waits for it (see #serially). */
+  writing: Promise<unknown> | undefined = undefined;
+
+  constructor(
+    readonly id: string,
+    readonly receivedAt: number,
+    record: StoredMessage,
+    hasState: boolean,
+    open: readonly string[],
+  ) {
+    this.nextAttemptAt = record.nextAttemptAt;
+    this.attempts = record.attempts;
+    this.held = record.held;
+    this.hasState = hasState;
+    this.open = open;
+  }
 }
 
 /**
@@ -47,7 +82,10 @@ export default class SpoolQueue implements Queue {
   readonly #files: SpoolFiles;
   readonly #lock: PidLock;
   readonly #entries = new Map<string, Entry>();
-  readonly #due = new MinHeap<DueItem>((item) => item.due);
+  readonly #due = new DueWindow(ACTIVE_WINDOW_MS, (add) => this.#scanDue(add), (item) => this.#isCurrent(item));
+  readonly #records = new RecentRecords(RECENT_RECORDS);
+  readonly #counter = new QueueCounter();
+  readonly #domainLists = new Map<string, readonly string[]>();
   readonly #listeners = new Set<() => void>();
   /** Whether the queue's files can be written (behind ready()). */
   readonly #writes: WriteHealth;
@@ -78,12 +116,12 @@ export default class SpoolQueue implements Queue {
       const owner = await this.#lock.owner();
       throw new PetrelError('PETREL_QUEUE_LOCKED', `queue directory ${this.#files.directory} is in use by process ${owner}; stop it first`);
     }
-    const records = await this.#files.recover((id, error) =>
-      this.log.error({ qid: id, err: error }, `queue record ${id} is unreadable; moved to corrupt/`),
+    const recovered = await this.#files.recover(
+      (record, hasState) => this.#track(record, hasState),
+      (id, error) => this.log.error({ qid: id, err: error }, `queue record ${id} is unreadable; moved to corrupt/`),
     );
-    for (const record of records) this.#track(record);
     this.#started = true;
-    this.log.info({ messages: records.length, directory: this.#files.directory }, 'queue recovered');
+    this.log.info({ messages: recovered, directory: this.#files.directory }, 'queue recovered');
   }
 
   async close(): Promise<void> {
@@ -110,53 +148,65 @@ export default class SpoolQueue implements Queue {
     };
     const handle = await this.spool.takeHandle(message.file.path);
     await this.#writes.track(() => this.#files.store(message, record, handle));
-    this.#track(record);
+    this.#records.set(record);
+    this.#track(record, false);
     this.#notifyDue();
   }
 
   async lease(limit: number, leaseMs: number): Promise<Lease[]> {
     const now = this.clock.now();
-    const leases: Lease[] = [];
-    while (leases.length < limit) {
-      const top = this.#due.peek();
-      if (!top || top.due > now) break;
+    const taken: Entry[] = [];
+    // Taken at once (no await in between), so concurrent callers never get the same message.
+    while (taken.length < limit) {
+      const top = this.#due.peekDue(now);
+      if (!top) break;
       this.#due.pop();
-      const entry = this.#entries.get(top.id);
-      if (!entry || entry.version !== top.version || entry.record.held) continue;
+      const entry = this.#entries.get(top.id) as Entry;
       if (entry.leaseToken !== undefined && entry.leaseDeadline > now) continue;
-      entry.leaseToken = randomUUID();
-      entry.leaseDeadline = now + leaseMs;
-      entry.version++;
-      // If the holder never settles, the message comes due again at the deadline.
-      this.#due.push({ id: top.id, due: entry.leaseDeadline, version: entry.version });
-      leases.push({ message: publicView(entry.record), token: entry.leaseToken, deadline: entry.leaseDeadline });
+      this.#takeLease(entry, now + leaseMs);
+      taken.push(entry);
     }
-    return leases;
+    const leases = await Promise.all(taken.map((entry) => this.#leaseOf(entry)));
+    return leases.filter((lease) => lease !== undefined);
   }
 
   async claim(id: string, leaseMs: number): Promise<Lease | undefined> {
     const entry = this.#entries.get(id);
     const now = this.clock.now();
     if (!entry || (entry.leaseToken !== undefined && entry.leaseDeadline > now)) return undefined;
+    this.#takeLease(entry, now + leaseMs);
+    return this.#leaseOf(entry);
+  }
+
+  #takeLease(entry: Entry, deadline: number): void {
     entry.leaseToken = randomUUID();
-    entry.leaseDeadline = now + leaseMs;
+    entry.leaseDeadline = deadline;
     entry.version++;
-    if (!entry.record.held) this.#due.push({ id, due: entry.leaseDeadline, version: entry.version });
-    return { message: publicView(entry.record), token: entry.leaseToken, deadline: entry.leaseDeadline };
+    // If the holder never settles, the message comes due again at the deadline.
+    if (!entry.held) this.#due.add(entry.id, deadline, entry.version);
+  }
+
+  /** The lease on an entry just taken, with its record (from memory or its file); undefined if the message is gone. */
+  async #leaseOf(entry: Entry): Promise<Lease | undefined> {
+    const token = entry.leaseToken as string;
+    let record: StoredMessage | undefined;
+    try {
+      record = await this.#load(entry);
+    } catch (error) {
+      // Unreadable now (it may have been removed meanwhile): the lease runs out, and a later lease tries again.
+      if (this.#entries.get(entry.id) === entry) this.log.warn({ qid: entry.id, err: error }, `queue record ${entry.id} could not be read for delivery`);
+      return undefined;
+    }
+    return { message: publicView(record), token, deadline: entry.leaseDeadline };
   }
 
   async nextDueAt(): Promise<number | undefined> {
-    // Stale heap entries (superseded versions, removed or held messages) are dropped on the way.
-    for (let top = this.#due.peek(); top !== undefined; top = this.#due.peek()) {
-      const entry = this.#entries.get(top.id);
-      if (entry && entry.version === top.version && !entry.record.held) return top.due;
-      this.#due.pop();
-    }
-    return undefined;
+    return this.#due.nextDueAt(this.clock.now());
   }
 
   async read(id: string): Promise<Readable> {
-    const record = this.#entries.get(id)?.record ?? (await this.#files.read(id));
+    const entry = this.#entries.get(id);
+    const record = entry ? await this.#load(entry) : await this.#files.read(id);
     if (!record) throw new Error(`message ${id} is not in the queue`);
     return this.#files.content(record);
   }
@@ -167,29 +217,36 @@ export default class SpoolQueue implements Queue {
     return this.#serially(entry, async () => {
       if (entry.leaseToken !== lease.token || this.#entries.get(lease.message.id) !== entry) return false;
       const now = this.clock.now();
-      const { recipients, open } = applyOutcomes(entry.record.recipients, request.outcomes, now);
-      const before = entry.record;
-      // Out of reach of lease() while the files change: no heap item matches the new version yet.
-      entry.leaseToken = undefined;
+      const before = await this.#load(entry);
+      const { recipients, open } = applyOutcomes(before.recipients, request.outcomes, now);
+      // Out of reach of lease() while the files change: no heap item matches the new version,
+      // and a refill of the due window skips a settling entry.
+      entry.leaseToken = SETTLING;
       entry.version++;
       try {
         if (!open) {
           this.#entries.delete(before.id);
-          await this.#writes.track(() => this.#files.remove(before.id));
+          this.#records.delete(before.id);
+          this.#count(entry, -1);
+          await this.#writes.track(() => this.#files.remove(before.id, entry.hasState));
           return true;
         }
-        entry.record = { ...before, recipients, attempts: before.attempts + 1, nextAttemptAt: request.nextAttemptAt ?? now };
-        await this.#writes.track(() => this.#files.write(entry.record));
+        const after: StoredMessage = { ...before, recipients, attempts: before.attempts + 1, nextAttemptAt: request.nextAttemptAt ?? now };
+        await this.#writes.track(() => this.#files.write(after));
+        this.#change(entry, after);
       } catch (error) {
         // Nothing was recorded: the lease is the caller's again, to settle once the disk takes it
         // (or, if the caller gives up, the message is due at the lease's deadline).
-        this.#entries.set(before.id, entry);
-        entry.record = before;
+        if (this.#entries.get(before.id) !== entry) {
+          this.#entries.set(before.id, entry);
+          this.#count(entry, 1);
+        }
         entry.leaseToken = lease.token;
         entry.version++;
-        this.#due.push({ id: before.id, due: entry.leaseDeadline, version: entry.version });
+        this.#due.add(before.id, entry.leaseDeadline, entry.version);
         throw error;
       }
+      entry.leaseToken = undefined;
       this.#schedule(entry);
       return true;
     });
@@ -203,8 +260,8 @@ export default class SpoolQueue implements Queue {
     entry.leaseToken = undefined;
     entry.version++;
     // In memory only: a postponement is not worth a disk write; after a restart the message is simply due.
-    if (due !== entry.record.nextAttemptAt) entry.record = { ...entry.record, nextAttemptAt: due };
-    this.#due.push({ id: entry.record.id, due, version: entry.version });
+    entry.nextAttemptAt = due;
+    if (!entry.held) this.#due.add(entry.id, due, entry.version);
     if (due <= now) this.#notifyDue();
   }
 
@@ -213,18 +270,74 @@ export default class SpoolQueue implements Queue {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * In listing order (arrival, then id). A page (`limit`, `after`) is
+   * chosen from the compact entries, and only its records are read: a
+   * `--limit 100` page of a million costs one pass over memory and 100 reads.
+   * Filters on sender and domain need the records, so they are read in
+   * rounds of candidates until the page is full.
+   */
   async list(filter: QueueFilter = {}): Promise<QueuedMessage[]> {
-    const records = this.#started ? [...this.#entries.values()].map((e) => e.record) : await this.#files.scan();
     const now = this.clock.now();
-    const matches = records
-      .filter((record) => matchesFilter(record, filter, now))
-      .sort((a, b) => a.receivedAt - b.receivedAt)
-      .map(publicView);
-    return filter.limit === undefined ? matches : matches.slice(0, filter.limit);
+    if (!this.#started) return listRecords(await this.#files.scan(), filter, now);
+    // The cursor is applied to entries; the records are matched on the rest.
+    const rest: QueueFilter = { ...filter, after: undefined };
+    if (filter.limit === undefined) {
+      // Everything: as costly as the queue is big (operators page with limit and after).
+      const entries = [...this.#entries.values()].filter((entry) => this.#entryMatches(entry, filter, now)).sort(compareListOrder);
+      return this.#matchingRecords(entries, rest, now, Number.POSITIVE_INFINITY);
+    }
+    const page: QueuedMessage[] = [];
+    const needsRecords = filter.sender !== undefined || filter.domain !== undefined;
+    let after = filter.after;
+    while (page.length < filter.limit) {
+      const round = Math.min(filter.limit - page.length, 1_000) * (needsRecords ? 4 : 1);
+      const candidates = this.#firstEntries({ ...filter, after }, round, now);
+      page.push(...(await this.#matchingRecords(candidates, rest, now, filter.limit - page.length)));
+      if (candidates.length < round) break;
+      after = listCursor(candidates[candidates.length - 1]);
+    }
+    return page;
+  }
+
+  /** The records of `entries` that match, at most `limit`, in the entries' order. */
+  async #matchingRecords(entries: readonly Entry[], filter: QueueFilter, now: number, limit: number): Promise<QueuedMessage[]> {
+    const matches: QueuedMessage[] = [];
+    for (const entry of entries) {
+      if (matches.length >= limit) break;
+      // A message removed meanwhile is simply not listed.
+      const record = await this.#load(entry).catch(() => undefined);
+      if (record && matchesFilter(record, filter, now)) matches.push(publicView(record));
+    }
+    return matches;
+  }
+
+  /** What the compact entry can tell of the filter: cursor, state, age. */
+  #entryMatches(entry: Entry, filter: QueueFilter, now: number): boolean {
+    if (filter.after !== undefined && !isAfter(entry, filter.after)) return false;
+    if (filter.state !== undefined && stateOf(entry) !== filter.state) return false;
+    return filter.olderThanMs === undefined || now - entry.receivedAt >= filter.olderThanMs;
+  }
+
+  /** Up to `count` entries after the filter's cursor that its state and age allow, in listing order, without sorting them all. */
+  #firstEntries(filter: QueueFilter, count: number, now: number): Entry[] {
+    const chosen: Entry[] = [];
+    for (const entry of this.#entries.values()) {
+      if (!this.#entryMatches(entry, filter, now)) continue;
+      // Entries come mostly in arrival order, so the usual case appends or drops at once; in any
+      // order, only about count × ln(entries / count) of them ever get into the page.
+      if (chosen.length === count && compareListOrder(entry, chosen[count - 1]) >= 0) continue;
+      let index = chosen.length;
+      while (index > 0 && compareListOrder(entry, chosen[index - 1]) < 0) index--;
+      chosen.splice(index, 0, entry);
+      if (chosen.length > count) chosen.pop();
+    }
+    return chosen;
   }
 
   async inspect(id: string): Promise<QueuedMessage | undefined> {
-    const record = this.#entries.get(id)?.record ?? (await this.#files.read(id));
+    const entry = this.#entries.get(id);
+    const record = entry ? await this.#load(entry).catch(() => undefined) : await this.#files.read(id);
     return record ? publicView(record) : undefined;
   }
 
@@ -249,15 +362,22 @@ export default class SpoolQueue implements Queue {
     }
     return this.#serially(entry, async () => {
       if (this.#entries.get(id) !== entry) return false;
-      await this.#writes.track(() => this.#files.remove(id));
+      await this.#writes.track(() => this.#files.remove(id, entry.hasState));
       this.#entries.delete(id);
+      this.#records.delete(id);
+      this.#count(entry, -1);
       entry.version++;
       return true;
     });
   }
 
   async stats(): Promise<Record<QueueState, number>> {
-    return countByState(await this.list());
+    return this.#started ? this.#counter.counts().states : countByState(await this.list());
+  }
+
+  /** From counters kept on every change (see QueueCounter); a queue not started counts its files. */
+  async counts(): Promise<QueueCounts> {
+    return this.#started ? this.#counter.counts() : countMessages(await this.list());
   }
 
   /** Resolves while the queue can write; after a failed write, only once a write of its own works (WriteHealth). */
@@ -275,13 +395,34 @@ export default class SpoolQueue implements Queue {
     }
     return this.#serially(entry, async () => {
       if (this.#entries.get(id) !== entry) return false;
-      const updated = change(entry.record);
+      const updated = change(await this.#load(entry));
       await this.#writes.track(() => this.#files.write(updated));
-      entry.record = updated;
-      entry.version++;
+      this.#change(entry, updated);
       this.#schedule(entry);
       return true;
     });
+  }
+
+  /** The message's full record as it is now: from memory when recent, else from its files. */
+  async #load(entry: Entry): Promise<StoredMessage> {
+    const record = this.#records.get(entry.id) ?? (await this.#files.read(entry.id, entry.hasState));
+    if (!record) throw new Error(`message ${entry.id} is not in the queue`);
+    this.#records.set(record);
+    // A postponement (abandon) is kept in memory only: the entry knows the due time, the file may not.
+    return record.nextAttemptAt === entry.nextAttemptAt ? record : { ...record, nextAttemptAt: entry.nextAttemptAt };
+  }
+
+  /** Records a write of the message's state: the entry, its counters and the recent record follow it. */
+  #change(entry: Entry, record: StoredMessage): void {
+    this.#count(entry, -1);
+    entry.nextAttemptAt = record.nextAttemptAt;
+    entry.attempts = record.attempts;
+    entry.held = record.held;
+    entry.hasState = true;
+    entry.open = this.#intern(openDomains(record.recipients));
+    entry.version++;
+    this.#count(entry, 1);
+    this.#records.set(record);
   }
 
   /**
@@ -290,22 +431,54 @@ export default class SpoolQueue implements Queue {
    * not be overwritten, and two writers must not share a temp file).
    */
   #serially<T>(entry: Entry, change: () => Promise<T>): Promise<T> {
-    const result = entry.writing.then(change, change);
-    entry.writing = result.catch(() => undefined);
+    const result = (entry.writing ?? Promise.resolve()).then(change, change);
+    const writing = result.catch(() => undefined);
+    entry.writing = writing;
+    // Forgotten once done, so a quiet message holds no promise.
+    void writing.then(() => {
+      if (entry.writing === writing) entry.writing = undefined;
+    });
     return result;
   }
 
-
-  #track(record: StoredMessage): void {
-    const entry: Entry = { record, leaseDeadline: 0, version: 0, writing: Promise.resolve() };
+  #track(record: StoredMessage, hasState: boolean): void {
+    const entry = new Entry(record.id, record.receivedAt, record, hasState, this.#intern(openDomains(record.recipients)));
     this.#entries.set(record.id, entry);
+    this.#count(entry, 1);
     this.#schedule(entry);
   }
 
+  #count(entry: Entry, sign: 1 | -1): void {
+    this.#counter.change(stateOf(entry), entry.open, sign);
+  }
+
+  /** One shared array per distinct list of domains: a million messages to a few domains hold a few arrays. */
+  #intern(domains: string[]): readonly string[] {
+    const key = domains.join(' ');
+    const known = this.#domainLists.get(key);
+    if (known) return known;
+    if (this.#domainLists.size >= INTERNED_DOMAIN_LISTS) this.#domainLists.clear();
+    this.#domainLists.set(key, domains);
+    return domains;
+  }
+
   #schedule(entry: Entry): void {
-    if (entry.record.held) return;
-    this.#due.push({ id: entry.record.id, due: entry.record.nextAttemptAt, version: entry.version });
-    if (entry.record.nextAttemptAt <= this.clock.now()) this.#notifyDue();
+    if (entry.held) return;
+    this.#due.add(entry.id, entry.nextAttemptAt, entry.version);
+    if (entry.nextAttemptAt <= this.clock.now()) this.#notifyDue();
+  }
+
+  /** For DueWindow's refill: every message that is or will be leasable, with its due time. */
+  #scanDue(add: (id: string, due: number, version: number) => void): void {
+    for (const entry of this.#entries.values()) {
+      if (entry.held || entry.leaseToken === SETTLING) continue;
+      add(entry.id, entry.leaseToken === undefined ? entry.nextAttemptAt : entry.leaseDeadline, entry.version);
+    }
+  }
+
+  #isCurrent(item: DueItem): boolean {
+    const entry = this.#entries.get(item.id);
+    return entry !== undefined && entry.version === item.version && !entry.held;
   }
 
   #notifyDue(): void {
@@ -317,4 +490,13 @@ export default class SpoolQueue implements Queue {
 function publicView(record: StoredMessage): QueuedMessage {
   const { format: _format, headerBlock: _headers, bodyOffset: _offset, ...message } = record;
   return message;
+}
+
+/** A listing straight from the files (no server owns the queue): every record is read. */
+function listRecords(records: readonly StoredMessage[], filter: QueueFilter, now: number): QueuedMessage[] {
+  const matches = records
+    .filter((record) => matchesFilter(record, filter, now))
+    .sort(compareListOrder)
+    .map(publicView);
+  return filter.limit === undefined ? matches : matches.slice(0, filter.limit);
 }

@@ -1,4 +1,6 @@
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { copyFile, mkdir, open, opendir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { DirectorySyncer, fsyncFile, type NewMessage, type QueuedMessage, writeAndRename } from 'petrel';
 import { messageStream, OpenFile, RecentBodies } from 'petrel/queue';
@@ -18,6 +20,9 @@ export interface StoredMessage extends QueuedMessage {
 
 /** `\n` and 20 decimal digits: where the record starts. The last bytes of every .msg file. */
 const TRAILER_LENGTH = 21;
+
+/** Records read at recovery between two turns of the event loop (the reads themselves are synchronous: see recover). */
+const RECOVERY_BATCH = 512;
 
 /**
  * The on-disk layout of queue-spool, and nothing else:
@@ -43,8 +48,6 @@ export class SpoolFiles {
   readonly #corrupt: string;
   readonly #syncer: DirectorySyncer;
   readonly #recent = new RecentBodies(RECENT_BODIES_BYTES);
-  /** Ids that have a .state file, known once recover() has listed the directory. */
-  #withState: Set<string> | undefined;
 
   constructor(readonly directory: string) {
     this.messages = join(directory, 'messages');
@@ -108,7 +111,6 @@ export class SpoolFiles {
   /** Replaces the current record atomically (temp file, fsync, rename). */
   async write(record: StoredMessage): Promise<void> {
     await writeAndRename(join(this.tmp, `${record.id}.state`), this.#state(record.id), JSON.stringify(record));
-    this.#withState?.add(record.id);
   }
 
   /** `hasState` false skips looking for a .state file the caller already knows is not there. */
@@ -142,41 +144,50 @@ export class SpoolFiles {
    * orphan .state, which recovery removes, rather than a .msg whose stale
    * record would send it again.
    */
-  async remove(id: string): Promise<void> {
+  async remove(id: string, hasState = true): Promise<void> {
     this.#recent.delete(id);
     await unlinkIfThere(this.#msg(id));
-    // After recovery we know which messages have a .state; without that, try anyway.
-    if (this.#withState === undefined || this.#withState.delete(id)) await unlinkIfThere(this.#state(id));
+    if (hasState) await unlinkIfThere(this.#state(id));
   }
 
-  /** Every readable record; unreadable messages are moved to corrupt/ and reported. */
-  async recover(onCorrupt: (id: string, error: Error) => void): Promise<StoredMessage[]> {
+  /**
+   * Hands every readable record to `onRecord` (with whether it has a .state
+   * file), one at a time, so that a queue of a million is never in memory
+   * at once; unreadable messages are moved to corrupt/ and reported. The
+   * reads are synchronous, in batches between turns of the event loop: one
+   * record is a few small reads of files just written (in the page cache),
+   * and a round trip through the thread pool for each would make recovering
+   * a big queue take minutes instead of seconds.
+   */
+  async recover(onRecord: (record: StoredMessage, hasState: boolean) => void, onCorrupt: (id: string, error: Error) => void): Promise<number> {
     await rm(this.tmp, { recursive: true, force: true });
     await mkdir(this.tmp, { recursive: true });
-    const names = await readdir(this.messages);
-    const states = new Set(names.filter((name) => name.endsWith('.state')).map((name) => name.slice(0, -6)));
-    this.#withState = states;
-    const records: StoredMessage[] = [];
-    const present = new Set<string>();
-    for (const name of names) {
-      if (!name.endsWith('.msg')) continue;
-      const id = name.slice(0, -4);
-      present.add(id);
+    const messages = new Set<string>();
+    const states = new Set<string>();
+    // opendir streams the names (readdir would hold them all, twice over, in one array).
+    for await (const entry of await opendir(this.messages, { bufferSize: 1024 })) {
+      if (entry.name.endsWith('.msg')) messages.add(entry.name.slice(0, -4));
+      else if (entry.name.endsWith('.state')) states.add(entry.name.slice(0, -6));
+    }
+    let recovered = 0;
+    for (const id of messages) {
+      const hasState = states.delete(id);
       try {
-        const record = await this.read(id, states.has(id));
+        const record = hasState ? (JSON.parse(readFileSync(this.#state(id), 'utf8')) as StoredMessage) : recordInMessageSync(this.#msg(id));
         if (!record || record.format !== 1 || record.id !== id) throw new Error('not a queue-spool record');
-        records.push(record);
+        onRecord(record, hasState);
+        recovered++;
       } catch (error) {
         for (const suffix of ['.msg', '.state']) {
           await rename(join(this.messages, `${id}${suffix}`), join(this.#corrupt, `${id}${suffix}`)).catch(() => undefined);
         }
         onCorrupt(id, error as Error);
       }
+      if (recovered % RECOVERY_BATCH === 0) await nextTurn();
     }
-    for (const name of names) {
-      if (name.endsWith('.state') && !present.has(name.slice(0, -6))) await rm(join(this.messages, name), { force: true });
-    }
-    return records;
+    // What is left are .state files without their .msg: a removal that a crash interrupted.
+    for (const id of states) await rm(this.#state(id), { force: true });
+    return recovered;
   }
 
   /** All records, read straight from disk (works while another process runs the queue). */
@@ -205,11 +216,36 @@ async function unlinkIfThere(path: string): Promise<void> {
   });
 }
 
-/** The record as JSON followed by the trailer that says where it starts. */
-function withTrailer(record: StoredMessage, recordOffset: number): Buffer {
+/** The record as JSON followed by the trailer that says where it starts (what store() appends to the received bytes). */
+export function withTrailer(record: StoredMessage, recordOffset: number): Buffer {
   const json = Buffer.from(JSON.stringify(record));
   const trailer = Buffer.from(`\n${String(recordOffset).padStart(TRAILER_LENGTH - 1, '0')}`);
   return Buffer.concat([json, trailer]);
+}
+
+/** The offset of the record that a .msg file's trailer names (see withTrailer); throws on a bad trailer. */
+function recordOffset(trailer: Buffer, size: number): number {
+  const text = trailer.toString('latin1');
+  const offset = Number(text.slice(1));
+  if (text[0] !== '\n' || !/^\d+$/.test(text.slice(1)) || offset >= size - TRAILER_LENGTH) throw new Error('bad record trailer');
+  return offset;
+}
+
+/** recordInMessage without the thread pool, for recovery. */
+function recordInMessageSync(path: string): StoredMessage {
+  const fd = openSync(path, 'r');
+  try {
+    const { size } = fstatSync(fd);
+    if (size < TRAILER_LENGTH) throw new Error('no record trailer');
+    const trailer = Buffer.alloc(TRAILER_LENGTH);
+    readSync(fd, trailer, 0, TRAILER_LENGTH, size - TRAILER_LENGTH);
+    const offset = recordOffset(trailer, size);
+    const json = Buffer.alloc(size - TRAILER_LENGTH - offset);
+    readSync(fd, json, 0, json.length, offset);
+    return JSON.parse(json.toString('utf8')) as StoredMessage;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Reads the record appended to a .msg file (see withTrailer). */
@@ -220,9 +256,7 @@ async function recordInMessage(path: string): Promise<StoredMessage> {
     if (size < TRAILER_LENGTH) throw new Error('no record trailer');
     const trailer = Buffer.alloc(TRAILER_LENGTH);
     await file.read(trailer, 0, TRAILER_LENGTH, size - TRAILER_LENGTH);
-    const text = trailer.toString('latin1');
-    const offset = Number(text.slice(1));
-    if (text[0] !== '\n' || !/^\d+$/.test(text.slice(1)) || offset >= size - TRAILER_LENGTH) throw new Error('bad record trailer');
+    const offset = recordOffset(trailer, size);
     const json = Buffer.alloc(size - TRAILER_LENGTH - offset);
     await file.read(json, 0, json.length, offset);
     return JSON.parse(json.toString('utf8')) as StoredMessage;
