@@ -410,7 +410,7 @@ export class Petrel {
       queueOperations: () => this.queueOperations(),
       plugins: () => this.plugins.plugins,
       readiness: () => ({
-        queue: this.queue.ready?.() ?? this.queue.stats(),
+        queue: this.queue.ready?.() ?? this.queue.counts?.() ?? this.queue.stats(),
         spool: this.base.resolve<Spool>(TOKENS.Spool).ready(),
         ...(this.#redis ? { redis: this.#redis.ping() } : {}),
       }),

@@ -94,6 +94,9 @@ describe('metrics and the admin API', () => {
     const id = reply.raw.split(' ').pop() as string;
     const list = await http(server, '/api/queue?sender=api@example.org', { token: TOKEN });
     assert.deepEqual(list.body.map((m: { id: string }) => m.id), [id]);
+    const cursor = `${list.body[0].receivedAt}.${id}`;
+    assert.deepEqual((await http(server, `/api/queue?sender=api@example.org&limit=1&after=${cursor}`, { token: TOKEN })).body, [], 'nothing after the last page');
+    assert.equal((await http(server, '/api/queue?after=nonsense', { token: TOKEN })).status, 400);
     const shown = await http(server, `/api/queue/${id}`, { token: TOKEN });
     assert.equal(shown.body.message.envelope.from, 'api@example.org');
     assert.match(shown.body.headers, /Subject: via the api/);

@@ -99,6 +99,13 @@ describe('petrel queue', () => {
     const filtered = await json<QueuedMessage[]>('list', '--domain', 'two.test');
     assert.deepEqual(filtered.map((m) => m.id), [two]);
     assert.deepEqual(await json<QueuedMessage[]>('list', '--older-than', '1h'), []);
+    const firstPage = await cli('list', '--limit', '1');
+    assert.match(firstPage.stdout, new RegExp(`^${one} deferred`, 'm'));
+    const next = /^next page: --limit 1 --after (\S+)$/m.exec(firstPage.stdout);
+    assert.ok(next, 'a full page says where the next one starts');
+    assert.deepEqual((await json<QueuedMessage[]>('list', '--limit', '1', '--after', next[1])).map((m) => m.id), [two]);
+    assert.match((await cli('list', '--limit', '1', '--after', `${JSON.stringify(Date.now())}.${two}`)).stdout, /^no more messages$/m);
+    assert.equal((await cli('list', '--after', 'nonsense')).code, 64, 'a malformed cursor is a usage error');
     const show = await cli('show', two);
     assert.equal(show.code, 0);
     assert.match(show.stdout, /^state:\s+deferred$/m);

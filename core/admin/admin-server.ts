@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { QueuedMessage, QueueFilter, QueueState } from '../queue/contract.js';
 import { isQueueId } from '../queue/queue-id.js';
+import { parseListCursor } from '../queue/queue-filter.js';
 import { withTimeout } from '../hooks/runner.js';
 import { listenFailure } from '../util/listen-failure.js';
 import { ConnectionGate } from '../util/connection-gate.js';
@@ -301,7 +302,16 @@ function filterFrom(query: URLSearchParams): QueueFilter {
   const olderThanMs = olderThan === null ? undefined : parseDuration(olderThan);
   if (olderThan !== null && olderThanMs === undefined) throw new HttpError(400, 'olderThan must be a duration like 30m or 2h');
   const limit = query.get('limit');
+  const after = query.get('after') ?? undefined;
+  if (after !== undefined) {
+    try {
+      parseListCursor(after);
+    } catch (error) {
+      throw new HttpError(400, (error as Error).message);
+    }
+  }
   return {
+    after,
     state: state as QueueState | undefined,
     domain: query.get('domain') ?? undefined,
     sender: query.get('sender') ?? undefined,

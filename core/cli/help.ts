@@ -7,7 +7,7 @@ commands:
   reload                 make the running server re-read its config (like SIGHUP), with its answer
   check-config           validate the config (and plugin options); exit 78 on problems
   config schema          print the JSON Schema of mta.config.yaml (for editors and CI)
-  queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--older-than 4h]
+  queue list             list queued messages [--state active|deferred|held] [--domain D] [--sender S] [--older-than 4h] [--limit N [--after CURSOR]]
   queue show ID          one message: envelope, recipients, headers, and its history as a timeline
                          (sessions, plugin verdicts, each delivery attempt; also once it left the queue)
   queue retry ID|--all   make a message (or every message not held) due now

@@ -79,6 +79,7 @@ const CORE_OPTIONS: Options = {
   admin: { type: 'string' },
   since: { type: 'string' },
   limit: { type: 'string' },
+  after: { type: 'string' },
 };
 /** Names a plugin command cannot take: the core's commands, `sendmail` (parsed apart: it takes sendmail's flags) and `help`. */
 const RESERVED = new Set([...Object.keys(CORE_COMMANDS), 'sendmail', 'help']);

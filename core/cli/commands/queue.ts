@@ -10,6 +10,7 @@ import { makePaths } from '../../paths.js';
 import { Petrel } from '../../petrel.js';
 import { asOwnerOf } from '../../privileges/as-owner.js';
 import { isQueueId } from '../../queue/queue-id.js';
+import { listCursor, parseListCursor } from '../../queue/queue-filter.js';
 import { stateOf, type QueuedMessage, type QueueState } from '../../queue/contract.js';
 import { timelineLines } from '../../history/timeline.js';
 import type { CliContext } from '../petrel.js';
@@ -51,7 +52,20 @@ function toRequest(action: string | undefined, id: string | undefined, context: 
         olderThanMs = parseDuration(flags['older-than']);
         if (olderThanMs === undefined) return `--older-than wants a duration like 30m, 4h or 2d, not "${flags['older-than']}"`;
       }
-      return { op: 'list', filter: { state, domain: flags.domain as string | undefined, sender: flags.sender as string | undefined, olderThanMs } };
+      let limit: number | undefined;
+      if (flags.limit !== undefined) {
+        limit = Number(flags.limit);
+        if (!Number.isInteger(limit) || limit < 1) return `--limit wants a whole number of messages, not "${String(flags.limit)}"`;
+      }
+      const after = typeof flags.after === 'string' ? flags.after : undefined;
+      if (after !== undefined) {
+        try {
+          parseListCursor(after);
+        } catch (error) {
+          return `--after: ${(error as Error).message}`;
+        }
+      }
+      return { op: 'list', filter: { state, domain: flags.domain as string | undefined, sender: flags.sender as string | undefined, olderThanMs, limit, after } };
     }
     case 'stats':
       return { op: 'stats' };
@@ -100,7 +114,7 @@ function print(request: QueueRequest, result: unknown, context: CliContext): num
   if (json) out(JSON.stringify(result, null, 2));
   switch (request.op) {
     case 'list':
-      if (!json) printTable(result as QueuedMessage[], out);
+      if (!json) printTable(result as QueuedMessage[], out, request.filter.limit);
       return 0;
     case 'stats':
       if (!json) printStats(result as QueueStats, out);
@@ -140,9 +154,9 @@ function notFound(id: string, context: CliContext): number {
   return 1;
 }
 
-function printTable(messages: readonly QueuedMessage[], out: (line: string) => void): void {
+function printTable(messages: readonly QueuedMessage[], out: (line: string) => void, limit: number | undefined): void {
   if (messages.length === 0) {
-    out('queue is empty');
+    out(limit === undefined ? 'queue is empty' : 'no more messages');
     return;
   }
   out(`${'ID'.padEnd(26)} ${'STATE'.padEnd(8)} ${'SIZE'.padStart(7)} ${'RECEIVED'.padEnd(20)} ${'TRIES'.padStart(5)} ${'NEXT TRY'.padEnd(20)} SENDER -> RECIPIENTS`);
@@ -154,6 +168,8 @@ function printTable(messages: readonly QueuedMessage[], out: (line: string) => v
     );
   }
   out(`${messages.length} message${messages.length === 1 ? '' : 's'}`);
+  // A full page: there may be more, from where this one ended.
+  if (messages.length === limit) out(`next page: --limit ${limit} --after ${listCursor(messages[messages.length - 1])}`);
 }
 
 function printStats(stats: QueueStats, out: (line: string) => void): void {
