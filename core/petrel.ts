@@ -112,7 +112,7 @@ export class Petrel {
   static async build(options: PetrelOptions): Promise<Petrel> {
     const { config } = options.config;
     const logger = options.logger ?? createLogger({ level: config.logging.level, format: config.logging.format });
-    const metrics = options.metrics ?? new Metrics();
+    const metrics = options.metrics ?? new Metrics({ destinationLabels: config.admin?.metricsDestinations });
     const base = globalContainer.createChildContainer();
     const paths = makePaths(options.config.baseDir, config.server.dataDir);
     base.registerInstance(TOKENS.Paths, paths);

@@ -4,6 +4,7 @@ import { limitsSchema, listenerLimitsSchema } from './limits-schema.js';
 import { shapingSchema } from './shaping-schema.js';
 import { cidr, dnsServer, duration, port, size } from './units.js';
 import { ALL_HOOK_NAMES, type HookName } from '../hooks/catalogue.js';
+import { DEFAULT_DESTINATION_LABELS } from '../metrics/destination-labels.js';
 
 /**
  * The schema of mta.config.yaml. Every object is strict: an unknown key is an
@@ -225,6 +226,12 @@ export const configSchema = z.strictObject({
         .enum(['none', 'token'])
         .default('none')
         .describe('none: /metrics is open like /health; token: /metrics needs the bearer token too (Prometheus: authorization: { credentials: ... })'),
+      metricsDestinations: z
+        .number()
+        .int()
+        .min(0)
+        .default(DEFAULT_DESTINATION_LABELS)
+        .describe('destination domains with a label of their own in the delivery metrics (the busiest; the rest are counted as "other"), so a server that sends everywhere keeps its series bounded; read at start'),
     })
     .refine((admin) => admin.metricsAuth !== 'token' || (admin.token ?? '') !== '', {
       message: 'metricsAuth: token needs admin.token (it is unset or empty)',

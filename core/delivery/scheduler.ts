@@ -430,7 +430,7 @@ export class DeliveryScheduler {
   #record(settled: Settled, receivedAt: number, now: number): void {
     const metrics = this.#deps.metrics;
     if (!metrics) return;
-    const destination = settled.route?.destination ?? domainOf(settled.recipient.address);
+    const destination = metrics.destinations.label(settled.route?.destination ?? domainOf(settled.recipient.address));
     metrics.deliveryAttempts.inc({ destination, outcome: settled.result.status });
     if (settled.result.status === 'delivered') metrics.deliveryLatency.observe({ destination }, (now - receivedAt) / 1000);
   }

@@ -1,3 +1,4 @@
+import { DEFAULT_DESTINATION_LABELS, DestinationLabels } from './destination-labels.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration, type GaugeConfiguration, type HistogramConfiguration } from 'prom-client';
 
 /** The reply classes counted, so dashboards can plot 2xx/4xx/5xx per hook. */
@@ -44,20 +45,24 @@ export class Metrics {
   });
   readonly deliveryAttempts = this.counter({
     name: 'petrel_delivery_attempts_total',
-    help: 'Per-recipient delivery outcomes by destination domain',
+    help: 'Per-recipient delivery outcomes by destination domain (the busiest admin.metricsDestinations of them; the rest as "other")',
     labelNames: ['destination', 'outcome'],
   });
   readonly deliveryLatency = this.histogram({
     name: 'petrel_delivery_latency_seconds',
-    help: 'Time from acceptance to delivery, per recipient',
+    help: 'Time from acceptance to delivery, per recipient, by destination as in petrel_delivery_attempts_total',
     labelNames: ['destination'],
     buckets: DELIVERY_BUCKETS,
   });
   readonly redisErrors = this.counter({ name: 'petrel_redis_errors_total', help: 'Errors reported by the Redis connection' });
   readonly queueDepth = this.gauge({ name: 'petrel_queue_messages', help: 'Messages in the queue by state', labelNames: ['state'] });
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  /** The `destination` label of the delivery metrics, capped (see DestinationLabels). */
+  readonly destinations: DestinationLabels;
+
+  constructor(options: { defaultMetrics?: boolean; destinationLabels?: number } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'petrel_' });
+    this.destinations = new DestinationLabels(options.destinationLabels ?? DEFAULT_DESTINATION_LABELS);
   }
 
   /** Registers (or returns the already registered) counter. Plugins: prefix names with `petrel_<plugin>_`. */
