@@ -18,6 +18,10 @@
  *                                     a content scanner's cost: petrel-spool's profile with it on, as
  *                                     a ratio to the same profile without it (in every run where its
  *                                     daemon is installed; bench/systems/filters.ts)
+ *   npm run bench -- --million [count]
+ *                                     only the big-queue scenario: count (default 1,000,000)
+ *                                     deferred 1 KiB messages in queue-spool; start-up, memory,
+ *                                     /metrics, queue stats and list latency (million-queue.ts)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -27,6 +31,7 @@ import { runNodeLoad } from './load/node-load.js';
 import type { LoadOptions, LoadResult } from './load/load-options.js';
 import { runSmtpSource, smtpSourceAvailable } from './load/smtp-source.js';
 import { checkLargeMessageMemory } from './large-message.js';
+import { formatMillionQueue, millionQueue } from './million-queue.js';
 import { formatComparison, formatReport, summarize, type RunRecord, type Scenario } from './report.js';
 import type { RunningSystem } from './systems/server-process.js';
 import { postfixAvailable, postfixPeer } from './systems/postfix.js';
@@ -38,8 +43,18 @@ import { FILTER_SYSTEMS, installed } from './systems/filters.js';
 import { Sink } from './sink.js';
 import { deleteKeys } from './redis-cleanup.js';
 
+/** Messages of `--million` without a count. */
+const MILLION = 1_000_000;
+
+// `--million` may come without its count (parseArgs has no optional values).
+const argv = process.argv.slice(2);
+const millionAt = argv.indexOf('--million');
+if (millionAt >= 0 && !/^\d+$/.test(argv[millionAt + 1] ?? '')) argv.splice(millionAt + 1, 0, String(MILLION));
+
 const { values } = parseArgs({
+  args: argv,
   options: {
+    million: { type: 'string' },
     json: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '3' },
@@ -69,6 +84,11 @@ function scenarios(): Scenario[] {
 }
 
 async function main(): Promise<void> {
+  if (values.million !== undefined) {
+    const result = await millionQueue(Number(values.million));
+    process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatMillionQueue(result)}\n`);
+    return;
+  }
   const generatorName = values.generator ?? (smtpSourceAvailable() ? 'smtp-source' : 'node');
   const generate = generatorName === 'smtp-source' ? runSmtpSource : runNodeLoad;
   const rounds = Number(values.rounds);

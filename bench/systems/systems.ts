@@ -14,7 +14,7 @@ export interface SystemSpec {
   at?(root: string, revision: string): SystemSpec;
 }
 
-const NODE = join(process.cwd(), 'node_modules', '.bin', 'node');
+export const NODE = join(process.cwd(), 'node_modules', '.bin', 'node');
 
 /** A bare smtp-server accepting and discarding: the ceiling, 1.00×. */
 export const bareSmtpServer: SystemSpec = {
@@ -46,32 +46,45 @@ export function petrelShipped(
     relays,
     at: (otherRoot, revision) => petrelShipped(`${name}@${revision}`, `${name} as of ${revision} (before/after comparison)`, change, relays, otherRoot),
     start: async (workDir, sinkPort) => {
-      const config = parse(readFileSync(join(root, 'mta.config.yaml'), 'utf8')) as Record<string, any>;
-      config.server.dataDir = join(workDir, `${name}-data`);
-      // Benchmarks here run as root; Petrel refuses that unless told it is on purpose.
-      if (process.getuid?.() === 0) config.server.user ??= 'root';
-      for (const listener of config.listeners) listener.port = 0;
-      if (config.admin) config.admin.port = 0;
-      // smtp-source numbers its recipients (1postmaster@localhost, 2postmaster@...): let the
-      // recipients plugin accept every local address, as a catch-all domain would.
-      config.plugins = config.plugins.map((entry: { name?: string; options?: Record<string, unknown> }) =>
-        entry.name === 'recipients' ? { ...entry, options: { ...entry.options, catchAll: true } } : entry,
-      );
-      change(config, sinkPort, name);
-      const file = join(workDir, `${name}.yaml`);
-      writeFileSync(file, stringify(config));
+      const file = writeShippedConfig(root, workDir, name, (config) => change(config, sinkPort, name));
       const cli = join(root, 'dist', 'core', 'cli', 'petrel.js');
-      return new ServerProcess(name, NODE, [cli, 'start', '-c', file], (line) => {
-        if (!line.startsWith('{')) return undefined;
-        try {
-          const entry = JSON.parse(line) as { listener?: string; port?: number; msg?: string };
-          return entry.listener === 'mx' && typeof entry.port === 'number' && entry.msg?.startsWith('listening') ? entry.port : undefined;
-        } catch {
-          return undefined;
-        }
-      }).ready();
+      return new ServerProcess(name, NODE, [cli, 'start', '-c', file], mxPortInLog).ready();
     },
   };
+}
+
+/**
+ * Writes the shipped mta.config.yaml of `root`, changed only where a
+ * benchmark must (its own data directory `<workDir>/<name>-data`, free
+ * ports) and then by `change`, to `<workDir>/<name>.yaml`; returns its path.
+ */
+export function writeShippedConfig(root: string, workDir: string, name: string, change: (config: Record<string, any>) => void): string {
+  const config = parse(readFileSync(join(root, 'mta.config.yaml'), 'utf8')) as Record<string, any>;
+  config.server.dataDir = join(workDir, `${name}-data`);
+  // Benchmarks here run as root; Petrel refuses that unless told it is on purpose.
+  if (process.getuid?.() === 0) config.server.user ??= 'root';
+  for (const listener of config.listeners) listener.port = 0;
+  if (config.admin) config.admin.port = 0;
+  // smtp-source numbers its recipients (1postmaster@localhost, 2postmaster@...): let the
+  // recipients plugin accept every local address, as a catch-all domain would.
+  config.plugins = config.plugins.map((entry: { name?: string; options?: Record<string, unknown> }) =>
+    entry.name === 'recipients' ? { ...entry, options: { ...entry.options, catchAll: true } } : entry,
+  );
+  change(config);
+  const file = join(workDir, `${name}.yaml`);
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+/** The port of the `mx` listener, from Petrel's JSON log line that says it listens. */
+export function mxPortInLog(line: string): number | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const entry = JSON.parse(line) as { listener?: string; port?: number; msg?: string };
+    return entry.listener === 'mx' && typeof entry.port === 'number' && entry.msg?.startsWith('listening') ? entry.port : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
