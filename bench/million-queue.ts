@@ -71,6 +71,8 @@ async function measure(count: number): Promise<QueueFigures> {
     // The control socket opens just after the listeners.
     let stats: { states: { deferred: number } } | undefined;
     while (stats === undefined) {
+      const ended = server.ended;
+      if (ended) throw new Error(`the server ended after it started:\n${ended.output}`);
       stats = (await sendControlRequest(socket, { op: 'stats' })) as typeof stats;
       if (stats === undefined) await new Promise((resolve) => setTimeout(resolve, 50));
     }

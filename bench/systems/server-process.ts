@@ -67,6 +67,11 @@ export class ServerProcess implements RunningSystem {
     return this.#child.pid as number;
   }
 
+  /** Whether the process has ended, with the tail of what it printed (for the error that says so). */
+  get ended(): { output: string } | undefined {
+    return this.#child.exitCode !== null || this.#child.signalCode !== null ? { output: this.#output } : undefined;
+  }
+
   get port(): number {
     if (this.#port === undefined) throw new Error(`${this.name} is not listening`);
     return this.#port;
