@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { copyFile, mkdir, open, opendir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Readable } from 'node:stream';
@@ -170,10 +170,11 @@ export class SpoolFiles {
       else if (entry.name.endsWith('.state')) states.add(entry.name.slice(0, -6));
     }
     let recovered = 0;
+    const reader = new RecordReader();
     for (const id of messages) {
       const hasState = states.delete(id);
       try {
-        const record = hasState ? (JSON.parse(readFileSync(this.#state(id), 'utf8')) as StoredMessage) : recordInMessageSync(this.#msg(id));
+        const record = hasState ? reader.whole(this.#state(id)) : reader.inMessage(this.#msg(id));
         if (!record || record.format !== 1 || record.id !== id) throw new Error('not a queue-spool record');
         onRecord(record, hasState);
         recovered++;
@@ -231,20 +232,48 @@ function recordOffset(trailer: Buffer, size: number): number {
   return offset;
 }
 
-/** recordInMessage without the thread pool, for recovery. */
-function recordInMessageSync(path: string): StoredMessage {
-  const fd = openSync(path, 'r');
-  try {
-    const { size } = fstatSync(fd);
-    if (size < TRAILER_LENGTH) throw new Error('no record trailer');
-    const trailer = Buffer.alloc(TRAILER_LENGTH);
-    readSync(fd, trailer, 0, TRAILER_LENGTH, size - TRAILER_LENGTH);
-    const offset = recordOffset(trailer, size);
-    const json = Buffer.alloc(size - TRAILER_LENGTH - offset);
-    readSync(fd, json, 0, json.length, offset);
-    return JSON.parse(json.toString('utf8')) as StoredMessage;
-  } finally {
-    closeSync(fd);
+/**
+ * Reads records without the thread pool, for recovery, through one buffer
+ * that grows as needed: a buffer per record would leave the process's memory
+ * fragmented (and its RSS high) after reading a big queue.
+ */
+class RecordReader {
+  #buffer = Buffer.allocUnsafe(64 * 1024);
+
+  /** A file that is one record (a .state). */
+  whole(path: string): StoredMessage {
+    const fd = openSync(path, 'r');
+    try {
+      const { size } = fstatSync(fd);
+      return this.#parse(fd, 0, size);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The record appended to a .msg file (see withTrailer). */
+  inMessage(path: string): StoredMessage {
+    const fd = openSync(path, 'r');
+    try {
+      const { size } = fstatSync(fd);
+      if (size < TRAILER_LENGTH) throw new Error('no record trailer');
+      readSync(fd, this.#buffer, 0, TRAILER_LENGTH, size - TRAILER_LENGTH);
+      const offset = recordOffset(this.#buffer.subarray(0, TRAILER_LENGTH), size);
+      return this.#parse(fd, offset, size - TRAILER_LENGTH - offset);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  #parse(fd: number, position: number, length: number): StoredMessage {
+    if (this.#buffer.length < length) this.#buffer = Buffer.allocUnsafe(length);
+    let read = 0;
+    while (read < length) {
+      const count = readSync(fd, this.#buffer, read, length - read, position + read);
+      if (count === 0) throw new Error('the record ends early');
+      read += count;
+    }
+    return JSON.parse(this.#buffer.toString('utf8', 0, length)) as StoredMessage;
   }
 }
 

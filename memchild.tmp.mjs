@@ -1,0 +1,12 @@
+import 'reflect-metadata';
+const { createLogger } = await import('/work/wt/i15-scale/dist/core/log/logger.js');
+const { makePaths } = await import('/work/wt/i15-scale/dist/core/paths.js');
+const { Spool } = await import('/work/wt/i15-scale/dist/core/spool/spool.js');
+const SpoolQueue = (await import('/work/wt/i15-scale/dist/plugins/queue-spool/index.js')).default;
+const dataDir = process.argv[2];
+const m = () => { const u = process.memoryUsage(); return `rss ${(u.rss/2**20).toFixed(0)} heapUsed ${(u.heapUsed/2**20).toFixed(0)} heapTotal ${(u.heapTotal/2**20).toFixed(0)} external ${(u.external/2**20).toFixed(0)}`; };
+gc(); console.log('before', m());
+const q = new SpoolQueue({ directory: 'queue' }, makePaths(dataDir, dataDir), { now: () => Date.now() }, createLogger({ level: 'silent' }), new Spool(dataDir));
+const t = Date.now(); await q.start(); console.log('start ms', Date.now() - t, m());
+gc(); gc(); console.log('after gc', m());
+await new Promise(r => setTimeout(r, 2000)); gc(); console.log('later', m());
