@@ -22,7 +22,7 @@ export interface QueueFigures {
   readonly queue: string;
   readonly messages: number;
   readonly seedSeconds: number;
-  /** From spawning the server to its listener accepting (recovery included). */
+  /** From spawning the server to its first answer on the control socket (after the queue's recovery). */
   readonly startSeconds: number;
   readonly rssMiB: number;
   readonly peakRssMiB: number;
@@ -66,9 +66,9 @@ async function measure(count: number): Promise<QueueFigures> {
     const seedSeconds = (Date.now() - seeding) / 1000;
     const starting = Date.now();
     server = await new ServerProcess(name, NODE, [join(process.cwd(), 'dist', 'core', 'cli', 'petrel.js'), 'start', '-c', file], mxPortInLog).ready(30 * 60_000);
-    const startSeconds = (Date.now() - starting) / 1000;
     const socket = controlSocketPath(dataDir);
-    // The control socket opens just after the listeners.
+    // The ports are bound first (connections wait behind a gate); the control socket opens
+    // once the plugins, the queue's recovery among them, have started: the server is up then.
     let stats: { states: { deferred: number } } | undefined;
     while (stats === undefined) {
       const ended = server.ended;
@@ -76,6 +76,7 @@ async function measure(count: number): Promise<QueueFigures> {
       stats = (await sendControlRequest(socket, { op: 'stats' })) as typeof stats;
       if (stats === undefined) await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    const startSeconds = (Date.now() - starting) / 1000;
     if (stats.states.deferred !== count) throw new Error(`the server counts ${stats.states.deferred} deferred messages, not ${count}`);
     const metricsMs = await timed(async () => {
       const response = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
