@@ -232,9 +232,12 @@ export default class SpoolQueue implements Queue {
           return true;
         }
         const after: StoredMessage = { ...before, recipients, attempts: before.attempts + 1, nextAttemptAt: request.nextAttemptAt ?? now };
+        // Listed and shown from now on, while it is being written (as queue-spool always did); undone if the write fails.
+        this.#records.set(after);
         await this.#writes.track(() => this.#files.write(after));
         this.#change(entry, after);
       } catch (error) {
+        this.#records.set(before);
         // Nothing was recorded: the lease is the caller's again, to settle once the disk takes it
         // (or, if the caller gives up, the message is due at the lease's deadline).
         if (this.#entries.get(before.id) !== entry) {
