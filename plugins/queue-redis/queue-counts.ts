@@ -1,5 +1,6 @@
 import type { QueueCounts, QueuedMessage, QueueState, RedisClient } from 'petrel';
 import { countMessages } from 'petrel/queue';
+import { COUNT } from './scripts.js';
 
 /** A message's share of the counters: its state and the domain of each open recipient. */
 export interface Share {
@@ -8,6 +9,9 @@ export interface Share {
 }
 
 const STATES: readonly QueueState[] = ['active', 'deferred', 'held'];
+
+/** The COUNT script, as ioredis defines it on the client. */
+type CountingClient = RedisClient & { petrelQueueCount(key: string, ...fieldsAndDeltas: (string | number)[]): Promise<'ok'> };
 
 /**
  * The queue's counters, in one Redis hash that every node updates
@@ -20,14 +24,19 @@ const STATES: readonly QueueState[] = ['active', 'deferred', 'held'];
  * message's key, which on a Cluster lives in another slot than the
  * counters. So a node that dies (or loses Redis) between a script and its
  * counter update leaves the counts off by that message; they are rebuilt
- * from a full listing when the hash is missing (a new or upgraded queue),
+ * from a full listing when the hash is missing (an empty queue, or one from before counters),
  * and `DEL <prefix>counts` followed by a node's restart rebuilds them on demand.
  */
 export class RedisCounters {
+  readonly #redis: CountingClient;
+
   constructor(
-    private readonly redis: RedisClient,
+    redis: RedisClient,
     private readonly key: string,
-  ) {}
+  ) {
+    redis.defineCommand('petrelQueueCount', { numberOfKeys: 1, lua: COUNT });
+    this.#redis = redis as CountingClient;
+  }
 
   /** Takes `before` away and adds `after` (either may be absent: a new or a removed message). */
   async change(before: Share | undefined, after: Share | undefined): Promise<void> {
@@ -42,11 +51,12 @@ export class RedisCounters {
     };
     add(before, -1);
     add(after, 1);
-    await Promise.all([...deltas].filter(([, delta]) => delta !== 0).map(([field, delta]) => this.redis.hincrby(this.key, field, delta)));
+    const changed = [...deltas].filter(([, delta]) => delta !== 0).flat();
+    if (changed.length > 0) await this.#redis.petrelQueueCount(this.key, ...changed);
   }
 
   async read(): Promise<QueueCounts> {
-    const fields = await this.redis.hgetall(this.key);
+    const fields = await this.#redis.hgetall(this.key);
     const states: Record<QueueState, number> = { active: 0, deferred: 0, held: 0 };
     const destinations: Record<string, { messages: number; recipients: number }> = {};
     for (const state of STATES) states[state] = Math.max(0, Number(fields[`s:${state}`] ?? 0));
@@ -58,17 +68,18 @@ export class RedisCounters {
     return { states, destinations };
   }
 
-  /** Counts a full listing into the hash when there is none (the first start of a queue that had no counters). */
+  /** Counts a full listing into the hash when there is none (an empty queue, or the first start of a queue that had no counters). */
   async rebuildIfMissing(list: () => Promise<QueuedMessage[]>): Promise<void> {
-    if ((await this.redis.exists(this.key)) === 1) return;
+    if ((await this.#redis.exists(this.key)) === 1) return;
     const counts = countMessages(await list());
     const fields: Record<string, number> = {};
-    for (const state of STATES) fields[`s:${state}`] = counts.states[state];
+    for (const state of STATES) if (counts.states[state] > 0) fields[`s:${state}`] = counts.states[state];
     for (const [domain, entry] of Object.entries(counts.destinations)) {
       fields[`r:${domain}`] = entry.recipients;
       fields[`m:${domain}`] = entry.messages;
     }
-    await this.redis.hset(this.key, fields);
+    // Zero counters are not stored (COUNT deletes them too): an empty queue has no counters key.
+    if (Object.keys(fields).length > 0) await this.#redis.hset(this.key, fields);
   }
 }
 

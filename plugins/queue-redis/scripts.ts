@@ -171,3 +171,16 @@ local fields = redis.call('HMGET', KEYS[1], 'record', 'held')
 redis.call('DEL', KEYS[1])
 return {'removed', fields[1], fields[2] or '0'}
 `;
+
+/**
+ * Moves counters in the counters hash (queue-counts.ts), the one script on
+ * another key than a message's: ARGV is field, delta, field, delta, ... A
+ * field back at zero is deleted, so an empty queue leaves no key behind.
+ * Returns 'ok'.
+ */
+export const COUNT = `
+for i = 1, #ARGV, 2 do
+  if redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) == 0 then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return 'ok'
+`;
