@@ -11,6 +11,29 @@ export function openDomains(recipients: readonly QueuedRecipient[]): string[] {
 }
 
 /**
+ * Shares equal destination lists between index entries: most messages go to
+ * one of a few domain lists, so a queue of a million keeps a few arrays, not
+ * a million. Past `max` distinct lists the table starts over (entries keep
+ * the arrays they have; only sharing for new ones is lost).
+ */
+export class DomainLists {
+  readonly #lists = new Map<string, readonly string[]>();
+
+  constructor(private readonly max = 10_000) {}
+
+  /** The open recipients' domains of `recipients`, as a shared array. */
+  of(recipients: readonly QueuedRecipient[]): readonly string[] {
+    const domains = openDomains(recipients);
+    const key = domains.join(' ');
+    const known = this.#lists.get(key);
+    if (known) return known;
+    if (this.#lists.size >= this.max) this.#lists.clear();
+    this.#lists.set(key, domains);
+    return domains;
+  }
+}
+
+/**
  * The counters behind `Queue.counts()`: a queue adds a message's share when
  * it arrives or changes (its state, the domains of its open recipients) and
  * takes the old share away, so the counts are always those of the whole

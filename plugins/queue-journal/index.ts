@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { type Clock, inject, injectable, type Lease, type Logger, type NewMessage, type Paths, PetrelError, PidLock, type PluginMeta, type Queue, type QueuedMessage, type QueueFilter, type QueueState, type SettleRequest, size, type Spool, TOKENS, z } from 'petrel';
-import { applyOutcomes, IN_MEMORY_COPY_LIMIT, matchesFilter, messageStream, MinHeap, RecentBodies, WriteHealth } from 'petrel/queue';
+import { type Clock, inject, injectable, type Lease, type Logger, type NewMessage, type Paths, PetrelError, PidLock, type PluginMeta, type Queue, type QueueCounts, type QueuedMessage, type QueueFilter, type QueueState, type SettleRequest, size, type Spool, stateOf, TOKENS, z } from 'petrel';
+import { applyOutcomes, compareListOrder, DomainLists, IN_MEMORY_COPY_LIMIT, matchesFilter, messageStream, MinHeap, QueueCounter, RecentBodies, WriteHealth } from 'petrel/queue';
 import { addRecord, type JournalRecord, removeRecord, stateRecord, type StoredMessage } from './journal-record.js';
 import { JournalWriter, type Location, segmentName, segmentNumber } from './journal-writer.js';
 import { LargeFiles } from './large-files.js';
@@ -42,6 +42,8 @@ interface Entry {
   due: number;
   held: boolean;
   attempts: number;
+  /** The domain of each open recipient (shared arrays, see DomainLists): the entry's share of the counters. */
+  open: readonly string[];
   large: boolean;
   /** Bumped on every change, so stale heap entries are recognised and skipped. */
   version: number;
@@ -90,6 +92,9 @@ export default class JournalQueue implements Queue {
   /** Bytes of records still needed per segment (each entry's 'add' and 'state' record counts): a segment at 0 can go. */
   readonly #refs = new Map<number, number>();
   readonly #recent = new RecentBodies(RECENT_BODIES_BYTES);
+  /** What counts() answers, kept on every change of the index (no listing). */
+  readonly #counter = new QueueCounter();
+  readonly #domainLists = new DomainLists();
   readonly #writes: WriteHealth;
   #writer: JournalWriter | undefined;
   #collecting: Promise<void> | undefined;
@@ -300,7 +305,7 @@ export default class JournalQueue implements Queue {
       const message = await this.#view(entry).catch(() => undefined);
       if (message && matchesFilter(message, filter, now)) matches.push(message);
     }
-    matches.sort((a, b) => a.receivedAt - b.receivedAt);
+    matches.sort(compareListOrder);
     return filter.limit === undefined ? matches : matches.slice(0, filter.limit);
   }
 
@@ -332,11 +337,14 @@ export default class JournalQueue implements Queue {
     });
   }
 
-  /** Counts by state, from the index in memory (no record is read). */
+  /** Counts by state, from counters kept on every change of the index. */
   async stats(): Promise<Record<QueueState, number>> {
-    const counts: Record<QueueState, number> = { active: 0, deferred: 0, held: 0 };
-    for (const entry of this.#entries.values()) counts[entry.held ? 'held' : entry.attempts > 0 ? 'deferred' : 'active']++;
-    return counts;
+    return this.#counter.counts().states;
+  }
+
+  /** By state and destination, from counters kept on every change of the index (see QueueCounter). */
+  async counts(): Promise<QueueCounts> {
+    return this.#counter.counts();
   }
 
   /** Resolves while the queue can write; after a failed write, only once a write of its own works (WriteHealth). */
@@ -434,10 +442,12 @@ export default class JournalQueue implements Queue {
       due: record.nextAttemptAt,
       held: record.held,
       attempts: record.attempts,
+      open: this.#domainLists.of(record.recipients),
       large: record.large === true,
       version: 0,
     };
     this.#entries.set(record.id, entry);
+    this.#counter.change(stateOf(entry), entry.open, 1);
     this.#ref(location.segment, 2 * location.length);
     return entry;
   }
@@ -448,8 +458,11 @@ export default class JournalQueue implements Queue {
     this.#ref(entry.state.segment, -entry.state.length);
     entry.state = location;
     entry.due = record.nextAttemptAt;
+    this.#counter.change(stateOf(entry), entry.open, -1);
     entry.held = record.held;
     entry.attempts = record.attempts;
+    entry.open = this.#domainLists.of(record.recipients);
+    this.#counter.change(stateOf(entry), entry.open, 1);
     this.#cache(entry, record);
   }
 
@@ -473,6 +486,7 @@ export default class JournalQueue implements Queue {
   /** Takes an entry out of the index: its records no longer keep their segments. */
   #unindex(entry: Entry): void {
     this.#entries.delete(entry.id);
+    this.#counter.change(stateOf(entry), entry.open, -1);
     entry.version++;
     if (entry.record !== undefined) this.#cached--;
     entry.record = undefined;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Clock, inject, injectable, type Lease, type Logger, type NewMessage, type Paths, PetrelError, PidLock, type PluginMeta, type Queue, type QueueCounts, type QueuedMessage, type QueueFilter, type QueueState, type SettleRequest, type Spool, stateOf, TOKENS, z } from 'petrel';
-import { applyOutcomes, compareListOrder, countByState, countMessages, isAfter, listCursor, matchesFilter, openDomains, QueueCounter, WriteHealth } from 'petrel/queue';
+import { applyOutcomes, compareListOrder, countByState, countMessages, DomainLists, isAfter, listCursor, matchesFilter, QueueCounter, WriteHealth } from 'petrel/queue';
 import { DueWindow, type DueItem } from './due-window.js';
 import { RecentRecords } from './recent-records.js';
 import { SpoolFiles, type StoredMessage } from './spool-files.js';
@@ -18,9 +18,6 @@ const ACTIVE_WINDOW_MS = 10 * 60_000;
 
 /** Full records kept in memory (see RecentRecords): a few MB; the rest are read from their files. */
 const RECENT_RECORDS = 2_000;
-
-/** Distinct destination lists kept for sharing between entries (see #intern); past it, the table starts over. */
-const INTERNED_DOMAIN_LISTS = 10_000;
 
 /** The leaseToken of an entry whose settle is writing: no one holds it, no one may lease it. */
 const SETTLING = '';
@@ -85,7 +82,7 @@ export default class SpoolQueue implements Queue {
   readonly #due = new DueWindow(ACTIVE_WINDOW_MS, (add) => this.#scanDue(add), (item) => this.#isCurrent(item));
   readonly #records = new RecentRecords(RECENT_RECORDS);
   readonly #counter = new QueueCounter();
-  readonly #domainLists = new Map<string, readonly string[]>();
+  readonly #domainLists = new DomainLists();
   readonly #listeners = new Set<() => void>();
   /** Whether the queue's files can be written (behind ready()). */
   readonly #writes: WriteHealth;
@@ -422,7 +419,7 @@ export default class SpoolQueue implements Queue {
     entry.attempts = record.attempts;
     entry.held = record.held;
     entry.hasState = true;
-    entry.open = this.#intern(openDomains(record.recipients));
+    entry.open = this.#domainLists.of(record.recipients);
     entry.version++;
     this.#count(entry, 1);
     this.#records.set(record);
@@ -445,7 +442,7 @@ export default class SpoolQueue implements Queue {
   }
 
   #track(record: StoredMessage, hasState: boolean): void {
-    const entry = new Entry(record.id, record.receivedAt, record, hasState, this.#intern(openDomains(record.recipients)));
+    const entry = new Entry(record.id, record.receivedAt, record, hasState, this.#domainLists.of(record.recipients));
     this.#entries.set(record.id, entry);
     this.#count(entry, 1);
     this.#schedule(entry);
@@ -456,15 +453,6 @@ export default class SpoolQueue implements Queue {
   }
 
   /** One shared array per distinct list of domains: a million messages to a few domains hold a few arrays. */
-  #intern(domains: string[]): readonly string[] {
-    const key = domains.join(' ');
-    const known = this.#domainLists.get(key);
-    if (known) return known;
-    if (this.#domainLists.size >= INTERNED_DOMAIN_LISTS) this.#domainLists.clear();
-    this.#domainLists.set(key, domains);
-    return domains;
-  }
-
   #schedule(entry: Entry): void {
     if (entry.held) return;
     this.#due.add(entry.id, entry.nextAttemptAt, entry.version);
