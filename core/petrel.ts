@@ -36,6 +36,11 @@ import { ExpiringStores } from './util/expiring-store.js';
 import { TraceHub } from './trace/trace-hub.js';
 import { restartOnlyChanges, sameCoreConfig } from './reload/restart-only-changes.js';
 import { MaildropPickup } from './sendmail/pickup.js';
+import type { QueueOperator } from './control/queue-operations.js';
+import { ClusterQueueOperations } from './workers/cluster-queue-operations.js';
+import type { WorkerChannel } from './workers/worker-channel.js';
+import type { WorkerLaunch, WorkerRequest } from './workers/worker-protocol.js';
+import type { WorkerMetrics } from './metrics/metrics.js';
 
 export interface PetrelOptions {
   readonly config: LoadedConfig;
@@ -60,6 +65,14 @@ export interface PetrelOptions {
    * (tests, embedding), nothing is checked and the process stays who it is.
    */
   readonly identity?: ServerIdentity;
+  /**
+   * Set when this process is one of `server.workers` (core/workers/): it
+   * binds its listeners with SO_REUSEPORT beside the other workers, keeps
+   * its own share of the queue (Paths.partition), and worker 0 alone serves
+   * the control socket, the admin listener and the maildrop, answering for
+   * the whole server through the channel.
+   */
+  readonly worker?: { readonly launch: WorkerLaunch; readonly channel: WorkerChannel };
 }
 
 /**
@@ -114,11 +127,12 @@ export class Petrel {
     const logger = options.logger ?? createLogger({ level: config.logging.level, format: config.logging.format });
     const metrics = options.metrics ?? new Metrics({ destinationLabels: config.admin?.metricsDestinations });
     const base = globalContainer.createChildContainer();
-    const paths = makePaths(options.config.baseDir, config.server.dataDir);
+    const slot = options.worker?.launch;
+    const paths = makePaths(options.config.baseDir, config.server.dataDir, slot ? { index: slot.index, count: slot.count } : undefined);
     base.registerInstance(TOKENS.Paths, paths);
     base.registerInstance(TOKENS.Clock, options.clock ?? systemClock);
     base.registerInstance(TOKENS.Dns, options.dns ?? configuredResolver(config.dns));
-    base.registerInstance(TOKENS.Spool, new Spool(paths.dataDir));
+    base.registerInstance(TOKENS.Spool, new Spool(paths.dataDir, undefined, slot?.index ?? 0));
     base.registerInstance(TOKENS.Logger, logger);
     base.registerInstance(TOKENS.Metrics, metrics);
     let redis: RedisClient | undefined;
@@ -373,10 +387,11 @@ export class Petrel {
         trace: this.trace,
         history: this.history,
       });
-      await listener.listen();
+      const launch = this.options.worker?.launch;
+      await listener.listen(launch ? { port: launch.ports[listenerConfig.name] ?? listenerConfig.port, reusePort: true } : undefined);
       this.listeners.push(listener);
     }
-    await this.#bindAdmin();
+    if (this.#servesWholeServer) await this.#bindAdmin();
     if (identity?.mustSwitch) {
       identity.switchUser();
       this.logger.info({ user: identity.user.name, uid: identity.user.uid, gid: identity.group.gid }, `switched to user ${identity.describe()}`);
@@ -388,12 +403,100 @@ export class Petrel {
     }
     await this.plugins.start();
     await this.history?.prune().catch((error: Error) => this.logger.warn({ err: error }, `history: ${error.message}`));
-    await this.#openControlSocket();
-    await this.#startPickup(spool, clock);
+    if (this.#servesWholeServer) {
+      await this.#openControlSocket();
+      await this.#startPickup(spool, clock);
+    }
     for (const listener of this.listeners) listener.open();
     this.#admin?.open();
-    this.logger.info({ listeners: this.listeners.map((l) => l.config.name) }, 'accepting connections');
+    const worker = this.options.worker;
+    if (worker) {
+      worker.channel.serve((request) => this.#answerWorker(request));
+      this.logger.info({ listeners: this.listeners.map((l) => l.config.name), worker: worker.launch.index }, `worker ${worker.launch.index} accepting connections`);
+      worker.channel.ready(Object.fromEntries(this.listeners.map((l) => [l.config.name, l.address().port])));
+    } else {
+      this.logger.info({ listeners: this.listeners.map((l) => l.config.name) }, 'accepting connections');
+    }
     this.#startDelivery(clock);
+  }
+
+  /** A single process, or worker 0 of several: it serves the control socket, the admin listener and the maildrop. */
+  get #servesWholeServer(): boolean {
+    return (this.options.worker?.launch.index ?? 0) === 0;
+  }
+
+  /** What the control socket and the admin API operate: this process's queue, or every worker's. */
+  #serverQueueOperations(): QueueOperator {
+    const worker = this.options.worker;
+    if (!worker) return this.queueOperations();
+    return new ClusterQueueOperations((request) => worker.channel.all(request), this.queueOperations());
+  }
+
+  /** A request from the primary about this worker's share (see core/workers/worker-protocol.ts). */
+  async #answerWorker(request: WorkerRequest): Promise<unknown> {
+    switch (request.op) {
+      case 'queue':
+        return this.queueOperations().execute(request.request);
+      case 'raw': {
+        const stream = await this.queueOperations().raw(request.id);
+        if (!stream) return null;
+        const chunks: Buffer[] = [];
+        for await (const chunk of stream) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks).toString('base64');
+      }
+      case 'reload':
+        return { plugins: await this.reload() };
+      case 'metrics':
+        return this.metrics.registry.getMetricsAsJSON();
+      case 'readiness': {
+        const results: Record<string, string> = {};
+        for (const [name, check] of Object.entries(this.#localReadiness())) {
+          results[name] = await check.then(
+            () => 'ok',
+            (error: unknown) => `failing: ${(error as Error).message}`,
+          );
+        }
+        return results;
+      }
+    }
+  }
+
+  /** The checks behind /ready for this process. */
+  #localReadiness(): Record<string, Promise<unknown>> {
+    return {
+      queue: this.queue.ready?.() ?? this.queue.counts?.() ?? this.queue.stats(),
+      spool: this.base.resolve<Spool>(TOKENS.Spool).ready(),
+      ...(this.#redis ? { redis: this.#redis.ping() } : {}),
+    };
+  }
+
+  /** The checks behind /ready for the whole server: with workers, each check fails if it fails in any worker. */
+  #readiness(): Record<string, Promise<unknown>> {
+    const worker = this.options.worker;
+    if (!worker) return this.#localReadiness();
+    const answers = worker.channel.all({ op: 'readiness' });
+    const checkOf = async (name: string) => {
+      const problems: string[] = [];
+      for (const answer of await answers) {
+        if (!answer.ok) problems.push(`worker ${answer.worker}: ${answer.error}`);
+        else {
+          const result = (answer.result as Record<string, string>)[name];
+          if (result !== undefined && result !== 'ok') problems.push(`worker ${answer.worker}: ${result}`);
+        }
+      }
+      if (problems.length > 0) throw new Error(problems.join('; '));
+    };
+    return Object.fromEntries(Object.keys(this.#localReadiness()).map((name) => [name, checkOf(name)]));
+  }
+
+  /** A reload of the whole server: with workers, every worker reloads; any refusal is the answer. */
+  async #reloadServer(): Promise<{ plugins: string[] }> {
+    const worker = this.options.worker;
+    if (!worker) return { plugins: await this.reload() };
+    const answers = await worker.channel.all({ op: 'reload' });
+    const refused = answers.filter((answer) => !answer.ok);
+    if (refused.length > 0) throw new Error(refused.map((answer) => `worker ${answer.worker}: ${answer.error}`).join('; '));
+    return answers[0].result as { plugins: string[] };
   }
 
   /** The admin listener's bound address, when `admin:` is configured. */
@@ -404,17 +507,22 @@ export class Petrel {
   async #bindAdmin(): Promise<void> {
     const settings = this.config.admin;
     if (!settings) return;
+    const worker = this.options.worker;
+    if (worker) {
+      this.metrics.aggregateWorkers(async () =>
+        (await worker.channel.all({ op: 'metrics' })).map((answer) => {
+          if (!answer.ok) throw new Error(`worker ${answer.worker}: ${answer.error}`);
+          return answer.result as WorkerMetrics;
+        }),
+      );
+    }
     const admin = new AdminServer({ token: settings.token, metricsNeedToken: settings.metricsAuth === 'token' }, {
       config: () => this.config,
       metrics: this.metrics,
-      queueOperations: () => this.queueOperations(),
+      queueOperations: () => this.#serverQueueOperations(),
       plugins: () => this.plugins.plugins,
-      readiness: () => ({
-        queue: this.queue.ready?.() ?? this.queue.counts?.() ?? this.queue.stats(),
-        spool: this.base.resolve<Spool>(TOKENS.Spool).ready(),
-        ...(this.#redis ? { redis: this.#redis.ping() } : {}),
-      }),
-      reload: async () => ({ plugins: await this.reload() }),
+      readiness: () => this.#readiness(),
+      reload: () => this.#reloadServer(),
       log: this.logger.child({ component: 'admin' }),
       trace: this.trace,
       history: this.history,
@@ -466,8 +574,8 @@ export class Petrel {
   }
 
   async #answerControl(request: ControlRequest): Promise<unknown> {
-    if (request.op === 'reload') return { plugins: await this.reload() };
-    return this.queueOperations().execute(request);
+    if (request.op === 'reload') return this.#reloadServer();
+    return this.#serverQueueOperations().execute(request);
   }
 
   #startDelivery(clock: Clock): void {

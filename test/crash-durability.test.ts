@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { fixturePlugin } from './fixtures/paths.js';
+import { crashConfig } from './fixtures/crash-config.js';
 import { eventually } from './harness/eventually.js';
-import { countById, sendLoad } from './harness/load.js';
+import { allArrive, countById, deliverersById, sendLoad } from './harness/load.js';
 import { ChildPetrel } from './harness/child-petrel.js';
 import { SinkServer } from './harness/sink-server.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -42,18 +42,7 @@ for (const queue of ['queue-journal', 'queue-spool']) describe(`durability under
     // A slow DATA reply keeps deliveries in flight, so kills land in the middle of some.
     sink = await SinkServer.start({ data: () => new Promise((resolve) => setTimeout(() => resolve(undefined), 20)) });
     const sinkPort = sink.port;
-    const configFor = (run: number) => ({
-      server: { hostname: 'crash.petrel.test', dataDir: `${dir.path}/data`, localDomains: ['localhost'], shutdownTimeout: '5s' },
-      listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
-      dns: { reverseLookup: false },
-      logging: { level: 'info' },
-      delivery: { retry: ['100ms'] },
-      plugins: [
-        { name: 'relay-access', options: { relayNetworks: ['127.0.0.0/8'] } },
-        { name: queue },
-        { path: fixturePlugin('sink-delivery'), options: { port: sinkPort, name: `run${run}.petrel.test` } },
-      ],
-    });
+    const configFor = (run: number) => crashConfig({ dataDir: `${dir.path}/data`, sinkPort, name: `run${run}.petrel.test`, queue });
     petrel = await ChildPetrel.start(dir.path, configFor(0));
 
     // The port changes with each restart (port 0); the load follows it, until stopped (attempts
@@ -80,23 +69,12 @@ for (const queue of ['queue-journal', 'queue-spool']) describe(`durability under
     const { acknowledged, unacknowledged } = await load.done;
 
     const acked = new Set(acknowledged);
-    await sink.waitUntil((messages) => {
-      const seen = countById(messages);
-      return [...acked].every((id) => seen.has(id));
-    }, 30_000, `all ${acked.size} acknowledged messages at the sink`).catch((error: Error) => {
-      const seen = countById(sink!.messages);
-      const missing = [...acked].filter((id) => !seen.has(id));
-      throw new Error(`${error.message}; missing ${missing.length}: ${missing.slice(0, 10).join(' ')}`);
-    });
+    await allArrive(sink, acked, 30_000);
     await new Promise((resolve) => setTimeout(resolve, 300));
 
     const counts = countById(sink.messages);
     // Which run delivered each arrival of a message (the name it greeted the sink with).
-    const deliveredBy = new Map<string, string[]>();
-    for (const message of sink.messages) {
-      const id = /^Message-ID: (<[^>]+>)/im.exec(message.data.toString())![1];
-      deliveredBy.set(id, [...(deliveredBy.get(id) ?? []), message.helo]);
-    }
+    const deliveredBy = deliverersById(sink.messages);
     const duplicates = [...counts.entries()].filter(([, n]) => n > 1).map(([id]) => id);
     const unexplained = duplicates.filter((id) => {
       const runs = deliveredBy.get(id)!;

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
-import type { QueueOperations } from '../control/queue-operations.js';
+import type { QueueOperator } from '../control/queue-operations.js';
 import type { PetrelConfig } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
 import type { HistoryStore } from '../history/history-store.js';
@@ -23,7 +23,7 @@ import { streamTrace } from './trace-stream.js';
 export interface AdminDeps {
   readonly config: () => PetrelConfig;
   readonly metrics: Metrics;
-  readonly queueOperations: () => QueueOperations;
+  readonly queueOperations: () => QueueOperator;
   readonly plugins: () => readonly { name: string; version: string; options: unknown }[];
   /** Checks behind /ready: each resolves or rejects (with the reason). */
   readonly readiness: () => Record<string, Promise<unknown>>;

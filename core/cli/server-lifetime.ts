@@ -45,9 +45,18 @@ export class ServerLifetime {
     this.exited = new Promise((resolve) => (this.#resolveExit = resolve));
   }
 
-  /** Installs the process handlers; call before anything starts, so no signal finds the default action (exit). */
-  install(): void {
-    process.on('SIGHUP', () => this.#reload());
+  /**
+   * Installs the process handlers; call before anything starts, so no signal finds the default action (exit).
+   * A worker of server.workers (`worker: true`) reloads when its primary asks, not on SIGHUP (a terminal's
+   * hangup reaches the whole process group, and the primary passes it on), and stops when its primary is gone.
+   */
+  install(options: { worker?: boolean } = {}): void {
+    if (options.worker) {
+      process.on('SIGHUP', () => this.log.debug({ signal: 'SIGHUP' }, 'SIGHUP: the primary process reloads the workers'));
+      process.on('disconnect', () => this.#end({ reason: 'the primary process is gone', code: EXIT.ok }));
+    } else {
+      process.on('SIGHUP', () => this.#reload());
+    }
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => this.#end({ reason: signal, code: EXIT.ok }));
     process.on('unhandledRejection', (reason) => this.#unhandledRejection(reason));
     process.on('uncaughtException', (error) => this.#uncaughtException(error));

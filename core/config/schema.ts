@@ -168,6 +168,10 @@ export const configSchema = z.strictObject({
         .optional()
         .describe('started as root, switch to this account once the ports are bound (required as root; "root" stays root); it must own dataDir'),
       group: z.string().min(1).optional().describe("with user: the group to switch to (default: the user's primary group)"),
+      workers: z
+        .union([z.int().min(1).max(256), z.literal('auto')])
+        .default(1)
+        .describe('processes that accept and deliver mail, sharing the listeners: a number, or auto for one per core (1: a single process, no primary)'),
     })
     .refine((server) => server.group === undefined || server.user !== undefined, { message: 'server.group needs server.user', path: ['group'] })
     .prefault({}),

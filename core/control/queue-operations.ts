@@ -35,6 +35,33 @@ export interface QueueOperationsDeps {
   readonly history?: HistoryStore;
 }
 
+/** What the control socket and the admin API call: QueueOperations, or its whole-server form with workers (core/workers/). */
+export type QueueOperator = Pick<QueueOperations, 'execute' | 'list' | 'show' | 'raw' | 'why' | 'retry' | 'hold' | 'release' | 'delete' | 'bounce' | 'stats'>;
+
+/** Runs one request, as the CLI or the control socket phrased it, on either form. */
+export function executeQueueRequest(operator: QueueOperator, request: QueueRequest): Promise<unknown> {
+  switch (request.op) {
+    case 'list':
+      return operator.list(request.filter ?? {});
+    case 'stats':
+      return operator.stats();
+    case 'show':
+      return operator.show(request.id);
+    case 'retry':
+      return operator.retry(request.id);
+    case 'hold':
+      return operator.hold(request.id);
+    case 'release':
+      return operator.release(request.id);
+    case 'delete':
+      return operator.delete(request.id);
+    case 'bounce':
+      return operator.bounce(request.id);
+    case 'why':
+      return operator.why(request.query, { since: request.since, limit: request.limit });
+  }
+}
+
 /**
  * What operators can do to the queue, whichever queue plugin is configured.
  * The CLI runs these in its own process when no server is running, or asks
@@ -45,26 +72,7 @@ export class QueueOperations {
 
   /** Runs one request as the CLI or the control socket phrased it. */
   execute(request: QueueRequest): Promise<unknown> {
-    switch (request.op) {
-      case 'list':
-        return this.list(request.filter ?? {});
-      case 'stats':
-        return this.stats();
-      case 'show':
-        return this.show(request.id);
-      case 'retry':
-        return this.retry(request.id);
-      case 'hold':
-        return this.hold(request.id);
-      case 'release':
-        return this.release(request.id);
-      case 'delete':
-        return this.delete(request.id);
-      case 'bounce':
-        return this.bounce(request.id);
-      case 'why':
-        return this.why(request.query, { since: request.since, limit: request.limit });
-    }
+    return executeQueueRequest(this, request);
   }
 
   list(filter: QueueFilter): Promise<QueuedMessage[]> {

@@ -16,8 +16,19 @@ export interface LoggerOptions {
   readonly destination?: DestinationStream;
 }
 
+/**
+ * Set by the primary of server.workers for its workers when its own stdout is
+ * a terminal: a worker's stdout is a pipe to the primary, which passes its
+ * lines on, so `auto` must look at the primary's.
+ */
+export const STDOUT_IS_TTY_ENV = 'PETREL_STDOUT_TTY';
+
+function stdoutIsTerminal(): boolean {
+  return process.stdout.isTTY === true || process.env[STDOUT_IS_TTY_ENV] === '1';
+}
+
 export function createLogger(options: LoggerOptions): Logger {
-  const pretty = options.format === 'pretty' || (options.format === 'auto' && options.destination === undefined && process.stdout.isTTY === true);
+  const pretty = options.format === 'pretty' || (options.format === 'auto' && options.destination === undefined && stdoutIsTerminal());
   if (pretty) return pino({ level: options.level, base: { pid: process.pid } }, prettyStream(options.destination));
   return pino(
     {
@@ -44,7 +55,7 @@ function prettyStream(destination: DestinationStream | undefined): DestinationSt
     translateTime: 'SYS:HH:MM:ss.l',
     ignore: 'pid,hostname,sid,qid',
     singleLine: true,
-    colorize: destination === undefined && process.stdout.isTTY === true,
+    colorize: destination === undefined && stdoutIsTerminal(),
     ...(destination ? { destination: destination as PrettyOptions['destination'] } : {}),
     messageFormat: (log, messageKey) => {
       const ids = [log.sid, log.qid].filter((id) => typeof id === 'string' && id.length > 0).join(' ');

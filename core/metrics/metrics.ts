@@ -1,5 +1,8 @@
 import { DEFAULT_DESTINATION_LABELS, DestinationLabels } from './destination-labels.js';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration, type GaugeConfiguration, type HistogramConfiguration } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue, type CounterConfiguration, type GaugeConfiguration, type HistogramConfiguration } from 'prom-client';
+
+/** One worker's registry as getMetricsAsJSON() gives it. */
+export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
 /** The reply classes counted, so dashboards can plot 2xx/4xx/5xx per hook. */
 export type ReplyClass = '2xx' | '4xx' | '5xx';
@@ -78,8 +81,22 @@ export class Metrics {
     return (this.registry.getSingleMetric(config.name) as Histogram<L> | undefined) ?? new Histogram({ ...config, registers: [this.registry] });
   }
 
+  /** With several workers: where every worker's registry is read from, for an exposition of the whole server. */
+  #gatherAll: (() => Promise<WorkerMetrics[]>) | undefined;
+
+  /**
+   * Makes exposition() add up the registries of all workers (server.workers):
+   * counters and histograms are summed, as prom-client's AggregatorRegistry
+   * does for node:cluster, so /metrics counts the whole server.
+   */
+  aggregateWorkers(gatherAll: () => Promise<WorkerMetrics[]>): void {
+    this.#gatherAll = gatherAll;
+  }
+
   /** The text exposition format, for GET /metrics. */
   async exposition(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    if (!this.#gatherAll) return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const aggregate = AggregatorRegistry.aggregate(await this.#gatherAll());
+    return { contentType: aggregate.contentType, body: await aggregate.metrics() };
   }
 }

@@ -13,6 +13,7 @@ const RESTART_ONLY: readonly ((config: PetrelConfig) => [string, unknown])[] = [
   (c) => ['server.shutdownTimeout', c.server.shutdownTimeout],
   (c) => ['server.user', c.server.user],
   (c) => ['server.group', c.server.group],
+  (c) => ['server.workers', c.server.workers],
   (c) => ['logging.format', c.logging.format],
   (c) => ['redis', c.redis],
   (c) => ['dns', c.dns],

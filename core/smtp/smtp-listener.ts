@@ -98,14 +98,16 @@ export class SmtpListener {
    * Binds the port; rejects with PETREL_LISTEN_FAILED naming the listener (port
    * in use, permission denied). Connections that arrive are held, unread, until
    * `open()`: Petrel binds before it switches users and starts its plugins, and
-   * serves only after (see ConnectionGate).
+   * serves only after (see ConnectionGate). `bind` is for workers
+   * (core/workers/): the port the first worker got for port 0, shared.
    */
-  listen(): Promise<AddressInfo> {
+  listen(bind: { readonly port: number; readonly reusePort: boolean } = { port: this.config.port, reusePort: false }): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       const server = this.#server.server;
-      const onError = (error: Error) => reject(listenFailure(`listener ${this.config.name}`, this.config.host, this.config.port, error));
+      const onError = (error: Error) => reject(listenFailure(`listener ${this.config.name}`, this.config.host, bind.port, error));
       server.once('error', onError);
-      this.#server.listen(this.config.port, this.config.host, () => {
+      // reusePort: each worker of server.workers binds its own socket to the port and the kernel spreads connections over them.
+      server.listen({ port: bind.port, host: this.config.host, reusePort: bind.reusePort }, () => {
         server.off('error', onError);
         const address = server.address() as AddressInfo;
         this.#log.info({ host: address.address, port: address.port, tls: this.config.tls }, `listening on ${address.address}:${address.port}`);

@@ -44,8 +44,13 @@ export class Spool {
   /** Numbers the files of replaced bodies, which sit beside the message's first file. */
   #rewrites = 0;
 
-  constructor(dataDir: string, copyBudgetBytes = IN_MEMORY_COPY_BUDGET) {
-    this.directory = join(dataDir, 'spool', 'incoming');
+  /**
+   * `worker`: which of several worker processes this is; each has its own
+   * directory (`incoming-worker-<i>` beside worker 0's `incoming`), because
+   * init() removes what it finds there and another worker's files are live.
+   */
+  constructor(dataDir: string, copyBudgetBytes = IN_MEMORY_COPY_BUDGET, worker = 0) {
+    this.directory = join(dataDir, 'spool', worker === 0 ? 'incoming' : `incoming-worker-${worker}`);
     this.#copies = new CopyBudget(copyBudgetBytes);
     this.#writes = new WriteHealth(this.directory);
   }

@@ -95,7 +95,8 @@ export default class SpoolQueue implements Queue {
     @inject(TOKENS.Logger) private readonly log: Logger,
     @inject(TOKENS.Spool) private readonly spool: Spool,
   ) {
-    const directory = join(paths.dataDir, opts.directory);
+    // Each worker process of server.workers has its own directory (Paths.partition).
+    const directory = paths.partition(opts.directory);
     this.#files = new SpoolFiles(directory);
     this.#writes = new WriteHealth(this.#files.tmp, (failure) => {
       if (failure) {

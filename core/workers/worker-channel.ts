@@ -1,0 +1,62 @@
+import type { PrimaryMessage, WorkerAnswer, WorkerMessage, WorkerRequest } from './worker-protocol.js';
+
+/** Carries out a request about this worker's share of the server. */
+export type WorkerRequestHandler = (request: WorkerRequest) => Promise<unknown>;
+
+/**
+ * A worker's side of the IPC channel to the primary: it answers the
+ * primary's requests about itself, and asks, through the primary, every
+ * worker at once (worker 0 does, for the control socket and the admin API).
+ */
+export class WorkerChannel {
+  #handler: WorkerRequestHandler | undefined;
+  #nextId = 1;
+  readonly #pending = new Map<number, (answers: readonly WorkerAnswer[]) => void>();
+
+  constructor(readonly index: number) {
+    process.on('message', (message: PrimaryMessage) => this.#receive(message));
+  }
+
+  /** From now on, requests are answered by `handler` (until then, with an error). */
+  serve(handler: WorkerRequestHandler): void {
+    this.#handler = handler;
+  }
+
+  /** Tells the primary this worker serves connections, on these ports. */
+  ready(ports: Record<string, number>): void {
+    this.#send({ kind: 'ready', ports });
+  }
+
+  /** Asks every worker, this one included; one answer per worker, in index order. */
+  all(request: WorkerRequest): Promise<readonly WorkerAnswer[]> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, resolve);
+      if (!this.#send({ kind: 'ask', id, request })) {
+        this.#pending.delete(id);
+        reject(new Error('the primary process is gone'));
+      }
+    });
+  }
+
+  #receive(message: PrimaryMessage): void {
+    if (message?.kind === 'answers') {
+      const resolve = this.#pending.get(message.id);
+      this.#pending.delete(message.id);
+      resolve?.(message.answers);
+    } else if (message?.kind === 'request') {
+      const handler = this.#handler;
+      const answer = handler ? handler(message.request) : Promise.reject(new Error(`worker ${this.index} is starting`));
+      answer.then(
+        (result) => this.#send({ kind: 'reply', id: message.id, ok: true, result: result ?? null }),
+        (error: unknown) => this.#send({ kind: 'reply', id: message.id, ok: false, error: (error as Error)?.message ?? String(error) }),
+      );
+    }
+  }
+
+  #send(message: WorkerMessage): boolean {
+    if (!process.connected || !process.send) return false;
+    process.send(message);
+    return true;
+  }
+}
