@@ -39,6 +39,7 @@ import { MaildropPickup } from './sendmail/pickup.js';
 import type { QueueOperator } from './control/queue-operations.js';
 import { ClusterQueueOperations } from './workers/cluster-queue-operations.js';
 import type { WorkerChannel } from './workers/worker-channel.js';
+import { SharedExpiringStore } from './workers/shared-expiring-store.js';
 import type { WorkerLaunch, WorkerRequest } from './workers/worker-protocol.js';
 import type { WorkerMetrics } from './metrics/metrics.js';
 
@@ -150,7 +151,9 @@ export class Petrel {
     // After the overrides, so the stores count by the clock and Redis the plugins see.
     if (!base.isRegistered(TOKENS.ExpiringStores)) {
       const sharedRedis = base.isRegistered(TOKENS.Redis) ? base.resolve<RedisClient>(TOKENS.Redis) : undefined;
-      base.registerInstance(TOKENS.ExpiringStores, new ExpiringStores(base.resolve<Clock>(TOKENS.Clock), sharedRedis));
+      const worker = options.worker;
+      const sharedMemory = worker ? (namespace: string) => new SharedExpiringStore(worker.channel, namespace) : undefined;
+      base.registerInstance(TOKENS.ExpiringStores, new ExpiringStores(base.resolve<Clock>(TOKENS.Clock), sharedRedis, sharedMemory));
     }
     const generation = await Petrel.#generationFor(options.config, base, logger, metrics);
     const petrel = new Petrel(base, logger, options, generation, metrics);

@@ -160,6 +160,45 @@ describe('server.workers', () => {
   });
 
   /**
+   * In-memory state that decides about clients (here greylisting; AUTH
+   * lockouts use the same stores) is kept by the primary for all workers: a
+   * retry is let in whichever worker the kernel hands its connection to.
+   * With a store per worker, each worker would greylist the retry anew.
+   */
+  it('greylists once for the whole server, whichever worker a retry reaches', async () => {
+    const petrel = await start({
+      server: { hostname: 'grey.petrel.test', dataDir: join(dir.path, 'grey'), localDomains: ['localhost'], workers: 2 },
+      listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, tls: 'none' }],
+      dns: { reverseLookup: false },
+      plugins: [
+        { name: 'relay-access' },
+        { name: 'greylist', options: { delay: '1s', store: 'memory', whitelist: { networks: [], relayNetworks: false } } },
+        { name: 'queue-spool' },
+      ],
+    });
+    const attempt = async () => {
+      const client = await SmtpTestClient.ready(petrel.port());
+      await client.command('MAIL FROM:<sender@origin.test>');
+      const rcpt = await client.command('RCPT TO:<postmaster@localhost>', /^\d{3} /);
+      if (rcpt.code === 250) {
+        await client.command('DATA', /^354 /);
+        client.write(`${sampleMessage()}.\r\n`);
+        assert.equal((await client.reply()).code, 250);
+      }
+      await client.quit();
+      return rcpt.code;
+    };
+    assert.equal(await attempt(), 451, 'the first attempt is greylisted');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const retries: number[] = [];
+    for (let i = 0; i < 12; i++) retries.push(await attempt());
+    assert.deepEqual(retries, Array(12).fill(250), 'every retry after the delay passes, on either worker');
+    const acceptedBy = new Set(petrel.logLines.filter((line) => line.msg === 'message accepted').map((line) => line.pid));
+    assert.equal(acceptedBy.size, 2, 'the retries reached both workers');
+    await petrel.stop();
+  });
+
+  /**
    * The crash test of test/crash-durability.test.ts, for one worker of two:
    * under load, worker 1 is killed with SIGKILL; the primary starts it again,
    * and it takes up its share of the queue. Every message that got a 250 must

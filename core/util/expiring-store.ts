@@ -39,6 +39,12 @@ export class ExpiringStores {
   constructor(
     private readonly clock: Clock,
     private readonly redis: RedisClient | undefined,
+    /**
+     * Where "memory" state lives when it is not this process's to keep: a
+     * worker of server.workers keeps it in the primary process, so all
+     * workers count one AUTH lockout and one greylist (core/workers/).
+     */
+    private readonly sharedMemory?: (namespace: string) => ExpiringStore,
   ) {}
 
   /**
@@ -51,6 +57,7 @@ export class ExpiringStores {
       throw new Error(`store: redis needs a redis: section (url) in the config, or use store: memory`);
     }
     if (choice !== 'memory' && this.redis !== undefined) return new RedisExpiringStore(this.redis, `${namespace}:`);
+    if (this.sharedMemory) return this.sharedMemory(namespace);
     let store = this.#memory.get(namespace);
     if (!store) this.#memory.set(namespace, (store = new MemoryExpiringStore(this.clock)));
     return store;

@@ -1,4 +1,4 @@
-import type { PrimaryMessage, WorkerAnswer, WorkerMessage, WorkerRequest } from './worker-protocol.js';
+import type { PrimaryMessage, StoreCall, WorkerAnswer, WorkerMessage, WorkerRequest } from './worker-protocol.js';
 
 /** Carries out a request about this worker's share of the server. */
 export type WorkerRequestHandler = (request: WorkerRequest) => Promise<unknown>;
@@ -12,6 +12,7 @@ export class WorkerChannel {
   #handler: WorkerRequestHandler | undefined;
   #nextId = 1;
   readonly #pending = new Map<number, (answers: readonly WorkerAnswer[]) => void>();
+  readonly #storeCalls = new Map<number, { resolve: (result: unknown) => void; reject: (error: Error) => void }>();
 
   constructor(readonly index: number) {
     process.on('message', (message: PrimaryMessage) => this.#receive(message));
@@ -39,8 +40,25 @@ export class WorkerChannel {
     });
   }
 
+  /** Calls a store the primary keeps for every worker. */
+  store(call: StoreCall): Promise<unknown> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#storeCalls.set(id, { resolve, reject });
+      if (!this.#send({ kind: 'store', id, call })) {
+        this.#storeCalls.delete(id);
+        reject(new Error('the primary process is gone'));
+      }
+    });
+  }
+
   #receive(message: PrimaryMessage): void {
-    if (message?.kind === 'answers') {
+    if (message?.kind === 'stored') {
+      const call = this.#storeCalls.get(message.id);
+      this.#storeCalls.delete(message.id);
+      if (message.ok) call?.resolve(message.result);
+      else call?.reject(new Error(message.error));
+    } else if (message?.kind === 'answers') {
       const resolve = this.#pending.get(message.id);
       this.#pending.delete(message.id);
       resolve?.(message.answers);

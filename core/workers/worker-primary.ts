@@ -3,7 +3,9 @@ import { EXIT } from '../cli/exit-codes.js';
 import { STDOUT_IS_TTY_ENV, type Logger } from '../log/logger.js';
 import { relayLines } from './line-relay.js';
 import { RestartBackoff } from './restart-backoff.js';
-import { WORKER_ENV, type PrimaryMessage, type WorkerAnswer, type WorkerLaunch, type WorkerMessage, type WorkerRequest } from './worker-protocol.js';
+import { systemClock } from '../clock.js';
+import { ExpiringStores } from '../util/expiring-store.js';
+import { WORKER_ENV, type PrimaryMessage, type StoreCall, type WorkerAnswer, type WorkerLaunch, type WorkerMessage, type WorkerRequest } from './worker-protocol.js';
 
 /** How long a worker has to answer a request before the primary answers for it. */
 const ANSWER_TIMEOUT_MS = 30_000;
@@ -36,6 +38,8 @@ export interface WorkerPrimaryOptions {
  * against crash loops; it passes SIGTERM/SIGINT (graceful stop) and SIGHUP
  * (reload) on to every worker, and it relays requests for the whole server
  * (queue commands, /metrics, /ready, reload) from worker 0 to every worker.
+ * It keeps the in-memory expiring stores (AUTH lockouts, greylisting) that
+ * all workers share.
  * Started as root it stays root, like Postfix's master, so that a worker
  * started again can bind ports below 1024 before it switches users.
  */
@@ -49,6 +53,8 @@ export class WorkerPrimary {
   #finished: (code: number) => void = () => undefined;
   readonly #done = new Promise<number>((resolve) => (this.#finished = resolve));
   #serving = false;
+  /** The in-memory expiring stores every worker shares (AUTH lockouts, greylisting): see shared-expiring-store.ts. */
+  readonly #stores = new ExpiringStores(systemClock, undefined);
 
   constructor(private readonly options: WorkerPrimaryOptions) {
     this.#backoff = Array.from({ length: options.count }, () => new RestartBackoff());
@@ -143,8 +149,32 @@ export class WorkerPrimary {
       const answer = worker.pending.get(message.id);
       worker.pending.delete(message.id);
       answer?.({ worker: worker.index, ok: message.ok, result: message.result, error: message.error });
+    } else if (message?.kind === 'store') {
+      this.#storeCall(message.call).then(
+        (result) => this.#send(worker, { kind: 'stored', id: message.id, ok: true, result: result ?? null }),
+        (error: unknown) => this.#send(worker, { kind: 'stored', id: message.id, ok: false, error: (error as Error).message }),
+      );
     } else if (message?.kind === 'ask') {
       void this.#askAll(message.request).then((answers) => this.#send(worker, { kind: 'answers', id: message.id, answers }));
+    }
+  }
+
+  #storeCall(call: StoreCall): Promise<unknown> {
+    const store = this.#stores.open('memory', call.namespace);
+    const [key, second, third] = call.args as [string, string | number, number];
+    switch (call.method) {
+      case 'increment':
+        return store.increment(key, second as number);
+      case 'decrement':
+        return store.decrement(key);
+      case 'get':
+        return store.get(key);
+      case 'set':
+        return store.set(key, second as string, third);
+      case 'setIfAbsent':
+        return store.setIfAbsent(key, second as string, third);
+      case 'delete':
+        return store.delete(key);
     }
   }
 

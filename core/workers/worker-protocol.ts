@@ -27,7 +27,16 @@ export interface WorkerAnswer {
   readonly error?: string;
 }
 
+/** A call on an ExpiringStore the primary keeps for every worker (see shared-expiring-store.ts). */
+export interface StoreCall {
+  readonly namespace: string;
+  readonly method: 'increment' | 'decrement' | 'get' | 'set' | 'setIfAbsent' | 'delete';
+  readonly args: readonly (string | number)[];
+}
+
 export type WorkerMessage =
+  /** A worker calls a store the primary keeps for all. */
+  | { readonly kind: 'store'; readonly id: number; readonly call: StoreCall }
   /** The worker serves connections; the ports its listeners are bound to, by listener name. */
   | { readonly kind: 'ready'; readonly ports: Record<string, number> }
   /** A worker asks every worker (itself included). */
@@ -36,6 +45,7 @@ export type WorkerMessage =
   | { readonly kind: 'reply'; readonly id: number; readonly ok: boolean; readonly result?: unknown; readonly error?: string };
 
 export type PrimaryMessage =
+  | { readonly kind: 'stored'; readonly id: number; readonly ok: boolean; readonly result?: unknown; readonly error?: string }
   | { readonly kind: 'request'; readonly id: number; readonly request: WorkerRequest }
   | { readonly kind: 'answers'; readonly id: number; readonly answers: readonly WorkerAnswer[] };
 
