@@ -34,3 +34,36 @@ export function resetPeakRss(pid: number): void {
     // not permitted: peaks then cover the whole life of the process
   }
 }
+
+/** A process and all its descendants, parent first, from /proc (children files). */
+export function treeOf(root: number): number[] {
+  const all = [root];
+  for (let i = 0; i < all.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${all[i]}/task/${all[i]}/children`, 'utf8').trim();
+      if (children) all.push(...children.split(/\s+/).map(Number));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return all;
+}
+
+/** A /proc reading of a process that may have exited meanwhile. */
+export function ifRunning<T>(read: () => T, gone: T): T {
+  try {
+    return read();
+  } catch {
+    return gone;
+  }
+}
+
+/**
+ * CPU seconds of a process and its descendants: its own, what its reaped
+ * children used (cutime/cstime), and its live descendants' own.
+ */
+export function treeCpuSeconds(root: number): number {
+  const { own, reapedChildren } = ifRunning(() => cpuTimes(root), { own: 0, reapedChildren: 0 });
+  const live = treeOf(root).slice(1).reduce((sum, pid) => sum + ifRunning(() => cpuTimes(pid).own, 0), 0);
+  return own + reapedChildren + live;
+}

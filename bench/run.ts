@@ -37,7 +37,7 @@ import type { RunningSystem } from './systems/server-process.js';
 import { postfixAvailable, postfixPeer } from './systems/postfix.js';
 import { harakaDiscard, harakaForward } from './systems/haraka.js';
 import { installedHaraka } from './systems/haraka-install.js';
-import { bareSmtpServer, petrelJournal, petrelRedis, petrelRelay, petrelSpool, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
+import { bareSmtpServer, petrelJournal, petrelRedis, petrelRelay, petrelSpool, petrelWorkers2, REDIS_BENCH_PREFIX, type SystemSpec } from './systems/systems.js';
 import { comparedPairs, prepareComparison } from './checkout.js';
 import { FILTER_SYSTEMS, installed } from './systems/filters.js';
 import { Sink } from './sink.js';
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   const generatorName = values.generator ?? (smtpSourceAvailable() ? 'smtp-source' : 'node');
   const generate = generatorName === 'smtp-source' ? runSmtpSource : runNodeLoad;
   const rounds = Number(values.rounds);
-  let systems: SystemSpec[] = [bareSmtpServer, petrelJournal, petrelSpool, petrelRedis, petrelRelay];
+  let systems: SystemSpec[] = [bareSmtpServer, petrelJournal, petrelSpool, petrelWorkers2, petrelRedis, petrelRelay];
   const wanted = values.systems?.split(',');
   // Content scanners: each beside its baseline profile, when its daemon is installed.
   for (const filter of FILTER_SYSTEMS) {

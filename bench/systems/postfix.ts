@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import type { SystemSpec } from './systems.js';
 import type { RunningSystem } from './server-process.js';
-import { cpuTimes, memory } from '../process-stats.js';
+import { ifRunning, memory, treeCpuSeconds, treeOf } from '../process-stats.js';
 import { freePort } from '../free-port.js';
 
 const POSTFIX = '/usr/sbin/postfix';
@@ -87,9 +87,7 @@ class PostfixInstance implements RunningSystem {
   ) {}
 
   cpu(): number {
-    const { own, reapedChildren } = ifRunning(() => cpuTimes(this.master), { own: 0, reapedChildren: 0 });
-    const live = treeOf(this.master).slice(1).reduce((sum, pid) => sum + ifRunning(() => cpuTimes(pid).own, 0), 0);
-    return own + reapedChildren + live;
+    return treeCpuSeconds(this.master);
   }
 
   memory(): { rss: number; peakRss: number } {
@@ -107,27 +105,5 @@ class PostfixInstance implements RunningSystem {
     } catch {
       // already stopped
     }
-  }
-}
-
-function treeOf(root: number): number[] {
-  const all = [root];
-  for (let i = 0; i < all.length; i++) {
-    try {
-      const children = readFileSync(`/proc/${all[i]}/task/${all[i]}/children`, 'utf8').trim();
-      if (children) all.push(...children.split(/\s+/).map(Number));
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return all;
-}
-
-/** A /proc reading of a process that may have exited meanwhile (Postfix's processes come and go). */
-function ifRunning<T>(read: () => T, gone: T): T {
-  try {
-    return read();
-  } catch {
-    return gone;
   }
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { cpuSeconds, memory, resetPeakRss } from '../process-stats.js';
+import { cpuSeconds, ifRunning, memory, resetPeakRss, treeCpuSeconds, treeOf } from '../process-stats.js';
 
 /** What the benchmark needs from a running system under test. */
 export interface RunningSystem {
@@ -37,6 +37,12 @@ export class ServerProcess implements RunningSystem {
     env: NodeJS.ProcessEnv = {},
     /** Called with every stdout line (the sink reports its count this way). */
     private readonly onLine?: (line: string) => void,
+    /**
+     * A system of several processes (Petrel with server.workers): CPU is the
+     * whole tree's, memory the sum of every process's resident memory and of
+     * every process's peak.
+     */
+    private readonly tree = false,
   ) {
     this.#child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let partial = '';
@@ -92,15 +98,18 @@ export class ServerProcess implements RunningSystem {
   }
 
   cpu(): number {
-    return cpuSeconds(this.pid);
+    return this.tree ? treeCpuSeconds(this.pid) : cpuSeconds(this.pid);
   }
 
   memory(): { rss: number; peakRss: number } {
-    return memory(this.pid);
+    if (!this.tree) return memory(this.pid);
+    return treeOf(this.pid)
+      .map((pid) => ifRunning(() => memory(pid), { rss: 0, peakRss: 0 }))
+      .reduce((sum, m) => ({ rss: sum.rss + m.rss, peakRss: sum.peakRss + m.peakRss }), { rss: 0, peakRss: 0 });
   }
 
   resetPeak(): void {
-    resetPeakRss(this.pid);
+    for (const pid of this.tree ? treeOf(this.pid) : [this.pid]) resetPeakRss(pid);
   }
 
   async stop(): Promise<void> {

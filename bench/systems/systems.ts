@@ -48,7 +48,21 @@ export function petrelShipped(
     start: async (workDir, sinkPort) => {
       const file = writeShippedConfig(root, workDir, name, (config) => change(config, sinkPort, name));
       const cli = join(root, 'dist', 'core', 'cli', 'petrel.js');
-      return new ServerProcess(name, NODE, [cli, 'start', '-c', file], mxPortInLog).ready();
+      // The mx port is logged when it is bound; the system is ready at `accepting connections`
+      // (with server.workers, the primary's line once every worker serves).
+      let mxPort: number | undefined;
+      const portFrom = (line: string) => {
+        if (!line.startsWith('{')) return undefined;
+        try {
+          const entry = JSON.parse(line) as { listener?: string; port?: number; msg?: string };
+          if (entry.listener === 'mx' && typeof entry.port === 'number' && entry.msg?.startsWith('listening')) mxPort ??= entry.port;
+          return entry.msg === 'accepting connections' ? mxPort : undefined;
+        } catch {
+          return undefined;
+        }
+      };
+      const workers = config.server.workers ?? 1;
+      return new ServerProcess(name, NODE, [cli, 'start', '-c', file], portFrom, {}, undefined, workers !== 1).ready();
     },
   };
 }
@@ -110,6 +124,12 @@ export const petrelJournal = petrelShipped('petrel-journal', 'Petrel, shipped MX
 export const petrelSpool = petrelShipped('petrel-spool', 'Petrel, shipped MX profile, accepting into queue-spool (a file per message, fsync before 250)', (config) => {
   acceptOnly(config);
   withQueue(config, 'queue-spool');
+});
+
+/** petrel-spool with two worker processes sharing the listener (server.workers: 2): CPU and memory are the whole tree's. */
+export const petrelWorkers2 = petrelShipped('petrel-workers2', 'the shipped MX profile (queue-journal) with server.workers: 2 (a primary and two workers; CPU and RSS summed over all three)', (config) => {
+  acceptOnly(config);
+  config.server.workers = 2;
 });
 
 /** Where the Redis benchmark keeps its keys; removed when the run ends. */
