@@ -116,6 +116,28 @@ describe('privileges: started as root, Petrel serves mail as server.user', () =>
     }
   });
 
+  it('with server.workers: 2 every worker binds the port as root and serves as nobody, a worker started again too; the primary stays root', async (t) => {
+    const isolated = canUnshareNetwork();
+    if (!isolated) t.diagnostic('no network namespace here (unshare -n failed): binding a high port instead of 25');
+    const prefix = isolated ? ['unshare', '-n', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'] : [];
+    const listeners = [{ name: 'mx', host: '127.0.0.1', port: isolated ? 25 : 0, tls: 'none' }];
+    const dataDir = join(temp.path, 'workers');
+    const child = ChildPetrel.launch(temp.path, config('workers', { server: { workers: 2 }, listeners }), { prefix });
+    children.push(child);
+    await child.waitForLog((line) => line.msg === 'accepting connections', 1, 90_000);
+    const workerPid = (index: number) => child.logLines.findLast((line) => line.msg === `worker ${index} accepting connections`)?.pid as number;
+    const nobodyIds = [NOBODY.uid, NOBODY.uid, NOBODY.uid, NOBODY.uid];
+    assert.deepEqual(idsOf(child.pid).uid, [0, 0, 0, 0], 'the primary stays root, to start workers that bind the port');
+    for (const index of [0, 1]) assert.deepEqual(idsOf(workerPid(index)).uid, nobodyIds, `worker ${index} runs as nobody`);
+
+    const killed = workerPid(1);
+    process.kill(killed, 'SIGKILL');
+    await child.waitForLog((line) => line.msg === 'worker 1 accepting connections' && line.pid !== killed, 1, 60_000);
+    assert.deepEqual(idsOf(workerPid(1)).uid, nobodyIds, 'the worker started again bound the port and switched to nobody as well');
+    if (isolated) assert.equal(child.port(), 25);
+    assert.equal(statSync(join(dataDir, 'queue', 'worker-1')).uid, NOBODY.uid, "worker 1's share of the queue belongs to nobody");
+  });
+
   it('links nobody planted in its data directory lead root nowhere: nothing outside is chowned, read or written', async () => {
     // What a compromised server could leave for root's next start: links in tls/, which root once read, wrote and chowned.
     const outside = (name: string) => {
