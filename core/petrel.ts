@@ -22,7 +22,7 @@ import { HistoryStore } from './history/history-store.js';
 import { HookRegistry } from './hooks/registry.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
-import { makePaths, type Paths } from './paths.js';
+import { makePaths, type Paths, type WorkerSlot } from './paths.js';
 import { pluginInStack } from './plugins/plugin-blame.js';
 import { PluginHost, type PreviousPlugins } from './plugins/plugin-host.js';
 import type { ServerIdentity } from './privileges/server-identity.js';
@@ -74,6 +74,8 @@ export interface PetrelOptions {
    * the whole server through the channel.
    */
   readonly worker?: { readonly launch: WorkerLaunch; readonly channel: WorkerChannel };
+  /** For `petrel queue ...` without a running server: open this worker's share of the queue (Paths.partition) instead of worker 0's. */
+  readonly share?: WorkerSlot;
 }
 
 /**
@@ -128,7 +130,7 @@ export class Petrel {
     const logger = options.logger ?? createLogger({ level: config.logging.level, format: config.logging.format });
     const metrics = options.metrics ?? new Metrics({ destinationLabels: config.admin?.metricsDestinations });
     const base = globalContainer.createChildContainer();
-    const slot = options.worker?.launch;
+    const slot = options.worker?.launch ?? options.share;
     const paths = makePaths(options.config.baseDir, config.server.dataDir, slot ? { index: slot.index, count: slot.count } : undefined);
     base.registerInstance(TOKENS.Paths, paths);
     base.registerInstance(TOKENS.Clock, options.clock ?? systemClock);

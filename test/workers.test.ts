@@ -157,6 +157,14 @@ describe('server.workers', () => {
       [...pids.values(), petrel.pid].sort(),
       'each worker stopped gracefully, then the primary',
     );
+
+    // Without a running server, petrel queue opens each worker's share in turn.
+    const offline = await cli(petrel.configFile, 'queue', 'stats', '--json');
+    assert.equal(offline.code, 0, offline.stderr);
+    const offlineStates = (JSON.parse(offline.stdout) as { states: Record<string, number> }).states;
+    assert.deepEqual(offlineStates, { ...states, active: states.active - 1, held: 1 }, 'both shares, the held message among them');
+    const released = await cli(petrel.configFile, 'queue', 'release', inWorker1);
+    assert.equal(released.code, 0, `released in worker 1's share without a server: ${released.stderr}`);
   });
 
   /**

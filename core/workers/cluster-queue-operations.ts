@@ -18,7 +18,8 @@ export type AskAll = (request: WorkerRequest) => Promise<readonly WorkerAnswer[]
 export class ClusterQueueOperations implements QueueOperator {
   constructor(
     private readonly askAll: AskAll,
-    private readonly local: QueueOperations,
+    /** Where histories are read (one store for all workers): this process's own operations. */
+    private readonly local: Pick<QueueOperator, 'why' | 'show'>,
   ) {}
 
   execute(request: QueueRequest): Promise<unknown> {

@@ -2,11 +2,15 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { controlSocketPath, type QueueRequest } from '../../control/control-protocol.js';
 import { sendControlRequest } from '../../control/control-client.js';
-import type { QueueStats, ShownMessage } from '../../control/queue-operations.js';
+import type { QueueOperations, QueueStats, ShownMessage } from '../../control/queue-operations.js';
 import { loadConfigFile, type LoadedConfig } from '../../config/load.js';
 import { parseDuration } from '../../config/units.js';
 import { createLogger } from '../../log/logger.js';
-import { makePaths } from '../../paths.js';
+import { makePaths, type WorkerSlot } from '../../paths.js';
+import { TOKENS } from '../../di/tokens.js';
+import type { Spool } from '../../spool/spool.js';
+import { ClusterQueueOperations } from '../../workers/cluster-queue-operations.js';
+import { workerCount, type WorkerAnswer, type WorkerRequest } from '../../workers/worker-protocol.js';
 import { Petrel } from '../../petrel.js';
 import { asOwnerOf } from '../../privileges/as-owner.js';
 import { isQueueId } from '../../queue/queue-id.js';
@@ -92,14 +96,41 @@ function withId<Op extends 'show' | 'hold' | 'release' | 'delete' | 'bounce' | '
 }
 
 async function runWithoutServer(loaded: LoadedConfig, request: QueueRequest): Promise<unknown> {
-  const petrel = await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }) });
+  const count = workerCount(loaded.config.server.workers);
+  if (count === 1) return runOnShare(loaded, request);
+  // With server.workers each worker's share is a queue of its own: each is opened in turn and
+  // the answers merged as a running server merges its workers'.
+  const askAll = async (asked: WorkerRequest): Promise<WorkerAnswer[]> => {
+    if (asked.op !== 'queue') throw new Error(`${asked.op} needs a running server`);
+    const answers: WorkerAnswer[] = [];
+    for (let index = 0; index < count; index++) {
+      answers.push(
+        await runOnShare(loaded, asked.request, { index, count }).then(
+          (result) => ({ worker: index, ok: true, result }),
+          (error: unknown) => ({ worker: index, ok: false, error: (error as Error).message }),
+        ),
+      );
+    }
+    return answers;
+  };
+  const histories = {
+    why: async (query: string, options: { since?: number; limit?: number } = {}) =>
+      (await runOnShare(loaded, { op: 'why', query, ...options })) as Awaited<ReturnType<QueueOperations['why']>>,
+    show: async (id: string) => ((await runOnShare(loaded, { op: 'show', id })) ?? undefined) as ShownMessage | undefined,
+  };
+  return JSON.parse(JSON.stringify((await new ClusterQueueOperations(askAll, histories).execute(request)) ?? null)) as unknown;
+}
+
+/** Runs a request on one share of the queue (worker `share`'s, worker 0's or the single process's by default). */
+async function runOnShare(loaded: LoadedConfig, request: QueueRequest, share?: WorkerSlot): Promise<unknown> {
+  const petrel = await Petrel.build({ config: loaded, logger: createLogger({ level: 'silent' }), share });
   // Plugins are made as root (as the server makes them); the queue, spool and history are then used as the
   // data directory's owner, so nothing root makes there (a directory, a .state file, a history day) locks the server out.
   return asOwnerOf(petrel.paths.dataDir, async () => {
     try {
       await petrel.openQueue();
       // A bounce writes its DSN through the spool, as the server would.
-      await mkdir(join(petrel.paths.dataDir, 'spool', 'incoming'), { recursive: true });
+      await mkdir(petrel.base.resolve<Spool>(TOKENS.Spool).directory, { recursive: true });
       // Through JSON, so the output is the same as from a running server.
       return JSON.parse(JSON.stringify((await petrel.queueOperations().execute(request)) ?? null)) as unknown;
     } finally {
