@@ -417,6 +417,7 @@ export class Petrel {
     const worker = this.options.worker;
     if (worker) {
       worker.channel.serve((request) => this.#answerWorker(request));
+      worker.channel.shareTraces(this.trace);
       this.logger.info({ listeners: this.listeners.map((l) => l.config.name), worker: worker.launch.index }, `worker ${worker.launch.index} accepting connections`);
       worker.channel.ready(Object.fromEntries(this.listeners.map((l) => [l.config.name, l.address().port])));
     } else {

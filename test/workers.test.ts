@@ -70,7 +70,7 @@ describe('server.workers', () => {
     dir.remove();
   });
 
-  it('shares one listener between two workers; queue commands, /metrics, /ready and reload cover both', async () => {
+  it('shares one listener between two workers; queue commands, /metrics, /ready, live traces and reload cover both', async () => {
     const dataDir = join(dir.path, 'shared');
     // No delivery target: what is accepted stays in each worker's share of the queue.
     const config = (relayNetworks: string[], extra: Record<string, unknown> = {}) => ({
@@ -128,6 +128,33 @@ describe('server.workers', () => {
     const apiStats = (await (await fetch(`${base}/api/queue/stats`, { headers })).json()) as { states: Record<string, number> };
     assert.equal(apiStats.states.held, 1);
 
+    // A live trace on worker 0's admin listener shows the sessions of both workers.
+    const trace = await fetch(`${base}/api/trace/server`, { headers });
+    assert.equal(trace.status, 200);
+    const reader = trace.body!.getReader();
+    const traced = new Set<string>();
+    let buffered = '';
+    const reading = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffered += Buffer.from(value).toString('utf8');
+        for (const match of buffered.matchAll(/"conn":"([^"]+)"/g)) traced.add(match[1]);
+      }
+    })().catch(() => undefined);
+    const sidsOf = (pid: number) => new Set(petrel.logLines.filter((line) => line.msg === 'message accepted' && line.pid === pid).map((line) => line.sid as string));
+    const tracedFrom = (pid: number) => [...sidsOf(pid)].some((sid) => traced.has(sid));
+    for (let tries = 0; !(tracedFrom(pids.get(0)!) && tracedFrom(pids.get(1)!)); tries++) {
+      assert.ok(tries < 300, `after ${tries} connections the trace shows sessions of both workers`);
+      const client = await SmtpTestClient.ready(petrel.port());
+      assert.equal((await client.sendMail('sender@origin.test', ['someone@remote.test'], sampleMessage())).code, 250);
+      await client.quit();
+      sent++;
+      await petrel.waitForLog((line) => line.msg === 'message accepted', sent);
+    }
+    await reader.cancel();
+    await reading;
+
     // SIGHUP to the primary reloads every worker.
     writeFileSync(petrel.configFile, stringify(runnableAsRoot(config(['127.0.0.0/8', '10.0.0.0/8']))));
     petrel.kill('SIGHUP');
@@ -162,7 +189,7 @@ describe('server.workers', () => {
     const offline = await cli(petrel.configFile, 'queue', 'stats', '--json');
     assert.equal(offline.code, 0, offline.stderr);
     const offlineStates = (JSON.parse(offline.stdout) as { states: Record<string, number> }).states;
-    assert.deepEqual(offlineStates, { ...states, active: states.active - 1, held: 1 }, 'both shares, the held message among them');
+    assert.deepEqual(offlineStates, { active: sent - 1, deferred: 0, held: 1 }, 'both shares, the held message among them');
     const released = await cli(petrel.configFile, 'queue', 'release', inWorker1);
     assert.equal(released.code, 0, `released in worker 1's share without a server: ${released.stderr}`);
   });

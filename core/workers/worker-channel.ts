@@ -1,3 +1,6 @@
+import type { SessionEvent, TraceSide } from '../trace/trace-event.js';
+import type { TraceHub } from '../trace/trace-hub.js';
+import type { TraceSubject } from '../trace/trace-subject.js';
 import type { PrimaryMessage, StoreCall, WorkerAnswer, WorkerMessage, WorkerRequest } from './worker-protocol.js';
 
 /** Carries out a request about this worker's share of the server. */
@@ -40,6 +43,25 @@ export class WorkerChannel {
     });
   }
 
+  /**
+   * Live traces of the whole server in worker 0's hub (where `petrel trace`
+   * and the console watch): worker 0 says when it has watchers, the others
+   * forward their events while it has.
+   */
+  shareTraces(hub: TraceHub): void {
+    if (this.index === 0) {
+      hub.onWatchedChange((watched) => this.#send({ kind: 'trace-watched', watched }));
+      this.#traceHub = hub;
+    } else {
+      const forward = (event: SessionEvent, subject: TraceSubject) => void this.#send({ kind: 'trace', event, subject });
+      this.#traceHub = hub;
+      this.#forwardTraces = (watched) => hub.forwardTo(forward, watched);
+    }
+  }
+
+  #traceHub: TraceHub | undefined;
+  #forwardTraces: ((watched: Record<TraceSide, boolean>) => void) | undefined;
+
   /** Calls a store the primary keeps for every worker. */
   store(call: StoreCall): Promise<unknown> {
     const id = this.#nextId++;
@@ -53,7 +75,11 @@ export class WorkerChannel {
   }
 
   #receive(message: PrimaryMessage): void {
-    if (message?.kind === 'stored') {
+    if (message?.kind === 'trace') {
+      this.#traceHub?.publish(message.event, message.subject);
+    } else if (message?.kind === 'trace-watched') {
+      this.#forwardTraces?.(message.watched);
+    } else if (message?.kind === 'stored') {
       const call = this.#storeCalls.get(message.id);
       this.#storeCalls.delete(message.id);
       if (message.ok) call?.resolve(message.result);

@@ -3,6 +3,7 @@ import { EXIT } from '../cli/exit-codes.js';
 import { STDOUT_IS_TTY_ENV, type Logger } from '../log/logger.js';
 import { relayLines } from './line-relay.js';
 import { RestartBackoff } from './restart-backoff.js';
+import type { TraceSide } from '../trace/trace-event.js';
 import { systemClock } from '../clock.js';
 import { ExpiringStores } from '../util/expiring-store.js';
 import { WORKER_ENV, type PrimaryMessage, type StoreCall, type WorkerAnswer, type WorkerLaunch, type WorkerMessage, type WorkerRequest } from './worker-protocol.js';
@@ -53,6 +54,8 @@ export class WorkerPrimary {
   #finished: (code: number) => void = () => undefined;
   readonly #done = new Promise<number>((resolve) => (this.#finished = resolve));
   #serving = false;
+  /** Whether worker 0 has trace watchers on each side (its other workers forward their events then). */
+  #traceWatched: Record<TraceSide, boolean> = { server: false, client: false };
   /** The in-memory expiring stores every worker shares (AUTH lockouts, greylisting): see shared-expiring-store.ts. */
   readonly #stores = new ExpiringStores(systemClock, undefined);
 
@@ -97,6 +100,8 @@ export class WorkerPrimary {
       child.on('message', (message: WorkerMessage) => {
         if (message?.kind === 'ready') {
           worker.ready = true;
+          // A worker started while someone watches traces forwards from the start.
+          if (index !== 0 && (this.#traceWatched.server || this.#traceWatched.client)) this.#send(worker, { kind: 'trace-watched', watched: this.#traceWatched });
           if (index === 0) this.#ports = { ...message.ports };
           resolve(undefined);
         } else this.#receive(worker, message);
@@ -120,6 +125,11 @@ export class WorkerPrimary {
   #exited(worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
     const { log } = this.options;
     if (this.#workers[worker.index] === worker) this.#workers[worker.index] = undefined;
+    if (worker.index === 0 && (this.#traceWatched.server || this.#traceWatched.client)) {
+      // Its watchers went with it.
+      this.#traceWatched = { server: false, client: false };
+      for (const other of this.#workers) if (other) this.#send(other, { kind: 'trace-watched', watched: this.#traceWatched });
+    }
     for (const answer of worker.pending.values()) answer({ worker: worker.index, ok: false, error: 'the worker exited' });
     worker.pending.clear();
     if (this.#stopping) {
@@ -149,6 +159,12 @@ export class WorkerPrimary {
       const answer = worker.pending.get(message.id);
       worker.pending.delete(message.id);
       answer?.({ worker: worker.index, ok: message.ok, result: message.result, error: message.error });
+    } else if (message?.kind === 'trace-watched') {
+      this.#traceWatched = message.watched;
+      for (const other of this.#workers) if (other && other !== worker) this.#send(other, message);
+    } else if (message?.kind === 'trace') {
+      const lead = this.#workers[0];
+      if (lead?.ready) this.#send(lead, message);
     } else if (message?.kind === 'store') {
       this.#storeCall(message.call).then(
         (result) => this.#send(worker, { kind: 'stored', id: message.id, ok: true, result: result ?? null }),

@@ -1,6 +1,8 @@
 import { availableParallelism } from 'node:os';
 import type { QueueRequest } from '../control/control-protocol.js';
 import type { WorkerSlot } from '../paths.js';
+import type { SessionEvent, TraceSide } from '../trace/trace-event.js';
+import type { TraceSubject } from '../trace/trace-subject.js';
 
 /**
  * What the primary and its workers say to each other over the IPC channel
@@ -35,6 +37,10 @@ export interface StoreCall {
 }
 
 export type WorkerMessage =
+  /** Worker 0: whether it has trace watchers on each side now (the primary tells the others). */
+  | { readonly kind: 'trace-watched'; readonly watched: Record<TraceSide, boolean> }
+  /** Another worker: an event for worker 0's trace watchers. */
+  | { readonly kind: 'trace'; readonly event: SessionEvent; readonly subject: TraceSubject }
   /** A worker calls a store the primary keeps for all. */
   | { readonly kind: 'store'; readonly id: number; readonly call: StoreCall }
   /** The worker serves connections; the ports its listeners are bound to, by listener name. */
@@ -45,6 +51,8 @@ export type WorkerMessage =
   | { readonly kind: 'reply'; readonly id: number; readonly ok: boolean; readonly result?: unknown; readonly error?: string };
 
 export type PrimaryMessage =
+  | { readonly kind: 'trace-watched'; readonly watched: Record<TraceSide, boolean> }
+  | { readonly kind: 'trace'; readonly event: SessionEvent; readonly subject: TraceSubject }
   | { readonly kind: 'stored'; readonly id: number; readonly ok: boolean; readonly result?: unknown; readonly error?: string }
   | { readonly kind: 'request'; readonly id: number; readonly request: WorkerRequest }
   | { readonly kind: 'answers'; readonly id: number; readonly answers: readonly WorkerAnswer[] };
