@@ -62,7 +62,8 @@ export function petrelShipped(
         }
       };
       const workers = config.server.workers ?? 1;
-      return new ServerProcess(name, NODE, [cli, 'start', '-c', file], portFrom, {}, undefined, workers !== 1).ready();
+      // Starting several processes one after another takes longer on a busy machine.
+      return new ServerProcess(name, NODE, [cli, 'start', '-c', file], portFrom, {}, undefined, workers !== 1).ready(workers === 1 ? 30_000 : 120_000);
     },
   };
 }
