@@ -252,7 +252,10 @@ describe('server.workers', () => {
 
     const load = sendLoad(() => petrel.port(), { count: Number.MAX_SAFE_INTEGER, concurrency: 4, to: 'user@remote.test', connectionPerMessage: true });
     stopLoad = load.stop;
-    await eventually(() => load.acknowledged.length >= 60 && byPid(victim) >= 10, 'worker 1 to accept and deliver its share', 120_000);
+    const counts = () => `${load.acknowledged.length} acknowledged, ${byPid(before.get(0)!)} delivered by worker 0, ${byPid(victim)} by worker 1`;
+    await eventually(() => load.acknowledged.length >= 60 && byPid(victim) >= 10, 'worker 1 to accept and deliver its share', 120_000).catch((error: Error) => {
+      throw new Error(`${error.message} (${counts()})`);
+    });
     process.kill(victim, 'SIGKILL');
     await petrel.waitForLog((line) => line.msg === 'worker 1 started again', 1, 60_000);
     await petrel.waitForLog((line) => line.msg === 'worker 1 accepting connections' && line.pid !== victim);
