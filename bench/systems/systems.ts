@@ -46,7 +46,11 @@ export function petrelShipped(
     relays,
     at: (otherRoot, revision) => petrelShipped(`${name}@${revision}`, `${name} as of ${revision} (before/after comparison)`, change, relays, otherRoot),
     start: async (workDir, sinkPort) => {
-      const file = writeShippedConfig(root, workDir, name, (config) => change(config, sinkPort, name));
+      let workers = 1;
+      const file = writeShippedConfig(root, workDir, name, (config) => {
+        change(config, sinkPort, name);
+        workers = config.server?.workers ?? 1;
+      });
       const cli = join(root, 'dist', 'core', 'cli', 'petrel.js');
       // The mx port is logged when it is bound; the system is ready at `accepting connections`
       // (with server.workers, the primary's line once every worker serves).
@@ -61,7 +65,6 @@ export function petrelShipped(
           return undefined;
         }
       };
-      const workers = config.server.workers ?? 1;
       // Starting several processes one after another takes longer on a busy machine.
       return new ServerProcess(name, NODE, [cli, 'start', '-c', file], portFrom, {}, undefined, workers !== 1).ready(workers === 1 ? 30_000 : 120_000);
     },

@@ -110,7 +110,8 @@ export default class JournalQueue implements Queue {
     @inject(TOKENS.Logger) private readonly log: Logger,
     @inject(TOKENS.Spool) private readonly spool: Spool,
   ) {
-    this.directory = join(paths.dataDir, opts.directory);
+    // Each worker process of server.workers has its own journal (Paths.partition).
+    this.directory = paths.partition(opts.directory);
     this.#segments = join(this.directory, 'journal');
     this.#large = new LargeFiles(join(this.directory, 'large'));
     this.#corrupt = join(this.directory, 'corrupt');
