@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
+import { TestClamd } from '../../test/fixtures/clamd.js';
 import { RspamdDaemon } from '../../test/harness/rspamd-daemon.js';
 import type { RunningSystem } from './server-process.js';
 import { acceptOnly, petrelShipped, type SystemSpec } from './systems.js';
 
 /** A content scanner's daemon, running for as long as the system that uses it. */
 interface Daemon {
-  readonly url: string;
   stop(): Promise<void>;
 }
 
@@ -23,11 +23,11 @@ export interface FilterSystem {
 }
 
 /**
- * petrel-spool's profile plus one scanner plugin, its daemon started before
- * Petrel and stopped after it. The plugin goes just before queue-spool, so it
- * scans every message the profile would accept.
+ * The shipped profile (petrel-journal's) plus one scanner plugin, its daemon
+ * started before Petrel and stopped after it. The plugin goes just before the
+ * queue plugin, so it scans every message the profile would accept.
  */
-function withScanner(name: string, description: string, startDaemon: () => Promise<Daemon>, plugin: (daemon: Daemon) => Record<string, unknown>): SystemSpec {
+function withScanner<D extends Daemon>(name: string, description: string, startDaemon: () => Promise<D>, plugin: (daemon: D) => Record<string, unknown>): SystemSpec {
   return {
     name,
     description,
@@ -35,7 +35,8 @@ function withScanner(name: string, description: string, startDaemon: () => Promi
       const daemon = await startDaemon();
       const petrel = petrelShipped(name, description, (config) => {
         acceptOnly(config);
-        const at = config.plugins.findIndex((entry: { name?: string }) => entry.name === 'queue-spool');
+        const at = config.plugins.findIndex((entry: { name?: string }) => entry.name?.startsWith('queue-'));
+        if (at < 0) throw new Error('the shipped config names no queue plugin');
         config.plugins.splice(at, 0, plugin(daemon));
       });
       let running: RunningSystem;
@@ -64,12 +65,22 @@ export const FILTER_SYSTEMS: readonly FilterSystem[] = [
   {
     spec: withScanner(
       'petrel-rspamd',
-      "petrel-spool's profile with the rspamd plugin on (a local rspamd, Debian's rules, one worker per CPU, hyperscan off, DNS answered NXDOMAIN at once)",
+      "the shipped profile with the rspamd plugin on (a local rspamd, Debian's rules, one worker per CPU, hyperscan off, DNS answered NXDOMAIN at once)",
       () => RspamdDaemon.start({}, cpus().length),
       (daemon) => ({ name: 'rspamd', options: { url: daemon.url } }),
     ),
-    baseline: 'petrel-spool',
+    baseline: 'petrel-journal',
     program: 'rspamd',
+  },
+  {
+    spec: withScanner(
+      'petrel-clamav',
+      'the shipped profile with the clamav plugin on (a local clamd over its unix socket, with two test signatures: the cost of INSTREAM and parsing, not of a full signature set)',
+      () => TestClamd.start(),
+      (daemon) => ({ name: 'clamav', options: { socket: daemon.socket } }),
+    ),
+    baseline: 'petrel-journal',
+    program: 'clamd',
   },
 ];
 
