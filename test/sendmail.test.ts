@@ -198,10 +198,12 @@ describe('petrel sendmail, with the server running', () => {
 });
 
 /** Puts a complete maildrop file into the maildrop as `name`, made elsewhere and renamed in whole (as sendmail's appears). */
-function dropFile(dataDir: string, name: string, message: string, envelope: object): void {
+/** Puts a finished drop file into the maildrop; `secondLink` gets a hard link to it before it appears there. */
+function dropFile(dataDir: string, name: string, message: string, envelope: object, secondLink?: string): void {
   const offset = String(Buffer.byteLength(message)).padStart(16, '0');
   const staging = join(dataDir, `staging-${name}`);
   writeFileSync(staging, `${message}${JSON.stringify(envelope)}\nPETREL-MAILDROP 1 ${offset}\n`, { mode: 0o740 });
+  if (secondLink !== undefined) linkSync(staging, secondLink);
   renameSync(staging, join(dataDir, 'maildrop', name));
 }
 
@@ -242,8 +244,8 @@ describe('maildrop files that cannot be queued', () => {
     const staging = join(dataDir, 'staging-dir');
     mkdirSync(staging);
     renameSync(staging, join(maildrop, '0mx0aaaaa-00000000000000b2'));
-    dropFile(dataDir, '0mx0aaaaa-00000000000000b3', 'Subject: linked\r\n\r\nx\r\n', envelope('carol@petrel.test'));
-    linkSync(join(maildrop, '0mx0aaaaa-00000000000000b3'), join(dataDir, 'second-link'));
+    // Linked before it is in the maildrop: linked after, pickup could take it while it had one link.
+    dropFile(dataDir, '0mx0aaaaa-00000000000000b3', 'Subject: linked\r\n\r\nx\r\n', envelope('carol@petrel.test'), join(dataDir, 'second-link'));
     await server.waitForLog(setAside, before + 3);
     const reasons = server.logLines.filter(setAside).slice(before).map((line) => line.reason);
     assert.deepEqual(reasons, Array(3).fill('not a regular file with a single link'));
