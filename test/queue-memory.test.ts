@@ -17,19 +17,37 @@ const MESSAGES = 20_000;
  */
 const MAX_BYTES_PER_MESSAGE = 450;
 
+/** Runs a queue-memory child and checks what it measured: every message counted, 50 destinations, a page, heap per message under `bound`. */
+async function checkHeapInChild(child: string, args: string[], states: Record<string, number>, bound: number): Promise<void> {
+  const { stdout } = await run(process.execPath, ['--expose-gc', join(import.meta.dirname, 'fixtures', child), ...args], { maxBuffer: 1 << 20 });
+  const measured = JSON.parse(stdout) as { heapBytes: number; states: Record<string, number>; destinations: number; page: number };
+  assert.deepEqual(measured.states, states);
+  assert.equal(measured.destinations, 50);
+  assert.equal(measured.page, 100);
+  const perMessage = measured.heapBytes / MESSAGES;
+  assert.ok(perMessage < bound, `${Math.round(perMessage)} bytes of heap per queued message`);
+}
+
 describe('queue-spool memory per queued message', () => {
   it(`stays under ${MAX_BYTES_PER_MESSAGE} bytes of heap for ${MESSAGES.toLocaleString('en')} deferred messages, with counts and a page at hand`, async () => {
     const data = tempDir('petrel-queue-memory-');
     try {
       seedDeferredMessages(join(data.path, 'queue'), MESSAGES);
-      const child = join(import.meta.dirname, 'fixtures', 'queue-memory-child.js');
-      const { stdout } = await run(process.execPath, ['--expose-gc', child, data.path], { maxBuffer: 1 << 20 });
-      const measured = JSON.parse(stdout) as { heapBytes: number; states: Record<string, number>; destinations: number; page: number };
-      assert.deepEqual(measured.states, { active: 0, deferred: MESSAGES, held: 0 });
-      assert.equal(measured.destinations, 50);
-      assert.equal(measured.page, 100);
-      const perMessage = measured.heapBytes / MESSAGES;
-      assert.ok(perMessage < MAX_BYTES_PER_MESSAGE, `${Math.round(perMessage)} bytes of heap per queued message`);
+      await checkHeapInChild('queue-memory-child.js', [data.path], { active: 0, deferred: MESSAGES, held: 0 }, MAX_BYTES_PER_MESSAGE);
+    } finally {
+      data.remove();
+    }
+  });
+});
+
+/** queue-journal's index entry is bigger (where its records are, a due-heap item); a full record in memory would be several KiB. */
+const MAX_JOURNAL_BYTES_PER_MESSAGE = 600;
+
+describe('queue-journal memory per queued message', () => {
+  it(`stays under ${MAX_JOURNAL_BYTES_PER_MESSAGE} bytes of heap for ${MESSAGES.toLocaleString('en')} messages due later, with counts and a page at hand`, async () => {
+    const data = tempDir('petrel-journal-memory-');
+    try {
+      await checkHeapInChild('journal-memory-child.js', [data.path, String(MESSAGES)], { active: MESSAGES, deferred: 0, held: 0 }, MAX_JOURNAL_BYTES_PER_MESSAGE);
     } finally {
       data.remove();
     }
