@@ -11,6 +11,7 @@ export type * from './contract.js';
 export { stateOf } from './contract.js';
 export { applyOutcomes, countByState } from './apply-outcomes.js';
 export { compareListOrder, isAfter, listCursor, matchesFilter, parseListCursor } from './queue-filter.js';
+export { listEntries, type ListedEntry } from './queue-page.js';
 export { countMessages, DomainLists, openDomains, QueueCounter } from './queue-counts.js';
 export { bodyStream, IN_MEMORY_COPY_LIMIT, messageStream } from '../spool/incoming-message.js';
 export type { SpooledFile } from '../spool/incoming-message.js';

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/pro
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { type Clock, inject, injectable, type Lease, type Logger, type NewMessage, type Paths, PetrelError, PidLock, type PluginMeta, type Queue, type QueueCounts, type QueuedMessage, type QueueFilter, type QueueState, type SettleRequest, size, type Spool, stateOf, TOKENS, z } from 'petrel';
-import { applyOutcomes, compareListOrder, DomainLists, IN_MEMORY_COPY_LIMIT, matchesFilter, messageStream, MinHeap, QueueCounter, RecentBodies, WriteHealth } from 'petrel/queue';
+import { applyOutcomes, DomainLists, IN_MEMORY_COPY_LIMIT, listEntries, messageStream, MinHeap, QueueCounter, RecentBodies, WriteHealth } from 'petrel/queue';
 import { addRecord, type JournalRecord, removeRecord, stateRecord, type StoredMessage } from './journal-record.js';
 import { JournalWriter, type Location, segmentName, segmentNumber } from './journal-writer.js';
 import { LargeFiles } from './large-files.js';
@@ -34,6 +34,8 @@ const MAX_CACHED_RECORDS = 20_000;
 /** What the queue keeps in memory per message: small, so a large queue fits; the full record is on disk. */
 interface Entry {
   readonly id: string;
+  /** Listing order (with the id): a page is chosen from the entries, only its records are read. */
+  readonly receivedAt: number;
   /** The message's latest 'add' record (its bytes). */
   add: Location;
   /** Its latest record of any kind ('add' or 'state'): what it is now. */
@@ -299,15 +301,10 @@ export default class JournalQueue implements Queue {
     return () => this.#listeners.delete(listener);
   }
 
+  /** In listing order, a page chosen from the index (see listEntries): only its records are read. */
   async list(filter: QueueFilter = {}): Promise<QueuedMessage[]> {
-    const now = this.clock.now();
-    const matches: QueuedMessage[] = [];
-    for (const entry of [...this.#entries.values()]) {
-      const message = await this.#view(entry).catch(() => undefined);
-      if (message && matchesFilter(message, filter, now)) matches.push(message);
-    }
-    matches.sort(compareListOrder);
-    return filter.limit === undefined ? matches : matches.slice(0, filter.limit);
+    // A message removed meanwhile is simply not listed.
+    return listEntries(() => this.#entries.values(), filter, this.clock.now(), (entry) => this.#view(entry).catch(() => undefined));
   }
 
   async inspect(id: string): Promise<QueuedMessage | undefined> {
@@ -438,6 +435,7 @@ export default class JournalQueue implements Queue {
   #track(record: StoredMessage, location: Location): Entry {
     const entry: Entry = {
       id: record.id,
+      receivedAt: record.receivedAt,
       add: location,
       state: location,
       due: record.nextAttemptAt,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Clock, inject, injectable, type Lease, type Logger, type NewMessage, type Paths, PetrelError, PidLock, type PluginMeta, type Queue, type QueueCounts, type QueuedMessage, type QueueFilter, type QueueState, type SettleRequest, type Spool, stateOf, TOKENS, z } from 'petrel';
-import { applyOutcomes, compareListOrder, countByState, countMessages, DomainLists, isAfter, listCursor, matchesFilter, QueueCounter, WriteHealth } from 'petrel/queue';
+import { applyOutcomes, compareListOrder, countByState, countMessages, DomainLists, listEntries, matchesFilter, QueueCounter, WriteHealth } from 'petrel/queue';
 import { DueWindow, type DueItem } from './due-window.js';
 import { RecentRecords } from './recent-records.js';
 import { SpoolFiles, type StoredMessage } from './spool-files.js';
@@ -271,69 +271,12 @@ export default class SpoolQueue implements Queue {
     return () => this.#listeners.delete(listener);
   }
 
-  /**
-   * In listing order (arrival, then id). A page (`limit`, `after`) is
-   * chosen from the compact entries, and only its records are read: a
-   * `--limit 100` page of a million costs one pass over memory and 100 reads.
-   * Filters on sender and domain need the records, so they are read in
-   * rounds of candidates until the page is full.
-   */
+  /** In listing order, a page read from the compact entries (see listEntries); a queue not started scans its files. */
   async list(filter: QueueFilter = {}): Promise<QueuedMessage[]> {
     const now = this.clock.now();
     if (!this.#started) return listRecords(await this.#files.scan(), filter, now);
-    // The cursor is applied to entries; the records are matched on the rest.
-    const rest: QueueFilter = { ...filter, after: undefined };
-    if (filter.limit === undefined) {
-      // Everything: as costly as the queue is big (operators page with limit and after).
-      const entries = [...this.#entries.values()].filter((entry) => this.#entryMatches(entry, filter, now)).sort(compareListOrder);
-      return this.#matchingRecords(entries, rest, now, Number.POSITIVE_INFINITY);
-    }
-    const page: QueuedMessage[] = [];
-    const needsRecords = filter.sender !== undefined || filter.domain !== undefined;
-    let after = filter.after;
-    while (page.length < filter.limit) {
-      const round = Math.min(filter.limit - page.length, 1_000) * (needsRecords ? 4 : 1);
-      const candidates = this.#firstEntries({ ...filter, after }, round, now);
-      page.push(...(await this.#matchingRecords(candidates, rest, now, filter.limit - page.length)));
-      if (candidates.length < round) break;
-      after = listCursor(candidates[candidates.length - 1]);
-    }
-    return page;
-  }
-
-  /** The records of `entries` that match, at most `limit`, in the entries' order. */
-  async #matchingRecords(entries: readonly Entry[], filter: QueueFilter, now: number, limit: number): Promise<QueuedMessage[]> {
-    const matches: QueuedMessage[] = [];
-    for (const entry of entries) {
-      if (matches.length >= limit) break;
-      // A message removed meanwhile is simply not listed.
-      const record = await this.#load(entry).catch(() => undefined);
-      if (record && matchesFilter(record, filter, now)) matches.push(publicView(record));
-    }
-    return matches;
-  }
-
-  /** What the compact entry can tell of the filter: cursor, state, age. */
-  #entryMatches(entry: Entry, filter: QueueFilter, now: number): boolean {
-    if (filter.after !== undefined && !isAfter(entry, filter.after)) return false;
-    if (filter.state !== undefined && stateOf(entry) !== filter.state) return false;
-    return filter.olderThanMs === undefined || now - entry.receivedAt >= filter.olderThanMs;
-  }
-
-  /** Up to `count` entries after the filter's cursor that its state and age allow, in listing order, without sorting them all. */
-  #firstEntries(filter: QueueFilter, count: number, now: number): Entry[] {
-    const chosen: Entry[] = [];
-    for (const entry of this.#entries.values()) {
-      if (!this.#entryMatches(entry, filter, now)) continue;
-      // Entries come mostly in arrival order, so the usual case appends or drops at once; in any
-      // order, only about count × ln(entries / count) of them ever get into the page.
-      if (chosen.length === count && compareListOrder(entry, chosen[count - 1]) >= 0) continue;
-      let index = chosen.length;
-      while (index > 0 && compareListOrder(entry, chosen[index - 1]) < 0) index--;
-      chosen.splice(index, 0, entry);
-      if (chosen.length > count) chosen.pop();
-    }
-    return chosen;
+    // A message removed meanwhile is simply not listed.
+    return listEntries(() => this.#entries.values(), filter, now, (entry) => this.#load(entry).then(publicView, () => undefined));
   }
 
   async inspect(id: string): Promise<QueuedMessage | undefined> {
