@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { messageWithAttachment } from './fixtures/clamd.js';
 import { headerFields, queuedMessageFrom } from './fixtures/queued.js';
 import { type Daemon, startClamavMilter } from './harness/milter-daemons.js';
 import { sampleMessage } from './harness/smtp-client.js';
@@ -40,34 +41,10 @@ after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-/** A MIME message with `content` as a base64 attachment. */
-function withAttachment(from: string, content: Buffer): string {
-  return [
-    `From: ${from}`,
-    'To: bob@petrel.test',
-    'Subject: an attachment',
-    'MIME-Version: 1.0',
-    'Content-Type: multipart/mixed; boundary="b1"',
-    '',
-    '--b1',
-    'Content-Type: text/plain',
-    '',
-    'See the attachment.',
-    '--b1',
-    'Content-Type: application/octet-stream; name="file.bin"',
-    'Content-Transfer-Encoding: base64',
-    'Content-Disposition: attachment; filename="file.bin"',
-    '',
-    content.toString('base64'),
-    '--b1--',
-    '',
-  ].join('\r\n');
-}
-
 describe('milter with clamav-milter', () => {
   it('refuses the test virus with a 5xx naming it, and queues nothing', async () => {
     const client = await server.client();
-    const reply = await client.sendMail('mallory@example.org', ['bob@petrel.test'], withAttachment('mallory@example.org', VIRUS));
+    const reply = await client.sendMail('mallory@example.org', ['bob@petrel.test'], messageWithAttachment('mallory@example.org', VIRUS, 'file.bin'));
     assert.match(reply.raw, /^5\d\d 5\.\d+\.\d+ .*Petrel\.Test\.Virus/, milter.output());
     await client.quit();
     assert.deepEqual(await server.petrel.queue.list({ sender: 'mallory@example.org' }), []);
@@ -75,7 +52,7 @@ describe('milter with clamav-milter', () => {
 
   it('passes a clean message, with the header clamav-milter adds', async () => {
     const client = await server.client();
-    const reply = await client.sendMail('alice@example.org', ['bob@petrel.test'], withAttachment('alice@example.org', Buffer.from('a harmless file\r\n')));
+    const reply = await client.sendMail('alice@example.org', ['bob@petrel.test'], messageWithAttachment('alice@example.org', Buffer.from('a harmless file\r\n'), 'file.bin'));
     assert.match(reply.raw, /^250 /);
     await client.quit();
     const queued = await queuedMessageFrom(server, 'alice@example.org');
